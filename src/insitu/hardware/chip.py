@@ -1,0 +1,147 @@
+"""A crossbar chip: a stack of tiles with activation circuits, bias columns and one event log."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from insitu.errors import ConfigError
+from insitu.hardware.activation import Activation
+from insitu.hardware.events import Event, EventLog
+from insitu.hardware.tile import ProgramResult, Tile, TileConfig
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """Layer sizes (inputs first), hidden activation circuit and the tile design."""
+
+    layers: tuple[int, ...]
+    tile: TileConfig
+    activation: Activation = Activation.SIGMOID
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        object.__setattr__(self, "activation", Activation(self.activation))
+        if len(self.layers) < 2 or min(self.layers) < 1:
+            raise ConfigError(f"layers = {self.layers}; need at least 2 sizes, each >= 1")
+
+
+class CrossbarChip:
+    """N instances of a multilayer crossbar network, each with its own device variation.
+
+    Each layer is one tile whose last input column is driven at 1 (the bias). Hidden layers
+    pass through the activation circuit; the output layer is read out linearly.
+    """
+
+    def __init__(
+        self,
+        config: ChipConfig,
+        *,
+        instances: int = 1,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.config = config
+        self.instances = instances
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.log = EventLog()
+        sizes = config.layers
+        self.tiles = [
+            Tile(
+                n_in + 1,
+                n_out,
+                config.tile,
+                instances=instances,
+                generator=self.generator,
+                log=self.log,
+                device=self.device,
+            )
+            for n_in, n_out in itertools.pairwise(sizes)
+        ]
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers (tiles)."""
+        return len(self.tiles)
+
+    def with_bias(self, x: Tensor) -> Tensor:
+        """Append the constant bias input."""
+        ones = torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
+        return torch.cat([x, ones], dim=-1)
+
+    def read(self, layer: int, x: Tensor) -> Tensor:
+        """Pre-activation of ``layer`` for inputs ``x`` (bias column added here)."""
+        return self.tiles[layer].read(self.with_bias(x))
+
+    def read_transposed(self, layer: int, d: Tensor) -> Tensor:
+        """Error carried back through ``layer`` (the bias row dropped)."""
+        return self.tiles[layer].read_transposed(d)[..., :-1]
+
+    def update(self, layer: int, x: Tensor, d: Tensor, lr: float) -> None:
+        """Pulsed SGD step on ``layer`` from its inputs ``x`` and output errors ``d``."""
+        self.tiles[layer].update(self.with_bias(x), d, lr)
+
+    def activate(self, layer: int, y: Tensor) -> Tensor:
+        """Activation circuit of ``layer`` (identity for the output layer)."""
+        if layer == self.n_layers - 1:
+            return y
+        self.log.add(Event.ACTIVATION, y.numel())
+        return self.config.activation(y)
+
+    def derivative(self, layer: int, a: Tensor) -> Tensor:
+        """Derivative circuit of ``layer``'s activation, from its output ``a``."""
+        if layer == self.n_layers - 1:
+            return torch.ones_like(a)
+        self.log.add(Event.ACTIVATION, a.numel())
+        return self.config.activation.derivative(a)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Inputs of every layer followed by the output: ``[x, a_1, ..., y]``."""
+        acts = [x]
+        for layer in range(self.n_layers):
+            acts.append(self.activate(layer, self.read(layer, acts[-1])))
+        return acts
+
+    def infer(self, x: Tensor) -> Tensor:
+        """Output (I, B, out) for inputs (B, in)."""
+        return self.forward(x)[-1]
+
+    def program(
+        self,
+        weights: Sequence[Tensor],
+        tolerance: float | None = None,
+        max_iterations: int = 20,
+    ) -> list[ProgramResult]:
+        """Write-verify every layer to ``weights`` ((out, in+1) or (I, out, in+1) each)."""
+        if len(weights) != self.n_layers:
+            raise ValueError(f"got {len(weights)} weight matrices for {self.n_layers} layers")
+        return [
+            t.program(w.to(self.device), tolerance, max_iterations)
+            for t, w in zip(self.tiles, weights, strict=True)
+        ]
+
+    def relax(self, seconds: float) -> None:
+        """Let ``seconds`` pass on every tile."""
+        for t in self.tiles:
+            t.relax(seconds)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Full chip state: tiles, event log and the generator."""
+        return {
+            "tiles": [t.state_dict() for t in self.tiles],
+            "log": self.log.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        for t, s in zip(self.tiles, state["tiles"], strict=True):
+            t.load_state_dict(s)
+        self.log.load_state_dict(state["log"])
+        self.generator.set_state(state["generator"])

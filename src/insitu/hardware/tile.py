@@ -1,0 +1,376 @@
+"""A crossbar tile: one weight layer of devices with its periphery, for N chip instances.
+
+Chip protocol (what an algorithm may call): ``read``, ``read_transposed``, ``update``,
+``pulse``, ``program``, ``measure``, ``relax``. The true conductances are private; tests and
+plots reach them through :mod:`insitu.hardware.inspect`.
+
+Every state tensor has a leading ``instances`` dimension: N chips with independent
+device-to-device variation, driven by the same inputs, trained at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from insitu.devices import (
+    DeviceArray,
+    DeviceParams,
+    apply_pulses,
+    initial_conductance,
+    read_conductance,
+    relax,
+    sample_device_array,
+)
+from insitu.errors import ConfigError, check_range
+from insitu.hardware.events import Event, EventLog
+from insitu.hardware.periphery import Periphery
+
+
+class PairMode(StrEnum):
+    """How a weight is formed from conductances."""
+
+    DIFFERENTIAL = "differential"  # w = s * (G+ - G-), two devices per weight
+    REFERENCE = "reference"  # w = s * (G - g_ref), one device against a reference column
+
+
+class UpdateMode(StrEnum):
+    """How ``update`` turns a desired outer product into pulses."""
+
+    STOCHASTIC = "stochastic"  # coincident stochastic pulse trains (Gokmen & Vlasov 2016)
+    COUNT = "count"  # deterministic pulse counts per device, programmed row by row
+
+
+@dataclass(frozen=True)
+class UpdateParams:
+    """Update periphery.
+
+    Attributes:
+        mode: stochastic coincidences or deterministic pulse counts.
+        max_pulses: longest pulse train (stochastic) or largest count (count mode) per update.
+        sequential: apply a mini-batch as one rank-1 update per sample (as the hardware and
+            aihwkit do); False sums the batch's pulses and applies them once (faster; pulses of
+            opposite sign cancel before reaching the device).
+        dynamic_length: shorten pulse trains when the largest needed update is small.
+    """
+
+    mode: UpdateMode = UpdateMode.STOCHASTIC
+    max_pulses: int = 31
+    sequential: bool = True
+    dynamic_length: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", UpdateMode(self.mode))
+        if not 1 <= self.max_pulses <= 10_000:
+            raise ConfigError(f"max_pulses = {self.max_pulses}; need 1 to 10000")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Everything that defines a tile except its size."""
+
+    device: DeviceParams
+    periphery: Periphery = field(default_factory=Periphery)
+    update: UpdateParams = field(default_factory=UpdateParams)
+    pair: PairMode = PairMode.DIFFERENTIAL
+    weight_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pair", PairMode(self.pair))
+        check_range("weight_scale", self.weight_scale, low=0.0, low_open=True)
+
+    @property
+    def weight_step(self) -> float:
+        """Nominal weight change of one coincidence (both devices of a pair move)."""
+        factor = 2.0 if self.pair is PairMode.DIFFERENTIAL and not self.one_sided else 1.0
+        return self.device.dw_min * self.weight_scale * factor
+
+    @property
+    def one_sided(self) -> bool:
+        """Pairs of devices that can only be potentiated gradually (abrupt RESET, e.g. PCM)."""
+        return self.pair is PairMode.DIFFERENTIAL and self.device.abrupt_reset
+
+    @property
+    def weight_bounds(self) -> tuple[float, float]:
+        """Nominal range of representable weights."""
+        d, s = self.device, self.weight_scale
+        if self.pair is PairMode.DIFFERENTIAL:
+            return (-s * d.g_range, s * d.g_range)
+        return (-s * (d.g_ref - d.g_min), s * (d.g_max - d.g_ref))
+
+
+class ProgramResult(NamedTuple):
+    """Outcome of write-verify programming."""
+
+    iterations: int
+    rms_error: float  # root-mean-square weight error at the last verify
+    converged: float  # fraction of weights within tolerance
+
+
+class Tile:
+    """One crossbar array of ``out_features`` x ``in_features`` weights, times ``instances``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        config: TileConfig,
+        *,
+        instances: int = 1,
+        generator: torch.Generator,
+        log: EventLog | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if v < 1:
+                raise ConfigError(f"{name} = {v}; need at least 1")
+        if instances < 1:
+            raise ConfigError(f"instances = {instances}; need at least 1")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.instances = instances
+        self.config = config
+        self.log = log if log is not None else EventLog()
+        self._gen = generator
+        shape = (instances, out_features, in_features)
+        dev = config.device
+        self._arrays: list[DeviceArray] = [sample_device_array(dev, shape, generator, device)]
+        if config.pair is PairMode.DIFFERENTIAL:
+            self._arrays.append(sample_device_array(dev, shape, generator, device))
+        self._g: list[Tensor] = [initial_conductance(dev, a) for a in self._arrays]
+        self._pulses = torch.zeros(shape, device=device)
+        self._w: Tensor | None = None
+
+    # -- geometry -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(instances, out_features, in_features)."""
+        return (self.instances, self.out_features, self.in_features)
+
+    def _weights(self) -> Tensor:
+        if self._w is None:
+            s = self.config.weight_scale
+            if len(self._g) == 2:
+                self._w = s * (self._g[0] - self._g[1])
+            else:
+                self._w = s * (self._g[0] - self.config.device.g_ref)
+        return self._w
+
+    def _batch(self, v: Tensor, features: int, what: str) -> Tensor:
+        if v.dim() == 2:
+            v = v.unsqueeze(0).expand(self.instances, -1, -1)
+        if v.dim() != 3 or v.shape[0] != self.instances or v.shape[2] != features:
+            raise ValueError(
+                f"{what} has shape {tuple(v.shape)}; expected (batch, {features}) or "
+                f"({self.instances}, batch, {features})"
+            )
+        return v
+
+    # -- reads ----------------------------------------------------------------------------
+    def _mvm(self, v: Tensor, weights: Tensor) -> Tensor:
+        p = self.config.periphery
+        vq, scale = p.convert_input(v)
+        y = torch.matmul(vq, weights)
+        dev = self.config.device
+        if dev.read_noise > 0:
+            # Independent read noise of every device sums at the output line.
+            per_device = dev.read_noise * dev.g_range * self.config.weight_scale
+            power = vq.pow(2).sum(-1, keepdim=True) * len(self._g)
+            noise = torch.randn(y.shape, generator=self._gen, device=y.device)
+            y = y + per_device * power.sqrt() * noise
+        y = p.convert_output(y, scale, self._gen)
+        n_in, n_out = v.shape[-1], y.shape[-1]
+        vectors = v.shape[0] * v.shape[1]
+        self.log.add(Event.ARRAY_READ, vectors)
+        self.log.add(Event.MAC, vectors * n_in * n_out * len(self._g))
+        self.log.add(Event.DAC, vectors * n_in)
+        self.log.add(Event.ADC, vectors * n_out)
+        if scale is not None:
+            self.log.add(Event.DIGITAL_OP, vectors * (n_in + n_out))
+        return y
+
+    def read(self, x: Tensor) -> Tensor:
+        """Forward read ``W x`` through DAC, array and ADC: (B, in) or (I, B, in) -> (I, B, out)."""
+        x = self._batch(x, self.in_features, "read input")
+        return self._mvm(x, self._weights().transpose(1, 2))
+
+    def read_transposed(self, d: Tensor) -> Tensor:
+        """Transposed read ``W^T d`` driving the other side: (I, B, out) -> (I, B, in)."""
+        d = self._batch(d, self.out_features, "read_transposed input")
+        return self._mvm(d, self._weights())
+
+    def measure(self) -> Tensor:
+        """Read every device one by one (noisy, slow): the apparent weights (I, out, in)."""
+        dev = self.config.device
+        reads = [
+            read_conductance(dev, a, g, self._gen)
+            for a, g in zip(self._arrays, self._g, strict=True)
+        ]
+        s = self.config.weight_scale
+        w = s * (reads[0] - reads[1]) if len(reads) == 2 else s * (reads[0] - dev.g_ref)
+        self.log.add(Event.DEVICE_READ, w.numel() * len(reads))
+        return w
+
+    # -- writes ---------------------------------------------------------------------------
+    def _apply(self, n: Tensor) -> None:
+        """Send signed pulse counts ``n`` (I, out, in) to the devices of each weight."""
+        if self.config.one_sided:
+            plans = [n.clamp(min=0), (-n).clamp(min=0)]
+            pulses = n.abs().sum()
+        elif len(self._g) == 2:
+            plans = [n, -n]
+            pulses = 2 * n.abs().sum()
+        else:
+            plans = [n]
+            pulses = n.abs().sum()
+        for i, counts in enumerate(plans):
+            self._g[i] = self._apply_device(self._arrays[i], self._g[i], counts)
+        self._pulses += n.abs()
+        self.log.add(Event.PULSE, pulses)
+        self._w = None
+
+    def _apply_device(self, array: DeviceArray, g: Tensor, n: Tensor) -> Tensor:
+        """Pulse one device array; only devices that receive pulses are computed."""
+        flat = n.reshape(-1)
+        idx = flat.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return g
+        dev = self.config.device
+        if idx.numel() > flat.numel() // 3:
+            return apply_pulses(dev, array, g, n, self._gen)
+        sub = DeviceArray(*(f.reshape(-1)[idx] for f in array))
+        g_flat = g.reshape(-1)
+        new = apply_pulses(dev, sub, g_flat[idx], flat[idx], self._gen)
+        return g_flat.index_copy(0, idx, new).view_as(g)
+
+    def pulse(self, counts: Tensor) -> None:
+        """Apply signed pulse counts per weight (I, out, in), programmed row by row."""
+        if counts.shape != torch.Size(self.shape):
+            raise ValueError(f"pulse counts have shape {tuple(counts.shape)}; need {self.shape}")
+        if torch.is_floating_point(counts) and not torch.equal(counts, counts.round()):
+            raise ValueError("pulse counts must be whole numbers")
+        self._apply(counts.to(torch.float32))
+        self.log.add(Event.UPDATE, self.instances * self.out_features)
+
+    def update(self, x: Tensor, d: Tensor, lr: float) -> None:
+        """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.
+
+        ``x``: (B, in) or (I, B, in) inputs; ``d``: (I, B, out) errors (dLoss/dOutput).
+        """
+        check_range("learning rate", lr, low=0.0)
+        x = self._batch(x, self.in_features, "update input")
+        d = self._batch(d, self.out_features, "update error")
+        u = self.config.update
+        batches = [slice(b, b + 1) for b in range(x.shape[1])] if u.sequential else [slice(None)]
+        for sl in batches:
+            xs, ds = x[:, sl], d[:, sl]
+            if u.mode is UpdateMode.COUNT:
+                n = self._counts(xs, ds, lr)
+            else:
+                n = self._coincidences(xs, ds, lr)
+            self._apply(n)
+            self.log.add(Event.UPDATE, self.instances * xs.shape[1])
+
+    def _counts(self, x: Tensor, d: Tensor, lr: float) -> Tensor:
+        m = self.config.update.max_pulses
+        want = -lr * torch.matmul(d.transpose(1, 2), x) / self.config.weight_step
+        # Stochastic rounding keeps small updates unbiased.
+        floor = want.floor()
+        frac = want - floor
+        up = torch.rand(want.shape, generator=self._gen, device=want.device) < frac
+        n = (floor + up.to(want.dtype)).clamp(-m, m)
+        self.log.add(Event.DIGITAL_OP, n.numel())
+        return n
+
+    def _coincidences(self, x: Tensor, d: Tensor, lr: float) -> Tensor:
+        """Signed coincidence counts of stochastic pulse trains (I, out, in)."""
+        u = self.config.update
+        lam = lr / self.config.weight_step
+        mx = x.abs().amax(-1, keepdim=True)
+        md = d.abs().amax(-1, keepdim=True)
+        need = lam * mx * md
+        if u.dynamic_length:
+            length = need.ceil().clamp(1, u.max_pulses)
+        else:
+            length = torch.full_like(need, float(u.max_pulses))
+        slots = int(length.max().item()) if need.any() else 0
+        inst, samples = x.shape[0], x.shape[1]
+        if slots == 0:
+            return torch.zeros(self.shape, device=x.device)
+        c = (lam / length).sqrt()
+        cx = c * (md / mx.clamp(min=1e-30)).sqrt()
+        cd = c * (mx / md.clamp(min=1e-30)).sqrt()
+        px = (x.abs() * cx).clamp(max=1.0).unsqueeze(2)  # (I, S, 1, in)
+        pd = (d.abs() * cd).clamp(max=1.0).unsqueeze(2)
+        t = torch.arange(slots, device=x.device).view(1, 1, slots, 1)
+        live = t < length.unsqueeze(2)
+        shape_x = (inst, samples, slots, self.in_features)
+        shape_d = (inst, samples, slots, self.out_features)
+        bx = (torch.rand(shape_x, generator=self._gen, device=x.device) < px) & live
+        bd = (torch.rand(shape_d, generator=self._gen, device=x.device) < pd) & live
+        sx = bx.to(x.dtype) * x.sign().unsqueeze(2)
+        sd = bd.to(d.dtype) * d.sign().unsqueeze(2)
+        sx = sx.reshape(inst, samples * slots, self.in_features)
+        sd = sd.reshape(inst, samples * slots, self.out_features)
+        self.log.add(Event.LINE_PULSE, bx.sum() + bd.sum())
+        return -torch.matmul(sd.transpose(1, 2), sx)
+
+    def program(
+        self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
+    ) -> ProgramResult:
+        """Write-verify: measure, pulse toward ``target`` (I, out, in) or (out, in), repeat.
+
+        Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
+        after ``max_iterations``. Weights outside a device's range end at its bound.
+        """
+        if target.dim() == 2:
+            target = target.unsqueeze(0).expand(self.shape)
+        if target.shape != torch.Size(self.shape):
+            raise ValueError(f"program target has shape {tuple(target.shape)}; need {self.shape}")
+        if max_iterations < 1:
+            raise ConfigError(f"max_iterations = {max_iterations}; need at least 1")
+        step = self.config.weight_step
+        tol = step if tolerance is None else tolerance
+        check_range("tolerance", tol, low=0.0, low_open=True)
+        cap = max(self.config.update.max_pulses, 255)
+        err = target - self.measure()
+        iterations = 0
+        for _ in range(max_iterations):
+            todo = err.abs() > tol
+            if not bool(todo.any()):
+                break
+            iterations += 1
+            self.log.add(Event.PROGRAM_ITERATION, self.instances)
+            n = torch.round(err / step)
+            n = torch.where(n == 0, err.sign(), n).clamp(-cap, cap) * todo
+            self.pulse(n)
+            err = target - self.measure()
+        rms = float(err.pow(2).mean().sqrt())
+        converged = float((err.abs() <= tol).to(torch.float32).mean())
+        return ProgramResult(iterations, rms, converged)
+
+    def relax(self, seconds: float) -> None:
+        """Let ``seconds`` pass: conductance drift and retention loss."""
+        dev = self.config.device
+        self._g = [relax(dev, a, g, seconds) for a, g in zip(self._arrays, self._g, strict=True)]
+        self._w = None
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Conductances, device draws and pulse counts (generator state lives with the chip)."""
+        return {
+            "g": [g.clone() for g in self._g],
+            "arrays": [a._asdict() for a in self._arrays],
+            "pulses": self._pulses.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        self._g = [g.clone() for g in state["g"]]
+        self._arrays = [DeviceArray(**a) for a in state["arrays"]]
+        self._pulses = state["pulses"].clone()
+        self._w = None
