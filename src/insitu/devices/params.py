@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from insitu.errors import ConfigError, check_range
+from insitu.errors import ConfigError, UnknownNameError, check_range
 
 
 class ResponseModel(StrEnum):
@@ -110,8 +110,12 @@ class DeviceParams:
     source: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "model", ResponseModel(self.model))
-        object.__setattr__(self, "noise_mode", NoiseMode(self.noise_mode))
+        for attr, enum in (("model", ResponseModel), ("noise_mode", NoiseMode)):
+            try:
+                object.__setattr__(self, attr, enum(getattr(self, attr)))
+            except ValueError:
+                kind = f"device {attr.replace('_', ' ')}"
+                raise UnknownNameError(kind, str(getattr(self, attr)), list(enum)) from None
         self.validate()
 
     @property
@@ -168,10 +172,16 @@ class DeviceParams:
 
     def _validate_model(self, p: str) -> None:
         m = self.model
-        if m is ResponseModel.IDEAL and (
-            self.dw_min_std or self.read_noise or self.slope_up or self.slope_down or self.up_down
-        ):
-            raise ConfigError(f"{p} the ideal model has no noise, slope or asymmetry")
+        if m is ResponseModel.IDEAL:
+            bad = [
+                f"{f} = {getattr(self, f)}"
+                for f in ("dw_min_std", "read_noise", "slope_up", "slope_down", "up_down")
+                if getattr(self, f)
+            ]
+            if bad:
+                raise ConfigError(
+                    f"{p} the ideal model has no noise, slope or asymmetry; got {', '.join(bad)}"
+                )
         if m is ResponseModel.CONSTANT_STEP and (self.slope_up or self.slope_down):
             raise ConfigError(f"{p} constant-step needs slope_up = slope_down = 0")
         if m is ResponseModel.SOFT_BOUNDS and (

@@ -64,9 +64,10 @@ def sample_device_array(
         slope_down = torch.zeros_like(slope_down)
     dw_up = dw * (1 + up_down)
     dw_down = dw * (1 - up_down)
-    # Cap kappa*dw below 1 so one pulse never overshoots the saturation level.
-    kappa_up = torch.minimum(slope_up / (p.g_max - p.g_ref), 0.5 / dw_up)
-    kappa_down = torch.minimum(slope_down / (p.g_ref - p.g_min), 0.5 / dw_down)
+    # The slope is the step lost between g_ref and this device's own bound (soft bounds reach
+    # step 0 exactly at it). Cap kappa*dw below 1 so one pulse never overshoots saturation.
+    kappa_up = torch.minimum(slope_up / (g_max - p.g_ref), 0.5 / dw_up)
+    kappa_down = torch.minimum(slope_down / (p.g_ref - g_min), 0.5 / dw_down)
     u = torch.rand(size, generator=gen, device=dev)
     stuck = torch.zeros(size, dtype=torch.int8, device=dev)
     stuck[u < p.stuck_low] = -1
@@ -165,10 +166,12 @@ def _drive(
     return mean, var
 
 
-def _finish(params: DeviceParams, array: DeviceArray, g0: Tensor, g: Tensor) -> Tensor:
-    g = torch.minimum(torch.maximum(g, array.g_min), array.g_max)
+def _finish(params: DeviceParams, array: DeviceArray, g0: Tensor, g: Tensor, n: Tensor) -> Tensor:
+    # Quantise first, then clip: a device's own bounds need not lie on the nominal grid.
     g = quantize(params, g)
-    return torch.where(array.stuck == 0, g, g0)
+    g = torch.minimum(torch.maximum(g, array.g_min), array.g_max)
+    # Stuck devices and devices that received no pulse keep their conductance.
+    return torch.where((array.stuck == 0) & (n != 0), g, g0)
 
 
 def quantize(params: DeviceParams, g: Tensor) -> Tensor:
@@ -217,7 +220,7 @@ def apply_pulses(
     g_new = g + torch.where(up, mean, -mean) + var.clamp(min=0.0).sqrt() * noise
     if params.abrupt_reset:
         g_new = torch.where(nf < 0, _reset(params, array, g, gen), g_new)
-    return _finish(params, array, g, g_new)
+    return _finish(params, array, g, g_new, n)
 
 
 def _apply_pulses_exact(
@@ -245,7 +248,7 @@ def _apply_pulses_exact(
             g_next = torch.where(up, g_next, _reset(params, array, g, gen))
         g_next = torch.minimum(torch.maximum(g_next, array.g_min), array.g_max)
         g = torch.where(active, g_next, g)
-    return _finish(params, array, g0, g)
+    return _finish(params, array, g0, g, n)
 
 
 def read_conductance(

@@ -1,0 +1,103 @@
+"""The trainer interface every learning rule implements, and what they share."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from insitu.errors import DivergenceError, check_range
+from insitu.hardware import ChipConfig, EventLog
+
+# Offset between the chip's seed and the trainer's, so that one run seed fixes both streams.
+TRAINER_SEED_OFFSET = 7919
+
+
+def glorot_weights(
+    layers: tuple[int, ...], instances: int, gen: torch.Generator, device: torch.device
+) -> list[Tensor]:
+    """Glorot-uniform weights (I, out, in+1) per layer, bias column (last) zero."""
+    weights = []
+    for n_in, n_out in itertools.pairwise(layers):
+        bound = math.sqrt(6.0 / (n_in + n_out))
+        w = torch.rand((instances, n_out, n_in + 1), generator=gen, device=device)
+        w = (2 * w - 1) * bound
+        w[..., -1] = 0.0
+        weights.append(w)
+    return weights
+
+
+def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Cross-entropy loss per instance and its gradient w.r.t. the logits (mean over batch).
+
+    ``logits``: (I, B, C); ``y``: (B,) class indices. Raises DivergenceError on NaN/inf.
+    """
+    if not bool(torch.isfinite(logits).all()):
+        raise DivergenceError(
+            "training diverged: the network output is NaN or infinite; lower the learning rate "
+            "or check the device and periphery parameters"
+        )
+    logp = torch.log_softmax(logits, dim=-1)
+    target = y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+    loss = -logp.gather(-1, target).squeeze(-1).mean(-1)
+    grad = logp.exp()
+    grad.scatter_add_(-1, target, -torch.ones_like(target, dtype=grad.dtype))
+    return loss, grad / logits.shape[1]
+
+
+class Trainer(ABC):
+    """A learning rule bound to a network (and, for in-situ rules, a chip).
+
+    Subclasses implement :meth:`train_batch` and :meth:`predict`. In-situ rules drive their chip
+    only through its public protocol (read, read_transposed, update, pulse, program, measure).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    uses_chip: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: ChipConfig,
+        *,
+        instances: int = 1,
+        seed: int = 0,
+        lr: float = 0.1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        check_range("lr", lr, low=0.0, low_open=True)
+        self.config = config
+        self.instances = instances
+        self.seed = seed
+        self.lr = lr
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + TRAINER_SEED_OFFSET)
+        self._log = EventLog()
+
+    @abstractmethod
+    def train_batch(self, x: Tensor, y: Tensor) -> Tensor:
+        """One training step on inputs (B, F) and labels (B,); returns the loss per instance."""
+
+    @abstractmethod
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs (I, B, classes) for inputs (B, F)."""
+
+    def finish(self) -> None:  # noqa: B027 - optional hook, most rules need nothing here
+        """Called once after the last epoch (transfer programs its chip here)."""
+
+    @property
+    def log(self) -> EventLog:
+        """Hardware events of this rule's chip (empty for software)."""
+        return self._log
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-identically."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,244 @@
+"""The ``insitu`` command line: a thin face over insitu.experiments."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from insitu import __version__
+from insitu.errors import ConfigError, InsituError
+
+app = typer.Typer(
+    help="Train neural networks in situ on simulated analog and neuromorphic hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+devices_app = typer.Typer(help="Device presets: list them, plot their pulse response.")
+app.add_typer(devices_app, name="devices")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"insitu {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """insitu: in-situ training on neuromorphic and analog in-memory hardware."""
+
+
+def _apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML)."""
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr=0.05")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a group of settings")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw)
+    return values
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    algorithm: Annotated[str, typer.Option(help="Learning rule (see `insitu algorithms`).")] = (
+        "analog-sgd"
+    ),
+    device: Annotated[str, typer.Option(help="Device preset (see `insitu devices`).")] = (
+        "ecram-organic"
+    ),
+    dataset: Annotated[str, typer.Option(help="digits, mnist or fashion-mnist.")] = "digits",
+    hidden: Annotated[
+        list[int] | None, typer.Option(help="Hidden layer size; repeat for more layers.")
+    ] = None,
+    activation: Annotated[str, typer.Option(help="sigmoid, tanh, relu, hard-sigmoid.")] = (
+        "sigmoid"
+    ),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 10,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.1,
+    instances: Annotated[int, typer.Option(help="Chip instances trained at once.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw in the run.")] = 0,
+    variation: Annotated[
+        float | None, typer.Option(help="Device-to-device spread, e.g. 0.1 for 10%.")
+    ] = None,
+    pair: Annotated[str, typer.Option(help="differential or reference.")] = "differential",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder holding the original dataset files.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config; options given here override it.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train one network and write a run directory (config, metrics, summary, plots)."""
+    from insitu.experiments import make_config
+    from insitu.experiments import train as run_train
+    from insitu.experiments.run import new_run_dir
+
+    values: dict[str, Any] = {}
+    if config is not None:
+        loaded = yaml.safe_load(config.read_text()) if config.exists() else None
+        if config.exists() and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config} must hold a mapping of fields")
+        if not config.exists():
+            raise ConfigError(f"config file {config} does not exist")
+        values.update(loaded or {})
+    given = {
+        "algorithm": algorithm,
+        "device": device,
+        "dataset": dataset,
+        "hidden": hidden or [32],
+        "activation": activation,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "instances": instances,
+        "seed": seed,
+        "variation": variation,
+        "pair": pair,
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    for key, value in given.items():
+        # Options left at their defaults do not override the config file.
+        if config is None or _explicit(ctx, key):
+            values[key] = value
+    values = _apply_sets(values, set_ or [])
+    cfg = make_config(values)
+    run_dir = out if out is not None else new_run_dir(runs, cfg)
+    result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    s = result.summary
+    console.print(
+        f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
+        f"over {cfg.instances} instance(s); device pulses {s['events'].get('device_pulse', 0):.4g}"
+    )
+    console.print(f"run directory: {result.run_dir}")
+
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo's runs go.")] = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
+    instances: Annotated[int, typer.Option(help="Chip instances per run.")] = 2,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Software, transfer and analog-sgd on digits with two device presets: one table."""
+    from insitu.experiments.demo import run_demo
+
+    stamp_dir = _fresh_dir(out)
+    run_demo(stamp_dir, epochs=epochs, instances=instances, console=console, progress=not quiet)
+
+
+def _fresh_dir(parent: Path) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        path = parent / (stamp if k == 0 else f"{stamp}-{k}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a new directory under {parent}")
+
+
+@app.command()
+def algorithms() -> None:
+    """List the learning rules."""
+    from insitu.algorithms import ALGORITHMS
+
+    table = Table(title="algorithms")
+    table.add_column("name")
+    table.add_column("what it does")
+    for name in sorted(ALGORITHMS):
+        table.add_row(name, ALGORITHMS[name].description)
+    console.print(table)
+
+
+@devices_app.callback(invoke_without_command=True)
+def devices_list(ctx: typer.Context) -> None:
+    """List the device presets (with no subcommand)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from insitu.devices import device_names, get_device
+
+    table = Table(title="device presets")
+    for col in ("name", "model", "states", "asym.", "step noise", "dtod"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("source", overflow="fold", max_width=48)
+    for name in device_names():
+        p = get_device(name)
+        table.add_row(
+            name,
+            str(p.model),
+            f"{p.states:.0f}",
+            f"{p.up_down:+.2f}",
+            f"{p.dw_min_std:g}" + ("x" if p.noise_mode == "multiplicative" else " add"),
+            f"{p.dw_min_dtod:g}",
+            p.source.split(";")[0],
+        )
+    console.print(table)
+
+
+@devices_app.command("plot")
+def devices_plot(
+    name: Annotated[str, typer.Argument(help="Device preset.")],
+    out: Annotated[Path | None, typer.Option(help="PNG file to write.")] = None,
+    instances: Annotated[int, typer.Option(help="Device instances drawn.")] = 4,
+    pulses: Annotated[int, typer.Option(help="Pulses up, then as many down.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the variation draw.")] = 0,
+) -> None:
+    """Save a PNG of the response to N up then N down pulses for a few device instances."""
+    from insitu.devices import get_device
+    from insitu.experiments.plots import device_response
+
+    params = get_device(name)
+    if pulses < 1 or instances < 1:
+        raise ConfigError("pulses and instances must be >= 1")
+    path = out or Path(f"{name}-response.png")
+    device_response(params, path, instances=instances, pulses=pulses, seed=seed)
+    console.print(f"saved {path}")
+
+
+def main() -> None:
+    """Console entry point: insitu errors become one clear line and exit status 2."""
+    try:
+        app()
+    except InsituError as err:
+        err_console.print(f"[bold red]error:[/] {err}")
+        sys.exit(2)

@@ -1,0 +1,162 @@
+"""Typed, validated run configuration (pydantic): every field checked before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from insitu.algorithms import algorithm_names
+from insitu.data import DATASET_NAMES
+from insitu.devices import DeviceParams, device_names, get_device
+from insitu.errors import ConfigError, UnknownNameError
+from insitu.hardware import (
+    Activation,
+    ChipConfig,
+    PairMode,
+    Periphery,
+    TileConfig,
+    UpdateMode,
+    UpdateParams,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class PeripheryConfig(_Strict):
+    """DAC/ADC and analog noise around every tile (see :class:`insitu.hardware.Periphery`)."""
+
+    dac_bits: int | None = Field(7, ge=1, le=24)
+    adc_bits: int | None = Field(9, ge=1, le=24)
+    input_bound: float = Field(1.0, gt=0)
+    output_bound: float = Field(12.0, gt=0)
+    output_noise: float = Field(0.06, ge=0)
+    noise_management: bool = True
+
+
+class UpdateConfig(_Strict):
+    """How updates become pulses (see :class:`insitu.hardware.UpdateParams`)."""
+
+    mode: UpdateMode = UpdateMode.STOCHASTIC
+    max_pulses: int = Field(31, ge=1, le=10_000)
+    sequential: bool = True
+    dynamic_length: bool = True
+
+
+class TrainConfig(_Strict):
+    """One training run."""
+
+    algorithm: str = "analog-sgd"
+    device: str = "ecram-organic"
+    dataset: str = "digits"
+    hidden: list[int] = Field(default_factory=lambda: [32])
+    activation: Activation = Activation.SIGMOID
+    epochs: int = Field(20, ge=1, le=100_000)
+    batch_size: int = Field(10, ge=1, le=100_000)
+    lr: float = Field(0.1, gt=0, le=100)
+    instances: int = Field(4, ge=1, le=4096)
+    seed: int = Field(0, ge=0)
+    variation: float | None = Field(None, ge=0, le=2)
+    device_overrides: dict[str, Any] = Field(default_factory=dict)
+    pair: PairMode = PairMode.DIFFERENTIAL
+    weight_scale: float = Field(1.0, gt=0)
+    periphery: PeripheryConfig = PeripheryConfig()
+    update: UpdateConfig = UpdateConfig()
+    data_dir: str | None = None
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    limit_train: int | None = Field(None, ge=1)
+    limit_test: int | None = Field(None, ge=1)
+    eval_train_limit: int | None = Field(2000, ge=1)
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, v: str) -> str:
+        if v not in algorithm_names():
+            raise ValueError(f"unknown algorithm {v!r}; valid: {', '.join(algorithm_names())}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if v not in device_names():
+            raise ValueError(f"unknown device preset {v!r}; valid: {', '.join(device_names())}")
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASET_NAMES:
+            raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
+        return v
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError(f"hidden layer sizes must be >= 1, got {v}")
+        return v
+
+    def device_params(self) -> DeviceParams:
+        """The device preset with variation and overrides applied (validated)."""
+        params = get_device(self.device)
+        if self.variation is not None:
+            params = params.with_variation(self.variation)
+        if self.device_overrides:
+            params = params.replace(**self.device_overrides)
+        return params
+
+    def chip_config(self, n_features: int, n_classes: int) -> ChipConfig:
+        """The chip this run trains on."""
+        tile = TileConfig(
+            device=self.device_params(),
+            periphery=Periphery(**self.periphery.model_dump()),
+            update=UpdateParams(**self.update.model_dump()),
+            pair=self.pair,
+            weight_scale=self.weight_scale,
+        )
+        return ChipConfig((n_features, *self.hidden, n_classes), tile, self.activation)
+
+    def to_yaml(self) -> str:
+        """The resolved configuration as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def make_config(values: dict[str, Any]) -> TrainConfig:
+    """Validate ``values`` into a TrainConfig; errors name each offending field."""
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"a configuration must be a mapping of fields, got {type(values).__name__}"
+        )
+    try:
+        cfg = TrainConfig(**values)
+        cfg.device_params()  # device overrides and variation are validated by the physics
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+    except UnknownNameError:
+        raise
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML config file."""
+    p = Path(path)
+    try:
+        values = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
+    return make_config(values or {})

@@ -1,0 +1,87 @@
+"""Figures people look at, saved next to the numbers (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from insitu.atomic import atomic_path
+from insitu.devices import DeviceParams, apply_pulses, sample_device_array
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    # Figure objects without pyplot: no global state, no GUI backend.
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
+    return path
+
+
+def learning_curve(rows: Sequence[dict[str, float]], title: str, path: Path) -> Path:
+    """Test and train accuracy per epoch, mean with the spread over instances."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    epochs = [r["epoch"] for r in rows]
+    for key, label in (("test_acc", "test"), ("train_acc", "train")):
+        mean = [r[f"{key}_mean"] for r in rows]
+        std = [r[f"{key}_std"] for r in rows]
+        ax.plot(epochs, mean, marker="o", label=label)
+        ax.fill_between(
+            epochs,
+            [m - s for m, s in zip(mean, std, strict=True)],
+            [m + s for m, s in zip(mean, std, strict=True)],
+            alpha=0.2,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def conductance_histogram(
+    layers: Sequence[Sequence[torch.Tensor]], device: DeviceParams, path: Path
+) -> Path:
+    """Histogram of the final conductances of every layer (all instances pooled)."""
+    fig = Figure(figsize=(4 * len(layers), 3.2))
+    axes = fig.subplots(1, len(layers), squeeze=False)
+    for i, (ax, gs) in enumerate(zip(axes[0], layers, strict=True)):
+        for j, g in enumerate(gs):
+            label = ("G+", "G-")[j] if len(gs) == 2 else "G"
+            ax.hist(g.flatten().numpy(), bins=60, alpha=0.6, label=label)
+        ax.axvline(device.g_ref, color="k", lw=0.8, ls="--")
+        ax.set_title(f"layer {i + 1}")
+        ax.set_xlabel(f"conductance ({device.name} unit)")
+        ax.legend()
+    axes[0][0].set_ylabel("devices")
+    return _save(fig, path)
+
+
+def device_response(
+    params: DeviceParams, path: Path, instances: int = 4, pulses: int = 1000, seed: int = 0
+) -> Path:
+    """Conductance of a few device instances under ``pulses`` up then ``pulses`` down pulses."""
+    gen = torch.Generator().manual_seed(seed)
+    array = sample_device_array(params.replace(stuck_low=0.0, stuck_high=0.0), (instances,), gen)
+    # Start from the low bound so the whole potentiation branch is visible.
+    g = array.g_min.clone()
+    trace = [g]
+    for direction in (1, -1):
+        for _ in range(pulses):
+            g = apply_pulses(params, array, g, torch.full_like(g, direction), gen)
+            trace.append(g)
+    t = torch.stack(trace).numpy()
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for k in range(instances):
+        ax.plot(t[:, k], lw=0.9, label=f"device {k}")
+    ax.axvline(pulses, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("pulse number (up, then down)")
+    ax.set_ylabel(f"conductance ({params.name} unit)")
+    ax.set_title(f"{params.name}: {params.model} response")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,243 @@
+"""The runner: one training run into a run directory (config, metrics, summary, plots)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from insitu import atomic
+from insitu.algorithms import ChipTrainer, Trainer, make_trainer
+from insitu.data import Dataset, load_dataset
+from insitu.errors import ConfigError, DivergenceError
+from insitu.experiments import plots
+from insitu.experiments.config import TrainConfig
+from insitu.hardware import Event, inspection
+
+METRIC_FIELDS = (
+    "epoch",
+    "loss_mean",
+    "loss_std",
+    "train_acc_mean",
+    "train_acc_std",
+    "test_acc_mean",
+    "test_acc_std",
+    "device_pulses",
+    "array_reads",
+    "wall_s",
+)
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    config: TrainConfig
+    rows: list[dict[str, float]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    final_test_acc: list[float] = field(default_factory=list)
+
+
+def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
+    """A fresh, unique directory under ``root``: never an existing one."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{cfg.algorithm}-{cfg.device}-{cfg.dataset}"
+    for k in range(1000):
+        path = root / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a new run directory under {root}")
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Use ``path`` if it is new or empty; refuse to write over an earlier run."""
+    if path.exists() and any(path.iterdir()):
+        raise ConfigError(
+            f"run directory {path} already holds files; choose a new --out (nothing is overwritten)"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def accuracy(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+    """Accuracy per instance, evaluated in chunks."""
+    correct = torch.zeros(trainer.instances)
+    with torch.no_grad():
+        for i in range(0, len(y), chunk):
+            out = trainer.predict(x[i : i + chunk])
+            correct += (out.argmax(-1) == y[i : i + chunk]).sum(-1).to(torch.float32).cpu()
+    return correct / max(len(y), 1)
+
+
+def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r[k] for k in METRIC_FIELDS})
+    atomic.write_text(path, buf.getvalue())
+
+
+def _stats(t: torch.Tensor) -> tuple[float, float]:
+    return float(t.mean()), float(t.std(unbiased=False))
+
+
+def train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    console: Console | None = None,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+) -> RunResult:
+    """Train ``cfg`` into ``run_dir`` (which must be new or empty)."""
+    console = console or Console(stderr=True)
+    run_dir = prepare_run_dir(run_dir)
+    atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+    ds = dataset or load_dataset(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        validation_fraction=cfg.validation_fraction,
+        seed=cfg.seed,
+        limit_train=cfg.limit_train,
+        limit_test=cfg.limit_test,
+    )
+    torch.manual_seed(cfg.seed)  # nothing should use the global generator; this pins it anyway
+    chip_cfg = cfg.chip_config(ds.n_features, ds.n_classes)
+    started = time.perf_counter()
+    trainer = make_trainer(
+        cfg.algorithm, chip_cfg, instances=cfg.instances, seed=cfg.seed, lr=cfg.lr
+    )
+    result = RunResult(run_dir, cfg)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    n = len(ds.y_train)
+    batches = (n + cfg.batch_size - 1) // cfg.batch_size
+    eval_n = min(n, cfg.eval_train_limit or n)
+    status, message = "finished", ""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+        epochs_task = bar.add_task("epochs", total=cfg.epochs, info="")
+        batch_task = bar.add_task("samples", total=n, info="")
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                bar.reset(batch_task, total=n)
+                perm = torch.randperm(n, generator=order_gen)
+                losses = torch.zeros(cfg.instances)
+                for b in range(batches):
+                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    losses += trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).cpu()
+                    bar.advance(batch_task, len(idx))
+                if epoch == cfg.epochs:
+                    trainer.finish()
+                losses /= batches
+                if not bool(torch.isfinite(losses).all()):
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
+                        "lower the learning rate"
+                    )
+                row, final_acc = _epoch_row(epoch, trainer, ds, losses, eval_n, started)
+                result.rows.append(row)
+                result.final_test_acc = final_acc
+                _write_metrics(run_dir / "metrics.csv", result.rows)
+                bar.update(
+                    epochs_task,
+                    advance=1,
+                    info=f"test {row['test_acc_mean']:.3f}  loss {row['loss_mean']:.3f}",
+                )
+        except DivergenceError as err:
+            status, message = "diverged", str(err)
+    result.summary = _summary(cfg, trainer, ds, result, status, message, started)
+    atomic.write_json(run_dir / "summary.json", result.summary)
+    _plots(result, trainer)
+    if status == "diverged":
+        raise DivergenceError(f"{message} (metrics so far kept in {run_dir})")
+    return result
+
+
+def _epoch_row(
+    epoch: int,
+    trainer: Trainer,
+    ds: Dataset,
+    losses: torch.Tensor,
+    eval_n: int,
+    started: float,
+) -> tuple[dict[str, float], list[float]]:
+    train_acc = accuracy(trainer, ds.x_train[:eval_n], ds.y_train[:eval_n])
+    test_acc = accuracy(trainer, ds.x_test, ds.y_test)
+    counts = trainer.log.counts()
+    loss_mean, loss_std = _stats(losses)
+    tr_mean, tr_std = _stats(train_acc)
+    te_mean, te_std = _stats(test_acc)
+    return {
+        "epoch": epoch,
+        "loss_mean": loss_mean,
+        "loss_std": loss_std,
+        "train_acc_mean": tr_mean,
+        "train_acc_std": tr_std,
+        "test_acc_mean": te_mean,
+        "test_acc_std": te_std,
+        "device_pulses": counts.get(Event.PULSE, 0.0),
+        "array_reads": counts.get(Event.ARRAY_READ, 0.0),
+        "wall_s": time.perf_counter() - started,
+    }, test_acc.tolist()
+
+
+def _summary(
+    cfg: TrainConfig,
+    trainer: Trainer,
+    ds: Dataset,
+    result: RunResult,
+    status: str,
+    message: str,
+    started: float,
+) -> dict[str, Any]:
+    rows = result.rows
+    last = rows[-1] if rows else {}
+    return {
+        "status": status,
+        "message": message,
+        "algorithm": cfg.algorithm,
+        "device": cfg.device,
+        "dataset": cfg.dataset,
+        "layers": [ds.n_features, *cfg.hidden, ds.n_classes],
+        "instances": cfg.instances,
+        "epochs_completed": len(rows),
+        "test_acc": result.final_test_acc,
+        "test_acc_mean": last.get("test_acc_mean"),
+        "test_acc_std": last.get("test_acc_std"),
+        "train_acc_mean": last.get("train_acc_mean"),
+        "events": trainer.log.counts(),
+        "wall_s": time.perf_counter() - started,
+        "train_samples": len(ds.y_train) * len(rows),
+        "torch": torch.__version__,
+    }
+
+
+def _plots(result: RunResult, trainer: Trainer) -> None:
+    cfg = result.config
+    if result.rows:
+        title = f"{cfg.algorithm} on {cfg.device}, {cfg.dataset} ({cfg.instances} instances)"
+        plots.learning_curve(result.rows, title, result.run_dir / "learning_curve.png")
+    if isinstance(trainer, ChipTrainer):
+        layers = [inspection.conductances(t) for t in trainer.chip.tiles]
+        plots.conductance_histogram(
+            layers, cfg.device_params(), result.run_dir / "conductance_histogram.png"
+        )
