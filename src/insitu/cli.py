@@ -103,16 +103,12 @@ def train(
     """Train one network and write a run directory (config, metrics, summary, plots)."""
     from insitu.experiments import make_config
     from insitu.experiments import train as run_train
+    from insitu.experiments.config import read_config_file
     from insitu.experiments.run import new_run_dir
 
     values: dict[str, Any] = {}
     if config is not None:
-        loaded = yaml.safe_load(config.read_text()) if config.exists() else None
-        if config.exists() and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {config} must hold a mapping of fields")
-        if not config.exists():
-            raise ConfigError(f"config file {config} does not exist")
-        values.update(loaded or {})
+        values.update(read_config_file(config))
     given = {
         "algorithm": algorithm,
         "device": device,

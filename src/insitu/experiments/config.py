@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from insitu.algorithms import algorithm_names
 from insitu.data import DATASET_NAMES
@@ -24,7 +25,9 @@ from insitu.hardware import (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 class PeripheryConfig(_Strict):
@@ -59,7 +62,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(10, ge=1, le=100_000)
     lr: float = Field(0.1, gt=0, le=100)
     instances: int = Field(4, ge=1, le=4096)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)  # torch generators take seeds below 2**64
     variation: float | None = Field(None, ge=0, le=2)
     device_overrides: dict[str, Any] = Field(default_factory=dict)
     pair: PairMode = PairMode.DIFFERENTIAL
@@ -99,6 +102,23 @@ class TrainConfig(_Strict):
         if any(n < 1 for n in v):
             raise ValueError(f"hidden layer sizes must be >= 1, got {v}")
         return v
+
+    @field_validator("device_overrides")
+    @classmethod
+    def _typed_overrides(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # Each value must have its DeviceParams field's type; unknown names are left for
+        # DeviceParams.replace, which names them and lists the valid ones.
+        hints = typing.get_type_hints(DeviceParams)
+        typed = {}
+        for key, value in v.items():
+            if key in hints:
+                try:
+                    value = TypeAdapter(hints[key]).validate_python(value)
+                except ValidationError as err:
+                    msg = err.errors()[0]["msg"]
+                    raise ValueError(f"{key} = {value!r}: {msg}") from None
+            typed[key] = value
+        return typed
 
     def device_params(self) -> DeviceParams:
         """The device preset with variation and overrides applied (validated)."""
@@ -140,6 +160,9 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
         raise ConfigError(
             f"a configuration must be a mapping of fields, got {type(values).__name__}"
         )
+    odd = [k for k in values if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"configuration field names must be text, got {odd[0]!r}")
     try:
         cfg = TrainConfig(**values)
         cfg.device_params()  # device overrides and variation are validated by the physics
@@ -150,13 +173,32 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML config file."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of fields in a YAML config file (not yet validated); empty for an empty file.
+
+    Every way the file can be unreadable (missing, a folder, not UTF-8, not YAML, a YAML value
+    PyYAML cannot build such as the date 2001-13-45, not a mapping) raises ConfigError.
+    """
     p = Path(path)
     try:
-        values = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
-    except yaml.YAMLError as err:
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {p} cannot be read as UTF-8 text: {err}") from None
+    try:
+        values = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as err:
         raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
-    return make_config(values or {})
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"config file {p} must hold a mapping of fields, got {type(values).__name__}"
+        )
+    return values
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a YAML config file."""
+    return make_config(read_config_file(path))

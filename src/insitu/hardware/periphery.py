@@ -68,5 +68,11 @@ class Periphery:
 
 
 IDEAL_PERIPHERY = Periphery(
-    dac_bits=None, adc_bits=None, output_bound=1e9, output_noise=0.0, noise_management=False
+    dac_bits=None,
+    adc_bits=None,
+    input_bound=1e9,
+    output_bound=1e9,
+    output_noise=0.0,
+    noise_management=False,
 )
+"""Exact inputs and outputs: no conversion, noise or saturation (a floating-point reference)."""

@@ -327,10 +327,13 @@ class Tile:
         Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
         after ``max_iterations``. Weights outside a device's range end at its bound.
         """
-        if target.dim() == 2:
+        if target.shape == torch.Size(self.shape[1:]):
             target = target.unsqueeze(0).expand(self.shape)
         if target.shape != torch.Size(self.shape):
-            raise ValueError(f"program target has shape {tuple(target.shape)}; need {self.shape}")
+            raise ValueError(
+                f"program target has shape {tuple(target.shape)}; "
+                f"need {self.shape} or {self.shape[1:]}"
+            )
         if max_iterations < 1:
             raise ConfigError(f"max_iterations = {max_iterations}; need at least 1")
         step = self.config.weight_step
