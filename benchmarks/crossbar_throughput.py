@@ -71,9 +71,7 @@ def main() -> None:
     for batch in (1, 10):
         for instances in (1, 8):
             results.append(
-                measure(
-                    ds.x_train, ds.y_train, batch, instances, args.samples, args.repeats, True
-                )
+                measure(ds.x_train, ds.y_train, batch, instances, args.samples, args.repeats, True)
             )
     results.append(
         measure(ds.x_train, ds.y_train, 10, 8, args.samples, args.repeats, sequential=False)

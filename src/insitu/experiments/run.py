@@ -106,6 +106,7 @@ def train(
     console = console or Console(stderr=True)
     run_dir = prepare_run_dir(run_dir)
     atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+    _write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
     ds = dataset or load_dataset(
         cfg.dataset,
         data_dir=cfg.data_dir,

@@ -18,12 +18,12 @@ def true_weights(tile: Tile) -> Tensor:
 
 def conductances(tile: Tile) -> list[Tensor]:
     """True conductances: [G+, G-] for differential pairs, [G] for reference mode."""
-    return [g.clone() for g in tile._g]
+    return [g.clone() for g in tile._g.unbind(0)]
 
 
 def device_arrays(tile: Tile) -> list[DeviceArray]:
     """The per-device parameters drawn at fabrication."""
-    return list(tile._arrays)
+    return [DeviceArray(*(f[k] for f in tile._arrays)) for k in range(tile.devices_per_weight)]
 
 
 def pulse_counts(tile: Tile) -> Tensor:

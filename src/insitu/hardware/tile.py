@@ -138,12 +138,20 @@ class Tile:
         self._gen = generator
         shape = (instances, out_features, in_features)
         dev = config.device
-        self._arrays: list[DeviceArray] = [sample_device_array(dev, shape, generator, device)]
-        if config.pair is PairMode.DIFFERENTIAL:
-            self._arrays.append(sample_device_array(dev, shape, generator, device))
-        self._g: list[Tensor] = [initial_conductance(dev, a) for a in self._arrays]
+        # Devices per weight (P) lead every state tensor: (P, I, out, in). One tensor for the
+        # pair lets one physics call pulse both devices.
+        self.devices_per_weight = 2 if config.pair is PairMode.DIFFERENTIAL else 1
+        full = (self.devices_per_weight, *shape)
+        self._arrays = sample_device_array(dev, full, generator, device)
+        self._g = initial_conductance(dev, self._arrays)
+        self._packed = self._pack()
         self._pulses = torch.zeros(shape, device=device)
         self._w: Tensor | None = None
+
+    def _pack(self) -> Tensor:
+        """Per-device parameters (P*I*out*in, fields): one gather fetches a device's parameters."""
+        fields = [f.to(torch.float32).reshape(-1) for f in self._arrays]
+        return torch.stack(fields, dim=-1)
 
     # -- geometry -------------------------------------------------------------------------
     @property
@@ -154,7 +162,7 @@ class Tile:
     def _weights(self) -> Tensor:
         if self._w is None:
             s = self.config.weight_scale
-            if len(self._g) == 2:
+            if self.devices_per_weight == 2:
                 self._w = s * (self._g[0] - self._g[1])
             else:
                 self._w = s * (self._g[0] - self.config.device.g_ref)
@@ -179,14 +187,14 @@ class Tile:
         if dev.read_noise > 0:
             # Independent read noise of every device sums at the output line.
             per_device = dev.read_noise * dev.g_range * self.config.weight_scale
-            power = vq.pow(2).sum(-1, keepdim=True) * len(self._g)
+            power = vq.pow(2).sum(-1, keepdim=True) * self.devices_per_weight
             noise = torch.randn(y.shape, generator=self._gen, device=y.device)
             y = y + per_device * power.sqrt() * noise
         y = p.convert_output(y, scale, self._gen)
         n_in, n_out = v.shape[-1], y.shape[-1]
         vectors = v.shape[0] * v.shape[1]
         self.log.add(Event.ARRAY_READ, vectors)
-        self.log.add(Event.MAC, vectors * n_in * n_out * len(self._g))
+        self.log.add(Event.MAC, vectors * n_in * n_out * self.devices_per_weight)
         self.log.add(Event.DAC, vectors * n_in)
         self.log.add(Event.ADC, vectors * n_out)
         if scale is not None:
@@ -206,46 +214,51 @@ class Tile:
     def measure(self) -> Tensor:
         """Read every device one by one (noisy, slow): the apparent weights (I, out, in)."""
         dev = self.config.device
-        reads = [
-            read_conductance(dev, a, g, self._gen)
-            for a, g in zip(self._arrays, self._g, strict=True)
-        ]
+        reads = read_conductance(dev, self._arrays, self._g, self._gen)
         s = self.config.weight_scale
         w = s * (reads[0] - reads[1]) if len(reads) == 2 else s * (reads[0] - dev.g_ref)
-        self.log.add(Event.DEVICE_READ, w.numel() * len(reads))
+        self.log.add(Event.DEVICE_READ, reads.numel())
         return w
 
     # -- writes ---------------------------------------------------------------------------
-    def _apply(self, n: Tensor) -> None:
-        """Send signed pulse counts ``n`` (I, out, in) to the devices of each weight."""
-        if self.config.one_sided:
-            plans = [n.clamp(min=0), (-n).clamp(min=0)]
-            pulses = n.abs().sum()
-        elif len(self._g) == 2:
-            plans = [n, -n]
-            pulses = 2 * n.abs().sum()
-        else:
-            plans = [n]
-            pulses = n.abs().sum()
-        for i, counts in enumerate(plans):
-            self._g[i] = self._apply_device(self._arrays[i], self._g[i], counts)
-        self._pulses += n.abs()
-        self.log.add(Event.PULSE, pulses)
-        self._w = None
+    def _apply(self, n: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
+        """Send signed pulse counts to the devices of each weight.
 
-    def _apply_device(self, array: DeviceArray, g: Tensor, n: Tensor) -> Tensor:
-        """Pulse one device array; only devices that receive pulses are computed."""
-        flat = n.reshape(-1)
-        idx = flat.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            return g
-        dev = self.config.device
-        if idx.numel() > flat.numel() // 3:
-            return apply_pulses(dev, array, g, n, self._gen)
-        sub = DeviceArray(*(f.reshape(-1)[idx] for f in array))
-        g_flat = g.reshape(-1)
-        new = apply_pulses(dev, sub, g_flat[idx], flat[idx], self._gen)
-        return g_flat.index_copy(0, idx, new).view_as(g)
+        ``n`` is (I, out, in), or the (I, R, C) block at ``rows`` x ``cols``. Only devices that
+        receive pulses are computed: one gather, one physics call for every device of the pair,
+        one scatter. Updates are sparse, so this is what keeps them cheap.
+        """
+        if self.config.one_sided:
+            plan = torch.stack([n.clamp(min=0), (-n).clamp(min=0)])
+        elif self.devices_per_weight == 2:
+            plan = torch.stack([n, -n])
+        else:
+            plan = n.unsqueeze(0)
+        flat_plan = plan.reshape(-1)
+        hit = flat_plan.nonzero().squeeze(1)
+        if hit.numel() == 0:
+            return
+        if rows is None or cols is None:
+            index = hit
+        else:
+            # Position of every block entry in the full (P, I, out, in) layout.
+            cells = (rows.unsqueeze(1) * self.in_features + cols).reshape(1, 1, -1)
+            planes = torch.arange(plan.shape[0] * self.instances, device=n.device)
+            full = planes.view(-1, 1, 1) * (self.out_features * self.in_features) + cells
+            index = full.reshape(-1).index_select(0, hit)
+        counts = flat_plan.index_select(0, hit)
+        params = DeviceArray(*self._packed.index_select(0, index).unbind(-1))
+        g = self._g.view(-1)
+        new = apply_pulses(self.config.device, params, g.index_select(0, index), counts, self._gen)
+        g.index_copy_(0, index, new)
+        total = counts.abs().sum()
+        # Pulses per weight (what the weight's update asked for): a pair moved both ways counts
+        # once per coincidence.
+        per_weight = index % (self.instances * self.out_features * self.in_features)
+        both = self.devices_per_weight == 2 and not self.config.one_sided
+        self._pulses.view(-1).index_add_(0, per_weight, counts.abs() * (0.5 if both else 1.0))
+        self.log.add(Event.PULSE, total)
+        self._w = None
 
     def pulse(self, counts: Tensor) -> None:
         """Apply signed pulse counts per weight (I, out, in), programmed row by row."""
@@ -260,20 +273,27 @@ class Tile:
         """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.
 
         ``x``: (B, in) or (I, B, in) inputs; ``d``: (I, B, out) errors (dLoss/dOutput).
+        With ``sequential`` updates every sample is one rank-1 update, applied in order.
         """
         check_range("learning rate", lr, low=0.0)
         x = self._batch(x, self.in_features, "update input")
         d = self._batch(d, self.out_features, "update error")
         u = self.config.update
-        batches = [slice(b, b + 1) for b in range(x.shape[1])] if u.sequential else [slice(None)]
-        for sl in batches:
-            xs, ds = x[:, sl], d[:, sl]
-            if u.mode is UpdateMode.COUNT:
-                n = self._counts(xs, ds, lr)
-            else:
-                n = self._coincidences(xs, ds, lr)
-            self._apply(n)
-            self.log.add(Event.UPDATE, self.instances * xs.shape[1])
+        samples = x.shape[1]
+        if u.mode is UpdateMode.COUNT:
+            parts = [slice(b, b + 1) for b in range(samples)] if u.sequential else [slice(None)]
+            for sl in parts:
+                self._apply(self._counts(x[:, sl], d[:, sl], lr))
+        else:
+            trains = self._pulse_trains(x, d, lr)
+            if trains is not None:
+                sx, sd = trains  # (I, S, T, in), (I, S, T, out)
+                if u.sequential:
+                    for b in range(samples):
+                        self._apply_coincidences(sx[:, b], sd[:, b])
+                else:
+                    self._apply_coincidences(sx.flatten(1, 2), sd.flatten(1, 2))
+        self.log.add(Event.UPDATE, self.instances * (samples if u.sequential else 1))
 
     def _counts(self, x: Tensor, d: Tensor, lr: float) -> Tensor:
         m = self.config.update.max_pulses
@@ -286,8 +306,13 @@ class Tile:
         self.log.add(Event.DIGITAL_OP, n.numel())
         return n
 
-    def _coincidences(self, x: Tensor, d: Tensor, lr: float) -> Tensor:
-        """Signed coincidence counts of stochastic pulse trains (I, out, in)."""
+    def _pulse_trains(self, x: Tensor, d: Tensor, lr: float) -> tuple[Tensor, Tensor] | None:
+        """Signed stochastic pulse trains of every sample: (I, S, T, in) and (I, S, T, out).
+
+        A line fires in a slot with probability proportional to its value; the two scales are
+        balanced so both sides use their range, and their product makes the expected number of
+        coincidences equal to the wanted update in units of one weight step.
+        """
         u = self.config.update
         lam = lr / self.config.weight_step
         mx = x.abs().amax(-1, keepdim=True)
@@ -297,10 +322,10 @@ class Tile:
             length = need.ceil().clamp(1, u.max_pulses)
         else:
             length = torch.full_like(need, float(u.max_pulses))
-        slots = int(length.max().item()) if need.any() else 0
+        if not bool(need.any()):
+            return None
+        slots = int(length.max().item())
         inst, samples = x.shape[0], x.shape[1]
-        if slots == 0:
-            return torch.zeros(self.shape, device=x.device)
         c = (lam / length).sqrt()
         cx = c * (md / mx.clamp(min=1e-30)).sqrt()
         cd = c * (mx / md.clamp(min=1e-30)).sqrt()
@@ -312,12 +337,23 @@ class Tile:
         shape_d = (inst, samples, slots, self.out_features)
         bx = (torch.rand(shape_x, generator=self._gen, device=x.device) < px) & live
         bd = (torch.rand(shape_d, generator=self._gen, device=x.device) < pd) & live
+        self.log.add(Event.LINE_PULSE, bx.sum() + bd.sum())
         sx = bx.to(x.dtype) * x.sign().unsqueeze(2)
         sd = bd.to(d.dtype) * d.sign().unsqueeze(2)
-        sx = sx.reshape(inst, samples * slots, self.in_features)
-        sd = sd.reshape(inst, samples * slots, self.out_features)
-        self.log.add(Event.LINE_PULSE, bx.sum() + bd.sum())
-        return -torch.matmul(sd.transpose(1, 2), sx)
+        return sx, sd
+
+    def _apply_coincidences(self, sx: Tensor, sd: Tensor) -> None:
+        """Pulse the devices where row and column trains coincide: sx (I, T, in), sd (I, T, out).
+
+        Only rows and columns that fired at all can see a coincidence, so the counts are formed
+        and applied on that block alone.
+        """
+        rows = (sd != 0).any(1).any(0).nonzero().squeeze(1)
+        cols = (sx != 0).any(1).any(0).nonzero().squeeze(1)
+        if rows.numel() == 0 or cols.numel() == 0:
+            return
+        n = -torch.matmul(sd.index_select(2, rows).transpose(1, 2), sx.index_select(2, cols))
+        self._apply(n, rows, cols)
 
     def program(
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
@@ -358,22 +394,22 @@ class Tile:
 
     def relax(self, seconds: float) -> None:
         """Let ``seconds`` pass: conductance drift and retention loss."""
-        dev = self.config.device
-        self._g = [relax(dev, a, g, seconds) for a, g in zip(self._arrays, self._g, strict=True)]
+        self._g = relax(self.config.device, self._arrays, self._g, seconds)
         self._w = None
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Conductances, device draws and pulse counts (generator state lives with the chip)."""
         return {
-            "g": [g.clone() for g in self._g],
-            "arrays": [a._asdict() for a in self._arrays],
+            "g": self._g.clone(),
+            "arrays": {k: v.clone() for k, v in self._arrays._asdict().items()},
             "pulses": self._pulses.clone(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict`."""
-        self._g = [g.clone() for g in state["g"]]
-        self._arrays = [DeviceArray(**a) for a in state["arrays"]]
+        self._g = state["g"].clone()
+        self._arrays = DeviceArray(**{k: v.clone() for k, v in state["arrays"].items()})
+        self._packed = self._pack()
         self._pulses = state["pulses"].clone()
         self._w = None

@@ -1,0 +1,265 @@
+"""The runner: what a run directory holds, refusing to overwrite, divergence, reproducibility."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.console import Console
+
+from insitu.algorithms import AnalogSGD
+from insitu.errors import ConfigError, DivergenceError
+from insitu.experiments import RunResult, load_config, make_config, train
+from insitu.experiments.run import METRIC_FIELDS, new_run_dir
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RUN_FILES = {
+    "config.yaml",
+    "metrics.csv",
+    "summary.json",
+    "learning_curve.png",
+    "conductance_histogram.png",
+}
+# Real MNIST files, beside the repository (never downloaded by the tests).
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tensors here are tiny: one intra-op thread is fastest and immune to a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def small(**changes: Any) -> dict[str, Any]:
+    """A run that takes about a second: 200 training digits, 100 test digits, 2 epochs."""
+    values: dict[str, Any] = {
+        "dataset": "digits",
+        "hidden": [16],
+        "limit_train": 200,
+        "limit_test": 100,
+        "epochs": 2,
+        "instances": 2,
+        "lr": 0.3,
+        "seed": 0,
+    }
+    values.update(changes)
+    return values
+
+
+def read_metrics(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    return summary
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """One analog-sgd run on organic ECRAM, shared by the tests that only read it."""
+    run_dir = tmp_path_factory.mktemp("runs") / "first"
+    return train(make_config(small()), run_dir, console=quiet(), progress=False)
+
+
+# -- the run directory -------------------------------------------------------------------------
+
+
+def test_run_directory_holds_exactly_the_run_files(finished: RunResult) -> None:
+    # Atomic writes leave no temporary files behind.
+    assert {p.name for p in finished.run_dir.iterdir()} == RUN_FILES
+
+
+def test_config_yaml_is_the_resolved_config(finished: RunResult) -> None:
+    assert load_config(finished.run_dir / "config.yaml") == finished.config
+
+
+def test_metrics_csv_has_one_row_per_epoch(finished: RunResult) -> None:
+    header, rows = read_metrics(finished.run_dir)
+    assert header == list(METRIC_FIELDS)
+    assert len(rows) == 2
+    assert [int(float(r["epoch"])) for r in rows] == [1, 2]
+    for row in rows:
+        values = {k: float(v) for k, v in row.items()}
+        assert all(math.isfinite(v) for v in values.values())
+        for key in ("train_acc_mean", "test_acc_mean"):
+            assert 0.0 <= values[key] <= 1.0
+        assert values["loss_mean"] > 0
+        assert values["loss_std"] >= 0 and values["test_acc_std"] >= 0
+        assert values["array_reads"] > 0 and values["device_pulses"] > 0
+    pulses = [float(r["device_pulses"]) for r in rows]
+    assert pulses[1] > pulses[0]  # cumulative counts
+    # The CSV holds the numbers the run returned.
+    for row, kept in zip(rows, finished.rows, strict=True):
+        for key in METRIC_FIELDS:
+            assert float(row[key]) == pytest.approx(kept[key], rel=1e-12)
+
+
+def test_summary_json_describes_the_finished_run(finished: RunResult) -> None:
+    summary = read_summary(finished.run_dir)
+    assert summary["status"] == "finished"
+    assert summary["message"] == ""
+    assert summary["algorithm"] == "analog-sgd"
+    assert summary["device"] == "ecram-organic"
+    assert summary["dataset"] == "digits"
+    assert summary["layers"] == [64, 16, 10]
+    assert summary["instances"] == 2
+    assert summary["epochs_completed"] == 2
+    assert summary["train_samples"] == 2 * 200
+    assert isinstance(summary["test_acc"], list) and len(summary["test_acc"]) == 2
+    assert all(0.0 <= a <= 1.0 for a in summary["test_acc"])
+    assert summary["test_acc_mean"] == pytest.approx(sum(summary["test_acc"]) / 2)
+    assert summary["events"]["device_pulse"] > 0
+    assert summary == finished.summary
+    assert finished.final_test_acc == summary["test_acc"]
+
+
+@pytest.mark.parametrize("name", ["learning_curve.png", "conductance_histogram.png"])
+def test_plots_are_png_files(finished: RunResult, name: str) -> None:
+    data = (finished.run_dir / name).read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 1000
+
+
+def test_second_run_into_the_same_directory_is_refused(finished: RunResult) -> None:
+    before = snapshot(finished.run_dir)
+    with pytest.raises(ConfigError, match="already holds files"):
+        train(make_config(small(seed=1)), finished.run_dir, console=quiet(), progress=False)
+    assert snapshot(finished.run_dir) == before
+
+
+def test_empty_and_missing_directories_are_used(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = make_config(small(algorithm="software", epochs=1, limit_train=50, limit_test=20))
+    train(cfg, empty, console=quiet(), progress=False)
+    nested = tmp_path / "a" / "b" / "c"
+    train(cfg, nested, console=quiet(), progress=False)
+    for run_dir in (empty, nested):
+        # Software has no chip, so no conductance histogram.
+        assert {p.name for p in run_dir.iterdir()} == RUN_FILES - {"conductance_histogram.png"}
+
+
+def test_new_run_dir_never_reuses_a_directory(tmp_path: Path) -> None:
+    cfg = make_config(small())
+    made = {new_run_dir(tmp_path, cfg) for _ in range(3)}
+    assert len(made) == 3
+    for path in made:
+        assert path.is_dir() and path.parent == tmp_path
+        assert "analog-sgd-ecram-organic-digits" in path.name
+
+
+# -- divergence --------------------------------------------------------------------------------
+
+
+def test_divergence_keeps_completed_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The loss turns NaN in the second epoch (200 samples / batches of 10 = 20 per epoch).
+    original = AnalogSGD.train_batch
+    calls = {"n": 0}
+
+    def failing(self: AnalogSGD, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = original(self, x, y)
+        return loss if calls["n"] <= 20 else torch.full_like(loss, math.nan)
+
+    monkeypatch.setattr(AnalogSGD, "train_batch", failing)
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError) as info:
+        train(make_config(small(epochs=3)), run_dir, console=quiet(), progress=False)
+    assert "epoch 2" in str(info.value)
+    assert str(run_dir) in str(info.value)  # says where the metrics are
+
+    header, rows = read_metrics(run_dir)
+    assert header == list(METRIC_FIELDS)
+    assert [int(float(r["epoch"])) for r in rows] == [1]
+    summary = read_summary(run_dir)
+    assert summary["status"] == "diverged"
+    assert "NaN" in summary["message"]
+    assert summary["epochs_completed"] == 1
+    assert len(summary["test_acc"]) == 2  # the accuracies of the last completed epoch
+    assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
+    assert (run_dir / "conductance_histogram.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_real_divergence_in_the_first_epoch(tmp_path: Path) -> None:
+    # A linear network with a huge learning rate overflows to inf within a few batches.
+    cfg = make_config(small(algorithm="software", activation="identity", lr=10.0, epochs=2))
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError, match="NaN or infinite"):
+        train(cfg, run_dir, console=quiet(), progress=False)
+    header, rows = read_metrics(run_dir)
+    assert header == list(METRIC_FIELDS) and rows == []
+    summary = read_summary(run_dir)
+    assert summary["status"] == "diverged"
+    assert summary["epochs_completed"] == 0
+    assert summary["test_acc"] == [] and summary["test_acc_mean"] is None
+    assert "learning_curve.png" not in {p.name for p in run_dir.iterdir()}
+
+
+# -- reproducibility ---------------------------------------------------------------------------
+
+
+def _without_wall(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+def _summary_without_wall(run_dir: Path) -> dict[str, Any]:
+    return {k: v for k, v in read_summary(run_dir).items() if k != "wall_s"}
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    values = small(limit_train=100, limit_test=50, hidden=[8], seed=5)
+    dirs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    train(make_config(values), dirs[0], console=quiet(), progress=False)
+    train(make_config(values), dirs[1], console=quiet(), progress=False)
+    train(make_config({**values, "seed": 6}), dirs[2], console=quiet(), progress=False)
+    a, b, c = (_without_wall(read_metrics(d)[1]) for d in dirs)
+    assert a == b
+    assert a != c
+    assert _summary_without_wall(dirs[0]) == _summary_without_wall(dirs[1])
+    assert (dirs[0] / "config.yaml").read_bytes() == (dirs[1] / "config.yaml").read_bytes()
+
+
+# -- real data ---------------------------------------------------------------------------------
+
+
+def test_train_on_real_mnist_files(tmp_path: Path) -> None:
+    assert (SHARED_DATA / "mnist").is_dir(), f"MNIST files expected under {SHARED_DATA}"
+    cfg = make_config(
+        {
+            "algorithm": "software",
+            "dataset": "mnist",
+            "data_dir": str(SHARED_DATA / "mnist"),
+            "hidden": [16],
+            "epochs": 1,
+            "instances": 1,
+            "limit_train": 300,
+            "limit_test": 100,
+            "lr": 0.5,
+        }
+    )
+    result = train(cfg, tmp_path / "mnist", console=quiet(), progress=False)
+    assert result.summary["layers"] == [784, 16, 10]
+    assert result.summary["status"] == "finished"
+    assert result.summary["test_acc_mean"] > 0.2  # well above chance after 300 samples
