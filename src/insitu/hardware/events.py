@@ -40,9 +40,11 @@ class EventLog:
         """Add ``count`` events of ``kind``."""
         key = str(kind)
         if isinstance(count, Tensor):
-            c = count.detach().to(torch.float64)
             prev = self._tensors.get(key)
-            self._tensors[key] = c if prev is None else prev + c
+            if prev is None:
+                self._tensors[key] = count.detach().to(torch.float64).clone()
+            else:
+                prev.add_(count.detach())  # one in-place op: this runs per sample
         else:
             if count < 0:
                 raise ValueError(f"event count for {key} must be >= 0, got {count}")
