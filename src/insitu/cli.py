@@ -148,7 +148,7 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo's runs go.")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 20,
     instances: Annotated[int, typer.Option(help="Chip instances per run.")] = 2,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:

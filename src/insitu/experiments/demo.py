@@ -19,7 +19,7 @@ DEMO_ALGORITHMS = ("software", "transfer", "analog-sgd")
 def run_demo(
     root: Path,
     *,
-    epochs: int = 10,
+    epochs: int = 20,
     instances: int = 2,
     console: Console | None = None,
     progress: bool = True,

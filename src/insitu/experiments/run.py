@@ -104,9 +104,8 @@ def train(
 ) -> RunResult:
     """Train ``cfg`` into ``run_dir`` (which must be new or empty)."""
     console = console or Console(stderr=True)
-    run_dir = prepare_run_dir(run_dir)
-    atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
-    _write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
+    # Data first: a missing or corrupted file fails before the run directory holds anything,
+    # so the same --out can be used again once the data is there.
     ds = dataset or load_dataset(
         cfg.dataset,
         data_dir=cfg.data_dir,
@@ -115,6 +114,9 @@ def train(
         limit_train=cfg.limit_train,
         limit_test=cfg.limit_test,
     )
+    run_dir = prepare_run_dir(run_dir)
+    atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+    _write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
     torch.manual_seed(cfg.seed)  # nothing should use the global generator; this pins it anyway
     chip_cfg = cfg.chip_config(ds.n_features, ds.n_classes)
     started = time.perf_counter()
