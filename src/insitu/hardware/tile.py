@@ -103,6 +103,18 @@ class TileConfig:
         return (-s * (d.g_ref - d.g_min), s * (d.g_max - d.g_ref))
 
 
+def _fired(trains: Tensor) -> tuple[Tensor, int]:
+    """Indices of the lines that fired in each sample, padded: (I, S, T, L) -> (I, S, F), F.
+
+    Padding indices point at lines that did not fire, whose trains are all zero.
+    """
+    fired = (trains != 0).any(2)
+    width = int(fired.sum(-1).max().item())
+    # A stable descending sort puts the fired lines first, in line order.
+    order = torch.sort(fired.to(torch.int8), dim=-1, descending=True, stable=True).indices
+    return order[..., :width], width
+
+
 class ProgramResult(NamedTuple):
     """Outcome of write-verify programming."""
 
@@ -221,43 +233,58 @@ class Tile:
         return w
 
     # -- writes ---------------------------------------------------------------------------
-    def _apply(self, n: Tensor, rows: Tensor | None = None, cols: Tensor | None = None) -> None:
-        """Send signed pulse counts to the devices of each weight.
-
-        ``n`` is (I, out, in), or the (I, R, C) block at ``rows`` x ``cols``. Only devices that
-        receive pulses are computed: one gather, one physics call for every device of the pair,
-        one scatter. Updates are sparse, so this is what keeps them cheap.
-        """
-        if self.config.one_sided:
-            plan = torch.stack([n.clamp(min=0), (-n).clamp(min=0)])
-        elif self.devices_per_weight == 2:
-            plan = torch.stack([n, -n])
-        else:
-            plan = n.unsqueeze(0)
-        flat_plan = plan.reshape(-1)
-        hit = flat_plan.nonzero().squeeze(1)
-        if hit.numel() == 0:
+    def _apply(self, n: Tensor) -> None:
+        """Apply signed pulse counts of S rank-1 updates (I, S, out, in), in order."""
+        nz = n.flatten(2) != 0  # (I, S, out*in); flattening keeps S order for each device
+        inst, _, cell = nz.nonzero(as_tuple=True)
+        if inst.numel() == 0:
             return
-        if rows is None or cols is None:
-            index = hit
+        counts = n.flatten(2)[nz]
+        self._apply_entries(inst * (self.out_features * self.in_features) + cell, counts)
+
+    def _apply_entries(self, weight: Tensor, counts: Tensor) -> None:
+        """Apply pulse-count entries to the devices of their weights.
+
+        ``weight`` indexes (I, out, in) flattened; for each weight its entries come in time
+        order. Only devices that receive pulses are computed. Consecutive same-sign pulses on a
+        device compose exactly in the closed form, so a device's entries merge into runs of
+        one sign, and the whole batch costs one physics call per run *rank* (rarely more than
+        a few) with the distribution of applying the entries one after another.
+        """
+        size = self.instances * self.out_features * self.in_features
+        if self.config.one_sided:
+            index = torch.where(counts > 0, weight, weight + size)
+            dev_counts = counts.abs()
+        elif self.devices_per_weight == 2:
+            index = torch.cat([weight, weight + size])
+            dev_counts = torch.cat([counts, -counts])
         else:
-            # Position of every block entry in the full (P, I, out, in) layout.
-            cells = (rows.unsqueeze(1) * self.in_features + cols).reshape(1, 1, -1)
-            planes = torch.arange(plan.shape[0] * self.instances, device=n.device)
-            full = planes.view(-1, 1, 1) * (self.out_features * self.in_features) + cells
-            index = full.reshape(-1).index_select(0, hit)
-        counts = flat_plan.index_select(0, hit)
-        params = DeviceArray(*self._packed.index_select(0, index).unbind(-1))
+            index, dev_counts = weight, counts
+        order = torch.sort(index, stable=True).indices
+        index, dev_counts = index[order], dev_counts[order]
+        first = torch.ones_like(index, dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]
+        sign = dev_counts.sign()
+        new_run = first.clone()
+        new_run[1:] |= sign[1:] != sign[:-1]
+        run_id = new_run.cumsum(0) - 1
+        runs = torch.zeros(int(run_id[-1]) + 1, dtype=counts.dtype, device=counts.device)
+        runs.scatter_add_(0, run_id, dev_counts)
+        device_of_run = (first.cumsum(0) - 1)[new_run]
+        first_run = run_id[first]
+        rank = torch.arange(runs.numel(), device=runs.device) - first_run[device_of_run]
+        width = int(rank.max()) + 1
+        schedule = torch.zeros(first_run.numel(), width, dtype=counts.dtype, device=counts.device)
+        schedule[device_of_run, rank] = runs
+        devices = index[first]
+        params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
         g = self._g.view(-1)
-        new = apply_pulses(self.config.device, params, g.index_select(0, index), counts, self._gen)
-        g.index_copy_(0, index, new)
-        total = counts.abs().sum()
-        # Pulses per weight (what the weight's update asked for): a pair moved both ways counts
-        # once per coincidence.
-        per_weight = index % (self.instances * self.out_features * self.in_features)
-        both = self.devices_per_weight == 2 and not self.config.one_sided
-        self._pulses.view(-1).index_add_(0, per_weight, counts.abs() * (0.5 if both else 1.0))
-        self.log.add(Event.PULSE, total)
+        g_hit = g.index_select(0, devices)
+        for r in range(width):
+            g_hit = apply_pulses(self.config.device, params, g_hit, schedule[:, r], self._gen)
+        g.index_copy_(0, devices, g_hit)
+        self._pulses.view(-1).index_add_(0, weight, counts.abs())
+        self.log.add(Event.PULSE, dev_counts.abs().sum())
         self._w = None
 
     def pulse(self, counts: Tensor) -> None:
@@ -266,7 +293,7 @@ class Tile:
             raise ValueError(f"pulse counts have shape {tuple(counts.shape)}; need {self.shape}")
         if torch.is_floating_point(counts) and not torch.equal(counts, counts.round()):
             raise ValueError("pulse counts must be whole numbers")
-        self._apply(counts.to(torch.float32))
+        self._apply(counts.to(torch.float32).unsqueeze(1))
         self.log.add(Event.UPDATE, self.instances * self.out_features)
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
@@ -281,30 +308,26 @@ class Tile:
         u = self.config.update
         samples = x.shape[1]
         if u.mode is UpdateMode.COUNT:
-            parts = [slice(b, b + 1) for b in range(samples)] if u.sequential else [slice(None)]
-            for sl in parts:
-                self._apply(self._counts(x[:, sl], d[:, sl], lr))
+            if u.sequential:
+                want = -lr * d.unsqueeze(-1) * x.unsqueeze(-2) / self.config.weight_step
+            else:
+                want = (
+                    -lr * torch.matmul(d.transpose(1, 2), x).unsqueeze(1) / self.config.weight_step
+                )
+            self._apply(self._round_counts(want))
         else:
             trains = self._pulse_trains(x, d, lr)
             if trains is not None:
-                sx, sd = trains  # (I, S, T, in), (I, S, T, out)
-                if u.sequential:
-                    for b in range(samples):
-                        self._apply_coincidences(sx[:, b], sd[:, b])
-                else:
-                    self._apply_coincidences(sx.flatten(1, 2), sd.flatten(1, 2))
+                self._apply_coincidences(*trains, sequential=u.sequential)
         self.log.add(Event.UPDATE, self.instances * (samples if u.sequential else 1))
 
-    def _counts(self, x: Tensor, d: Tensor, lr: float) -> Tensor:
+    def _round_counts(self, want: Tensor) -> Tensor:
+        """Pulse counts from wanted steps, stochastically rounded (unbiased) and capped."""
         m = self.config.update.max_pulses
-        want = -lr * torch.matmul(d.transpose(1, 2), x) / self.config.weight_step
-        # Stochastic rounding keeps small updates unbiased.
         floor = want.floor()
-        frac = want - floor
-        up = torch.rand(want.shape, generator=self._gen, device=want.device) < frac
-        n = (floor + up.to(want.dtype)).clamp(-m, m)
-        self.log.add(Event.DIGITAL_OP, n.numel())
-        return n
+        up = torch.rand(want.shape, generator=self._gen, device=want.device) < (want - floor)
+        self.log.add(Event.DIGITAL_OP, want.numel())
+        return (floor + up.to(want.dtype)).clamp(-m, m)
 
     def _pulse_trains(self, x: Tensor, d: Tensor, lr: float) -> tuple[Tensor, Tensor] | None:
         """Signed stochastic pulse trains of every sample: (I, S, T, in) and (I, S, T, out).
@@ -342,18 +365,28 @@ class Tile:
         sd = bd.to(d.dtype) * d.sign().unsqueeze(2)
         return sx, sd
 
-    def _apply_coincidences(self, sx: Tensor, sd: Tensor) -> None:
-        """Pulse the devices where row and column trains coincide: sx (I, T, in), sd (I, T, out).
+    def _apply_coincidences(self, sx: Tensor, sd: Tensor, sequential: bool) -> None:
+        """Pulse the devices where row and column trains coincide.
 
-        Only rows and columns that fired at all can see a coincidence, so the counts are formed
-        and applied on that block alone.
+        ``sx`` (I, S, T, in) and ``sd`` (I, S, T, out) are the signed trains of S samples. Only
+        lines that fired can see a coincidence: each sample's counts are formed on its own
+        block of fired rows x fired columns (padded to the largest block), never on the array.
         """
-        rows = (sd != 0).any(1).any(0).nonzero().squeeze(1)
-        cols = (sx != 0).any(1).any(0).nonzero().squeeze(1)
-        if rows.numel() == 0 or cols.numel() == 0:
+        if not sequential:
+            sx, sd = sx.flatten(1, 2).unsqueeze(1), sd.flatten(1, 2).unsqueeze(1)
+        rows, row_n = _fired(sd)
+        cols, col_n = _fired(sx)
+        if row_n == 0 or col_n == 0:
             return
-        n = -torch.matmul(sd.index_select(2, rows).transpose(1, 2), sx.index_select(2, cols))
-        self._apply(n, rows, cols)
+        sd_b = sd.gather(3, rows.unsqueeze(2).expand(-1, -1, sd.shape[2], -1))
+        sx_b = sx.gather(3, cols.unsqueeze(2).expand(-1, -1, sx.shape[2], -1))
+        n = -torch.matmul(sd_b.transpose(2, 3), sx_b)  # (I, S, R, C); padding gives zeros
+        cell = rows.unsqueeze(3) * self.in_features + cols.unsqueeze(2)
+        inst = torch.arange(self.instances, device=n.device).view(-1, 1, 1, 1)
+        weight = inst * (self.out_features * self.in_features) + cell
+        nz = n != 0
+        # Entries in (I, S, R, C) order: for each weight, its samples come in time order.
+        self._apply_entries(weight.expand_as(n)[nz], n[nz])
 
     def program(
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
