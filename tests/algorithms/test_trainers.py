@@ -233,7 +233,7 @@ def test_glorot_weights_shape_bound_and_zero_bias() -> None:
 
 
 def test_algorithm_registry_names() -> None:
-    assert algorithm_names() == ["analog-sgd", "software", "transfer"]
+    assert algorithm_names() == ["analog-sgd", "progressive", "software", "transfer"]
     assert ALGORITHMS["software"] is Software
     assert ALGORITHMS["transfer"] is Transfer
     assert ALGORITHMS["analog-sgd"] is AnalogSGD
@@ -386,7 +386,7 @@ def _checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.parametrize("name", ["software", "transfer", "analog-sgd"])
+@pytest.mark.parametrize("name", ["software", "transfer", "analog-sgd", "progressive"])
 def test_same_seed_gives_bit_identical_training(digits: Dataset, name: str) -> None:
     a, b = _trainer(name, seed=3), _trainer(name, seed=3)
     losses_a = _train_batches(a, digits, 0, 4)
@@ -409,7 +409,7 @@ def test_different_seeds_differ(digits: Dataset, name: str) -> None:
     assert not states_equal(a.state_dict(), b.state_dict())
 
 
-@pytest.mark.parametrize("name", ["software", "transfer", "analog-sgd"])
+@pytest.mark.parametrize("name", ["software", "transfer", "analog-sgd", "progressive"])
 def test_resume_from_state_dict_is_bit_identical(digits: Dataset, name: str) -> None:
     straight = _trainer(name, seed=11)
     losses = _train_batches(straight, digits, 0, 6)
@@ -460,7 +460,7 @@ HIDDEN_STATE = [
 
 def test_algorithm_sources_found() -> None:
     names = {p.name for p in ALGORITHM_SOURCES}
-    assert {"base.py", "software.py", "transfer.py", "analog_sgd.py"} <= names
+    assert {"base.py", "software.py", "transfer.py", "analog_sgd.py", "progressive.py"} <= names
 
 
 def private_accesses(text: str) -> list[str]:

@@ -330,6 +330,11 @@ CONFIG_DICTS = st.dictionaries(
 _FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "algorithm": st.sampled_from(algorithm_names()),
+    "algorithm_options": st.dictionaries(
+        st.sampled_from(["order", "refresh", "bogus"]),
+        st.sampled_from(["output-first", "input-first", "sideways"]) | st.booleans(),
+        max_size=2,
+    ),
     "device": st.sampled_from(device_names()),
     "dataset": st.sampled_from(list(DATASET_NAMES)),
     "hidden": st.lists(st.integers(1, 512), max_size=3),
@@ -364,6 +369,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
             "max_pulses": st.integers(0, 20_000),
             "sequential": st.booleans(),
             "dynamic_length": st.booleans(),
+            "threshold": st.floats(-1, 2),
         },
     ),
     "validation_fraction": st.floats(0, 1),

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from insitu.algorithms.analog_sgd import AnalogSGD, ChipTrainer
-from insitu.algorithms.base import Trainer, glorot_weights, softmax_error
+from insitu.algorithms.base import Trainer, glorot_weights, parse_options, softmax_error
+from insitu.algorithms.progressive import Progressive, ProgressiveOptions
 from insitu.algorithms.software import Software, SoftwareMLP
 from insitu.algorithms.transfer import Transfer
 from insitu.errors import UnknownNameError
 from insitu.hardware import ChipConfig
 
-ALGORITHMS: dict[str, type[Trainer]] = {cls.name: cls for cls in (Software, Transfer, AnalogSGD)}
+ALGORITHMS: dict[str, type[Trainer]] = {
+    cls.name: cls for cls in (Software, Transfer, AnalogSGD, Progressive)
+}
 
 
 def algorithm_names() -> list[str]:
@@ -32,6 +35,8 @@ __all__ = [
     "ALGORITHMS",
     "AnalogSGD",
     "ChipTrainer",
+    "Progressive",
+    "ProgressiveOptions",
     "Software",
     "SoftwareMLP",
     "Trainer",
@@ -39,5 +44,6 @@ __all__ = [
     "algorithm_names",
     "glorot_weights",
     "make_trainer",
+    "parse_options",
     "softmax_error",
 ]

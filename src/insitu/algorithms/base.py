@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from insitu.errors import DivergenceError, check_range
+from insitu.errors import ConfigError, DivergenceError, check_range
 from insitu.hardware import ChipConfig, EventLog
 
 # Offset between the chip's seed and the trainer's, so that one run seed fixes both streams.
@@ -49,6 +51,25 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return loss, grad / logits.shape[1]
 
 
+def parse_options(cls: type[Trainer], values: Mapping[str, Any]) -> Any:
+    """Build ``cls.Options`` from ``values``; unknown or invalid options raise ConfigError."""
+    if cls.Options is None:
+        if values:
+            raise ConfigError(f"algorithm {cls.name!r} takes no options, got {', '.join(values)}")
+        return None
+    valid = {f.name for f in dataclasses.fields(cls.Options)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for algorithm {cls.name!r}; "
+            f"valid: {', '.join(sorted(valid))}"
+        )
+    try:
+        return cls.Options(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"algorithm {cls.name!r} options: {err}") from None
+
+
 class Trainer(ABC):
     """A learning rule bound to a network (and, for in-situ rules, a chip).
 
@@ -59,6 +80,8 @@ class Trainer(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     uses_chip: ClassVar[bool] = True
+    # A frozen dataclass of the rule's own options (None: the rule takes none).
+    Options: ClassVar[type[Any] | None] = None
 
     def __init__(
         self,
@@ -68,8 +91,10 @@ class Trainer(ABC):
         seed: int = 0,
         lr: float = 0.1,
         device: torch.device | str = "cpu",
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         check_range("lr", lr, low=0.0, low_open=True)
+        self.options = parse_options(type(self), options or {})
         self.config = config
         self.instances = instances
         self.seed = seed

@@ -23,7 +23,7 @@ class Transfer(ChipTrainer):
 
     def __init__(self, config: ChipConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.software = Software(config, **kwargs)
+        self.software = Software(config, **{k: v for k, v in kwargs.items() if k != "options"})
         self.programmed = False
 
     def train_batch(self, x: Tensor, y: Tensor) -> Tensor:

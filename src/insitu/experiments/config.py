@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from insitu.algorithms import algorithm_names
+from insitu.algorithms import ALGORITHMS, algorithm_names
+from insitu.algorithms.base import parse_options
 from insitu.data import DATASET_NAMES
 from insitu.devices import DeviceParams, device_names, get_device
 from insitu.errors import ConfigError, UnknownNameError
@@ -48,12 +49,14 @@ class UpdateConfig(_Strict):
     max_pulses: int = Field(31, ge=1, le=10_000)
     sequential: bool = True
     dynamic_length: bool = True
+    threshold: float = Field(0.5, ge=0, lt=1)
 
 
 class TrainConfig(_Strict):
     """One training run."""
 
     algorithm: str = "analog-sgd"
+    algorithm_options: dict[str, Any] = Field(default_factory=dict)
     device: str = "ecram-organic"
     dataset: str = "digits"
     hidden: list[int] = Field(default_factory=lambda: [32])
@@ -166,6 +169,7 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
     try:
         cfg = TrainConfig(**values)
         cfg.device_params()  # device overrides and variation are validated by the physics
+        parse_options(ALGORITHMS[cfg.algorithm], cfg.algorithm_options)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
     except UnknownNameError:

@@ -121,7 +121,12 @@ def train(
     chip_cfg = cfg.chip_config(ds.n_features, ds.n_classes)
     started = time.perf_counter()
     trainer = make_trainer(
-        cfg.algorithm, chip_cfg, instances=cfg.instances, seed=cfg.seed, lr=cfg.lr
+        cfg.algorithm,
+        chip_cfg,
+        instances=cfg.instances,
+        seed=cfg.seed,
+        lr=cfg.lr,
+        options=cfg.algorithm_options,
     )
     result = RunResult(run_dir, cfg)
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)

@@ -43,6 +43,7 @@ class UpdateMode(StrEnum):
 
     STOCHASTIC = "stochastic"  # coincident stochastic pulse trains (Gokmen & Vlasov 2016)
     COUNT = "count"  # deterministic pulse counts per device, programmed row by row
+    MANHATTAN = "manhattan"  # one sign pulse where thresholded row and column lines coincide
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,19 @@ class UpdateParams:
             aihwkit do); False sums the batch's pulses and applies them once (faster; pulses of
             opposite sign cancel before reaching the device).
         dynamic_length: shorten pulse trains when the largest needed update is small.
+        threshold: Manhattan mode: a line fires (one pulse of its sign) when its magnitude
+            exceeds this fraction of the largest on its side; the step size ignores ``lr``.
     """
 
     mode: UpdateMode = UpdateMode.STOCHASTIC
     max_pulses: int = 31
     sequential: bool = True
     dynamic_length: bool = True
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", UpdateMode(self.mode))
+        check_range("threshold", self.threshold, low=0.0, high=1.0, high_open=True)
         if not 1 <= self.max_pulses <= 10_000:
             raise ConfigError(f"max_pulses = {self.max_pulses}; need 1 to 10000")
 
@@ -315,6 +320,11 @@ class Tile:
                     -lr * torch.matmul(d.transpose(1, 2), x).unsqueeze(1) / self.config.weight_step
                 )
             self._apply(self._round_counts(want))
+        elif u.mode is UpdateMode.MANHATTAN:
+            fx = x.sign() * (x.abs() > u.threshold * x.abs().amax(-1, keepdim=True))
+            fd = d.sign() * (d.abs() > u.threshold * d.abs().amax(-1, keepdim=True))
+            self.log.add(Event.LINE_PULSE, fx.abs().sum() + fd.abs().sum())
+            self._apply_coincidences(fx.unsqueeze(2), fd.unsqueeze(2), u.sequential)
         else:
             trains = self._pulse_trains(x, d, lr)
             if trains is not None:
