@@ -6,11 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -23,15 +21,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 WIDE = {"COLUMNS": "200"}  # rich wraps at the terminal width; keep names on one line
 # A training run of a second or two.
 SMALL = ["--epochs", "1", "--instances", "1", "--set", "limit_train=100", "--set", "limit_test=50"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tensors here are tiny: one intra-op thread is fastest and immune to a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def invoke(*args: str) -> Result:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,23 +153,10 @@ def demo(
 ) -> None:
     """Software, transfer and analog-sgd on digits with two device presets: one table."""
     from insitu.experiments.demo import run_demo
+    from insitu.experiments.run import fresh_dir
 
-    stamp_dir = _fresh_dir(out)
+    stamp_dir = fresh_dir(out)
     run_demo(stamp_dir, epochs=epochs, instances=instances, console=console, progress=not quiet)
-
-
-def _fresh_dir(parent: Path) -> Path:
-    from datetime import datetime
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    for k in range(1000):
-        path = parent / (stamp if k == 0 else f"{stamp}-{k}")
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise ConfigError(f"could not create a new directory under {parent}")
 
 
 @app.command()

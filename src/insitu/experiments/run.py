@@ -47,10 +47,10 @@ class RunResult:
     final_test_acc: list[float] = field(default_factory=list)
 
 
-def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
-    """A fresh, unique directory under ``root``: never an existing one."""
+def fresh_dir(root: Path, suffix: str = "") -> Path:
+    """A new, unique, timestamped directory under ``root``: never an existing one."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{cfg.algorithm}-{cfg.device}-{cfg.dataset}"
+    base = f"{stamp}-{suffix}" if suffix else stamp
     for k in range(1000):
         path = root / (base if k == 0 else f"{base}-{k}")
         try:
@@ -58,7 +58,12 @@ def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
             return path
         except FileExistsError:
             continue
-    raise ConfigError(f"could not create a new run directory under {root}")
+    raise ConfigError(f"could not create a new directory under {root}")
+
+
+def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
+    """A fresh run directory named after the run."""
+    return fresh_dir(root, f"{cfg.algorithm}-{cfg.device}-{cfg.dataset}")
 
 
 def prepare_run_dir(path: Path) -> Path:
