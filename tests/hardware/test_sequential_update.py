@@ -52,3 +52,21 @@ def test_aggregated_update_differs_when_signs_alternate() -> None:
     assert pulse_counts(aggregated).sum() < pulse_counts(sequential).sum()
     diff = (conductances(sequential)[0] - conductances(aggregated)[0]).abs().max()
     assert diff > 1e-3
+
+
+def test_manhattan_pulses_once_where_thresholded_lines_coincide() -> None:
+    config = TileConfig(
+        get_device("ideal"),
+        periphery=Periphery(noise_management=False, output_noise=0.0),
+        update=UpdateParams(mode="manhattan", threshold=0.5),
+    )
+    tile = Tile(4, 3, config, instances=1, generator=torch.Generator().manual_seed(0))
+    before = conductances(tile)[0] - conductances(tile)[1]
+    x = torch.tensor([[1.0, -0.8, 0.2, 0.0]])  # columns 0 and 1 pass the threshold
+    d = torch.tensor([[[0.1, -0.04, 0.02]]])  # only row 0 passes
+    tile.update(x, d, lr=123.0)  # the step ignores lr
+    change = (conductances(tile)[0] - conductances(tile)[1] - before)[0]
+    step = config.weight_step
+    expected = torch.zeros(3, 4)
+    expected[0, 0], expected[0, 1] = -step, step  # -sign(d) * sign(x)
+    torch.testing.assert_close(change, expected)
