@@ -70,3 +70,17 @@ def test_manhattan_pulses_once_where_thresholded_lines_coincide() -> None:
     expected = torch.zeros(3, 4)
     expected[0, 0], expected[0, 1] = -step, step  # -sign(d) * sign(x)
     torch.testing.assert_close(change, expected)
+
+
+def test_trains_that_never_coincide_change_nothing() -> None:
+    tile = _tile(True)
+    before = conductances(tile)
+    # Two slots: the column fires only in slot 0, the row only in slot 1.
+    sx = torch.zeros(3, 1, 2, 6)
+    sd = torch.zeros(3, 1, 2, 4)
+    sx[:, 0, 0, 2] = 1.0
+    sd[:, 0, 1, 1] = -1.0
+    tile._apply_coincidences(sx, sd, sequential=True)
+    for a, b in zip(before, conductances(tile), strict=True):
+        assert torch.equal(a, b)
+    assert pulse_counts(tile).sum() == 0

@@ -256,6 +256,8 @@ class Tile:
         one sign, and the whole batch costs one physics call per run *rank* (rarely more than
         a few) with the distribution of applying the entries one after another.
         """
+        if weight.numel() == 0:
+            return  # lines fired, but no row and column pulse coincided
         size = self.instances * self.out_features * self.in_features
         if self.config.one_sided:
             index = torch.where(counts > 0, weight, weight + size)
