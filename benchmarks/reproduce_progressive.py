@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--activation", default="sigmoid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=Path("runs/progressive"))
@@ -66,6 +67,7 @@ def main() -> None:
                     "device": args.device,
                     "dataset": dataset,
                     "hidden": HIDDEN[dataset][depth],
+                    "activation": args.activation,
                     "epochs": args.epochs,
                     "instances": args.instances,
                     "lr": args.lr,
@@ -97,7 +99,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(args.out / "progressive.json", results)
     lines = [
-        f"{args.device}, {args.epochs} epochs, lr {args.lr}, batch 10, {args.instances} "
+        f"{args.device}, {args.activation}, {args.epochs} epochs, lr {args.lr}, batch 10, "
+        f"{args.instances} "
         f"instances, seed {args.seed}; costs per training sample per chip (evaluation excluded "
         "only from pulses; reads include the per-epoch test and train evaluation)",
         "",
