@@ -26,6 +26,7 @@ from insitu import atomic
 from insitu.algorithms import make_trainer
 from insitu.data import Dataset, load_dataset
 from insitu.experiments import make_config
+from insitu.experiments.plots import save_figure
 from insitu.experiments.run import accuracy
 
 
@@ -124,8 +125,7 @@ def main() -> None:
     ax.set_title("reram-taox, 10% variation, digits 64-32-10")
     ax.grid(alpha=0.3)
     ax.legend()
-    with atomic.atomic_path(args.out / "stuck_sweep.png", suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    save_figure(fig, args.out / "stuck_sweep.png")
     print("\n".join(lines))
     print(json.dumps({"out": str(args.out)}))
 

@@ -25,6 +25,7 @@ from rich.progress import Progress
 from insitu import atomic
 from insitu.data import load_dataset
 from insitu.experiments import make_config, train
+from insitu.experiments.plots import save_figure
 
 METHODS = ("software", "analog-sgd", "progressive", "transfer")
 HIDDEN = {
@@ -33,11 +34,6 @@ HIDDEN = {
     "fashion-mnist": {2: [256], 3: [256, 128], 5: [256, 128, 64, 32]},
 }
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _save(fig: Figure, path: Path) -> None:
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
 
 
 def main() -> None:
@@ -133,7 +129,7 @@ def main() -> None:
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("test accuracy (transfer: software until the last epoch)")
         axes[0].legend()
-        _save(fig, args.out / f"curves_{dataset}.png")
+        save_figure(fig, args.out / f"curves_{dataset}.png")
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for dataset in args.datasets:
@@ -151,7 +147,7 @@ def main() -> None:
     ax.set_ylabel("final test accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, args.out / "depth.png")
+    save_figure(fig, args.out / "depth.png")
     print("\n".join(lines))
     print(json.dumps({"out": str(args.out)}))
 

@@ -12,7 +12,7 @@ from insitu.atomic import atomic_path
 from insitu.devices import DeviceParams, apply_pulses, sample_device_array
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     # Figure objects without pyplot: no global state, no GUI backend.
     with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
@@ -39,7 +39,7 @@ def learning_curve(rows: Sequence[dict[str, float]], title: str, path: Path) -> 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def conductance_histogram(
@@ -57,7 +57,7 @@ def conductance_histogram(
         ax.set_xlabel(f"conductance ({device.name} unit)")
         ax.legend()
     axes[0][0].set_ylabel("devices")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def device_response(
@@ -84,4 +84,4 @@ def device_response(
     ax.set_title(f"{params.name}: {params.model} response")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
