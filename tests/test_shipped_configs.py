@@ -1,0 +1,22 @@
+"""Every config shipped in configs/ validates and builds its chip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from insitu.experiments import load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_configs_are_shipped() -> None:
+    assert CONFIGS, "configs/ holds no YAML files"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_validates(path: Path) -> None:
+    cfg = load_config(path)
+    chip = cfg.chip_config(784, 10)
+    assert chip.layers[0] == 784 and chip.layers[-1] == 10
