@@ -27,7 +27,7 @@ from insitu.algorithms import make_trainer
 from insitu.data import Dataset, load_dataset
 from insitu.experiments import make_config
 from insitu.experiments.plots import save_figure
-from insitu.experiments.run import accuracy
+from insitu.experiments.run import accuracy, train_epoch
 
 
 def train_once(ds: Dataset, values: dict[str, Any]) -> dict[str, Any]:
@@ -42,12 +42,8 @@ def train_once(ds: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     )
     order = torch.Generator().manual_seed(cfg.seed + 1)
     start = time.perf_counter()
-    n = len(ds.y_train)
     for _ in range(cfg.epochs):
-        perm = torch.randperm(n, generator=order)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
-            trainer.train_batch(ds.x_train[idx], ds.y_train[idx])
+        train_epoch(trainer, ds, cfg.batch_size, order)
     trainer.finish()
     acc = accuracy(trainer, ds.x_test, ds.y_test)
     return {

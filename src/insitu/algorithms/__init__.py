@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from insitu.algorithms.analog_sgd import AnalogSGD, ChipTrainer
+from insitu.algorithms.analog_sgd import AnalogSGD
 from insitu.algorithms.base import Trainer, glorot_weights, parse_options, softmax_error
+from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.algorithms.progressive import Progressive, ProgressiveOptions
 from insitu.algorithms.software import Software, SoftwareMLP
 from insitu.algorithms.transfer import Transfer

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from insitu.algorithms.analog_sgd import ChipTrainer
 from insitu.algorithms.base import softmax_error
+from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.hardware import ChipConfig, Event
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
-from insitu.algorithms.analog_sgd import ChipTrainer
+from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.algorithms.software import Software
 from insitu.hardware import ChipConfig
 

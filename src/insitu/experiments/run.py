@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,27 @@ def accuracy(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, chunk: int = 20
     return correct / max(len(y), 1)
 
 
+def train_epoch(
+    trainer: Trainer,
+    ds: Dataset,
+    batch_size: int,
+    order: torch.Generator,
+    on_batch: Callable[[int], object] | None = None,
+) -> torch.Tensor:
+    """One pass over the training set in an order drawn from ``order``; mean loss per instance."""
+    n = len(ds.y_train)
+    perm = torch.randperm(n, generator=order)
+    losses = torch.zeros(trainer.instances)
+    batches = 0
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        losses += trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).cpu()
+        batches += 1
+        if on_batch is not None:
+            on_batch(len(idx))
+    return losses / max(batches, 1)
+
+
 def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
@@ -136,7 +158,6 @@ def train(
     result = RunResult(run_dir, cfg)
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
-    batches = (n + cfg.batch_size - 1) // cfg.batch_size
     eval_n = min(n, cfg.eval_train_limit or n)
     status, message = "finished", ""
     columns = (
@@ -152,15 +173,15 @@ def train(
         try:
             for epoch in range(1, cfg.epochs + 1):
                 bar.reset(batch_task, total=n)
-                perm = torch.randperm(n, generator=order_gen)
-                losses = torch.zeros(cfg.instances)
-                for b in range(batches):
-                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    losses += trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).cpu()
-                    bar.advance(batch_task, len(idx))
+                losses = train_epoch(
+                    trainer,
+                    ds,
+                    cfg.batch_size,
+                    order_gen,
+                    on_batch=lambda k: bar.advance(batch_task, k),
+                )
                 if epoch == cfg.epochs:
                     trainer.finish()
-                losses /= batches
                 if not bool(torch.isfinite(losses).all()):
                     raise DivergenceError(
                         f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
