@@ -67,7 +67,9 @@ def train(
     device: Annotated[str, typer.Option(help="Device preset (see `insitu devices`).")] = (
         "ecram-organic"
     ),
-    dataset: Annotated[str, typer.Option(help="digits, mnist or fashion-mnist.")] = "digits",
+    dataset: Annotated[
+        str, typer.Option(help="digits, mnist, fashion-mnist or braille.")
+    ] = "digits",
     hidden: Annotated[
         list[int] | None, typer.Option(help="Hidden layer size; repeat for more layers.")
     ] = None,

@@ -223,7 +223,14 @@ def test_glorot_weights_shape_bound_and_zero_bias() -> None:
 
 
 def test_algorithm_registry_names() -> None:
-    assert algorithm_names() == ["analog-sgd", "progressive", "software", "transfer"]
+    assert algorithm_names() == [
+        "activity-difference",
+        "activity-difference-float",
+        "analog-sgd",
+        "progressive",
+        "software",
+        "transfer",
+    ]
     assert ALGORITHMS["software"] is Software
     assert ALGORITHMS["transfer"] is Transfer
     assert ALGORITHMS["analog-sgd"] is AnalogSGD

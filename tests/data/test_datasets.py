@@ -216,7 +216,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         load_dataset("cifar-10")
     assert (
         str(info.value)
-        == "unknown dataset 'cifar-10'; valid datasets: digits, fashion-mnist, mnist"
+        == "unknown dataset 'cifar-10'; valid datasets: braille, digits, fashion-mnist, mnist"
     )
 
 

@@ -337,6 +337,11 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "device": st.sampled_from(device_names()),
     "dataset": st.sampled_from(list(DATASET_NAMES)),
+    "dataset_options": st.dictionaries(
+        st.sampled_from(["flip_rate", "train_per_class", "bogus"]),
+        st.floats(0, 1) | st.integers(-5, 300),
+        max_size=2,
+    ),
     "hidden": st.lists(st.integers(1, 512), max_size=3),
     "activation": st.sampled_from([str(a) for a in Activation]),
     "epochs": st.integers(1, 100),

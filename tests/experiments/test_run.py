@@ -253,3 +253,41 @@ def test_train_on_real_mnist_files(tmp_path: Path) -> None:
     assert result.summary["layers"] == [784, 16, 10]
     assert result.summary["status"] == "finished"
     assert result.summary["test_acc_mean"] > 0.2  # well above chance after 300 samples
+
+
+# -- reconstruction targets --------------------------------------------------------------------
+
+
+def test_braille_run_trains_to_target_patterns(tmp_path: Path) -> None:
+    cfg = make_config(
+        small(
+            algorithm="activity-difference-float",
+            dataset="braille",
+            dataset_options={"train_per_class": 60, "test_per_class": 20, "flip_rate": 0.1},
+            hidden=[32],
+            limit_train=None,
+            limit_test=None,
+            epochs=4,
+            lr=0.5,
+            algorithm_options={"layer_lr": [2, 1]},
+        )
+    )
+    result = train(cfg, tmp_path / "braille", console=quiet(), progress=False)
+    summary = result.summary
+    assert summary["layers"] == [60, 32, 60]  # the output is the 60-dot pattern, not 9 classes
+    exact = summary["test_exact_reconstruction"]
+    assert len(exact) == 2
+    assert min(exact) > 0.5
+    # A pattern restored exactly decodes to its name, so accuracy is at least the exact share.
+    assert min(summary["test_acc"]) >= min(exact)
+
+
+def test_bad_dataset_options_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="flips"):
+        make_config(small(dataset="braille", dataset_options={"flips": 0.1}))
+    with pytest.raises(ConfigError, match="takes no options"):
+        make_config(small(dataset="digits", dataset_options={"flip_rate": 0.1}))
+    cfg = make_config(small(dataset="braille", dataset_options={"flip_rate": 0.9}))
+    with pytest.raises(ConfigError, match="flip_rate"):
+        train(cfg, tmp_path / "bad", console=quiet(), progress=False)
+    assert not (tmp_path / "bad").exists()  # nothing written for a run that cannot start

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from insitu.algorithms.activity_difference import (
+    ActivityDifference,
+    ActivityDifferenceFloat,
+    ActivityDifferenceOptions,
+)
 from insitu.algorithms.analog_sgd import AnalogSGD
-from insitu.algorithms.base import Trainer, glorot_weights, parse_options, softmax_error
+from insitu.algorithms.base import (
+    Trainer,
+    glorot_weights,
+    parse_options,
+    softmax_error,
+    squared_error,
+)
 from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.algorithms.progressive import Progressive, ProgressiveOptions
 from insitu.algorithms.software import Software, SoftwareMLP
@@ -14,7 +25,15 @@ from insitu.errors import UnknownNameError
 from insitu.hardware import ChipConfig
 
 ALGORITHMS: dict[str, type[Trainer]] = {
-    cls.name: cls for cls in (Software, Transfer, AnalogSGD, Progressive)
+    cls.name: cls
+    for cls in (
+        Software,
+        Transfer,
+        AnalogSGD,
+        Progressive,
+        ActivityDifference,
+        ActivityDifferenceFloat,
+    )
 }
 
 
@@ -34,6 +53,9 @@ def make_trainer(name: str, config: ChipConfig, **kwargs: Any) -> Trainer:
 
 __all__ = [
     "ALGORITHMS",
+    "ActivityDifference",
+    "ActivityDifferenceFloat",
+    "ActivityDifferenceOptions",
     "AnalogSGD",
     "ChipTrainer",
     "Progressive",
@@ -47,4 +69,5 @@ __all__ = [
     "make_trainer",
     "parse_options",
     "softmax_error",
+    "squared_error",
 ]

@@ -12,7 +12,6 @@ from typing import Any
 
 from torch import Tensor
 
-from insitu.algorithms.base import softmax_error
 from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.hardware import ChipConfig, Event
 
@@ -30,7 +29,7 @@ class AnalogSGD(ChipTrainer):
     def train_batch(self, x: Tensor, y: Tensor) -> Tensor:
         chip = self.chip
         acts = chip.forward(x)
-        loss, d = softmax_error(acts[-1], y)
+        loss, d = self.output_error(acts[-1], y)
         chip.log.add(Event.DIGITAL_OP, 3 * d.numel())
         # Everything the backward pass and the updates need must wait in periphery memory.
         stored = sum(a.numel() for a in acts[1:-1])

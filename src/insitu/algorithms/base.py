@@ -51,6 +51,21 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return loss, grad / logits.shape[1]
 
 
+def squared_error(out: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Half squared error per instance (mean over batch) and its gradient w.r.t. ``out``.
+
+    ``out``: (I, B, K); ``target``: (B, K) or (I, B, K). Raises DivergenceError on NaN/inf.
+    """
+    if not bool(torch.isfinite(out).all()):
+        raise DivergenceError(
+            "training diverged: the network output is NaN or infinite; lower the learning rate "
+            "or check the device and periphery parameters"
+        )
+    diff = out - target
+    loss = 0.5 * diff.pow(2).sum(-1).mean(-1)
+    return loss, diff / out.shape[1]
+
+
 def parse_options(cls: type[Trainer], values: Mapping[str, Any]) -> Any:
     """Build ``cls.Options`` from ``values``; unknown or invalid options raise ConfigError."""
     if cls.Options is None:
@@ -92,8 +107,15 @@ class Trainer(ABC):
         lr: float = 0.1,
         device: torch.device | str = "cpu",
         options: Mapping[str, Any] | None = None,
+        targets: Tensor | None = None,
     ) -> None:
         check_range("lr", lr, low=0.0, low_open=True)
+        n_out = config.layers[-1]
+        if targets is not None and (targets.dim() != 2 or targets.shape[1] != n_out):
+            raise ConfigError(
+                f"targets have shape {tuple(targets.shape)}; need (classes, {n_out}) to match "
+                "the output layer"
+            )
         self.options = parse_options(type(self), options or {})
         self.config = config
         self.instances = instances
@@ -102,6 +124,29 @@ class Trainer(ABC):
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + TRAINER_SEED_OFFSET)
         self._log = EventLog()
+        # Output vector each class must produce; None: classification by softmax cross-entropy.
+        self.targets = None if targets is None else targets.to(self.device, torch.float32)
+
+    def target_vectors(self, y: Tensor) -> Tensor:
+        """What the output should be for labels ``y`` (B,): (B, outputs)."""
+        if self.targets is None:
+            eye = torch.eye(self.config.layers[-1], device=self.device)
+            return eye[y.to(self.device)]
+        return self.targets[y.to(self.device)]
+
+    def output_error(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss per instance and its gradient at the output: softmax cross-entropy for
+        classification, half squared error to the class's target vector otherwise."""
+        if self.targets is None:
+            return softmax_error(out, y)
+        return squared_error(out, self.target_vectors(y))
+
+    def classify(self, out: Tensor) -> Tensor:
+        """Class decisions (I, B) from outputs (I, B, K): the largest output, or the nearest
+        target vector (the same thing for one-hot targets)."""
+        if self.targets is None:
+            return out.argmax(-1)
+        return torch.cdist(out, self.targets.expand(out.shape[0], -1, -1)).argmin(-1)
 
     @abstractmethod
     def train_batch(self, x: Tensor, y: Tensor) -> Tensor:

@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from insitu.algorithms.base import softmax_error
 from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.hardware import ChipConfig, Event
 
@@ -80,7 +79,7 @@ class Progressive(ChipTrainer):
                 # Reusing the first pass means holding its signals until the last layer.
                 held = sum(a.numel() for a in acts)
                 chip.log.add(Event.STORED_VALUE, held)
-            loss, d = softmax_error(acts[-1], y)
+            loss, d = self.output_error(acts[-1], y)
             chip.log.add(Event.DIGITAL_OP, 3 * d.numel())
             if first_loss is None:
                 first_loss = loss

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from insitu.algorithms import ALGORITHMS, algorithm_names
 from insitu.algorithms.base import parse_options
-from insitu.data import DATASET_NAMES
+from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import (
@@ -59,6 +59,7 @@ class TrainConfig(_Strict):
     algorithm_options: dict[str, Any] = Field(default_factory=dict)
     device: str = "ecram-organic"
     dataset: str = "digits"
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
     hidden: list[int] = Field(default_factory=lambda: [32])
     activation: Activation = Activation.SIGMOID
     epochs: int = Field(20, ge=1, le=100_000)
@@ -132,7 +133,7 @@ class TrainConfig(_Strict):
             params = params.replace(**self.device_overrides)
         return params
 
-    def chip_config(self, n_features: int, n_classes: int) -> ChipConfig:
+    def chip_config(self, n_features: int, n_outputs: int) -> ChipConfig:
         """The chip this run trains on."""
         tile = TileConfig(
             device=self.device_params(),
@@ -141,7 +142,7 @@ class TrainConfig(_Strict):
             pair=self.pair,
             weight_scale=self.weight_scale,
         )
-        return ChipConfig((n_features, *self.hidden, n_classes), tile, self.activation)
+        return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 
     def to_yaml(self) -> str:
         """The resolved configuration as YAML."""
@@ -170,6 +171,7 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
         cfg = TrainConfig(**values)
         cfg.device_params()  # device overrides and variation are validated by the physics
         parse_options(ALGORITHMS[cfg.algorithm], cfg.algorithm_options)
+        check_dataset_options(cfg.dataset, cfg.dataset_options)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
     except UnknownNameError:

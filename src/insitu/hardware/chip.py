@@ -70,10 +70,13 @@ class CrossbarChip:
         """Number of weight layers (tiles)."""
         return len(self.tiles)
 
-    def with_bias(self, x: Tensor) -> Tensor:
-        """Append the constant bias input."""
-        ones = torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
-        return torch.cat([x, ones], dim=-1)
+    def with_bias(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """Append the bias input: 1, or ``bias`` (the value on the bias row per sample)."""
+        if bias is None:
+            col = torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
+        else:
+            col = bias.to(x.dtype).unsqueeze(-1).expand(*x.shape[:-1], 1)
+        return torch.cat([x, col], dim=-1)
 
     def read(self, layer: int, x: Tensor) -> Tensor:
         """Pre-activation of ``layer`` for inputs ``x`` (bias column added here)."""
@@ -83,9 +86,15 @@ class CrossbarChip:
         """Error carried back through ``layer`` (the bias row dropped)."""
         return self.tiles[layer].read_transposed(d)[..., :-1]
 
-    def update(self, layer: int, x: Tensor, d: Tensor, lr: float) -> None:
-        """Pulsed SGD step on ``layer`` from its inputs ``x`` and output errors ``d``."""
-        self.tiles[layer].update(self.with_bias(x), d, lr)
+    def update(
+        self, layer: int, x: Tensor, d: Tensor, lr: float, bias: Tensor | None = None
+    ) -> None:
+        """Pulsed SGD step on ``layer`` from its inputs ``x`` and output errors ``d``.
+
+        ``bias`` (one value per sample, broadcast like ``x[..., 0]``) drives the bias row
+        instead of 1, for updates whose rows carry differences or sums of activities.
+        """
+        self.tiles[layer].update(self.with_bias(x, bias), d, lr)
 
     def activate(self, layer: int, y: Tensor) -> Tensor:
         """Activation circuit of ``layer`` (identity for the output layer)."""
