@@ -291,3 +291,12 @@ def test_bad_dataset_options_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="flip_rate"):
         train(cfg, tmp_path / "bad", console=quiet(), progress=False)
     assert not (tmp_path / "bad").exists()  # nothing written for a run that cannot start
+
+
+def test_lr_decay_scales_the_rate_every_epoch(tmp_path: Path) -> None:
+    cfg = make_config(small(algorithm="software", epochs=3, lr=0.4, lr_decay=0.5))
+    result = train(cfg, tmp_path / "decay", console=quiet(), progress=False)
+    assert result.trainer is not None
+    assert result.trainer.lr == pytest.approx(0.4 * 0.5**2)
+    with pytest.raises(ConfigError, match="lr_decay"):
+        make_config(small(lr_decay=1.5))

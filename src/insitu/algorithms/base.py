@@ -148,6 +148,11 @@ class Trainer(ABC):
             return out.argmax(-1)
         return torch.cdist(out, self.targets.expand(out.shape[0], -1, -1)).argmin(-1)
 
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate (schedules)."""
+        check_range("lr", lr, low=0.0, low_open=True)
+        self.lr = lr
+
     @abstractmethod
     def train_batch(self, x: Tensor, y: Tensor) -> Tensor:
         """One training step on inputs (B, F) and labels (B,); returns the loss per instance."""

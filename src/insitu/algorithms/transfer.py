@@ -26,6 +26,10 @@ class Transfer(ChipTrainer):
         self.software = Software(config, **{k: v for k, v in kwargs.items() if k != "options"})
         self.programmed = False
 
+    def set_lr(self, lr: float) -> None:
+        super().set_lr(lr)
+        self.software.set_lr(lr)
+
     def train_batch(self, x: Tensor, y: Tensor) -> Tensor:
         return self.software.train_batch(x, y)
 

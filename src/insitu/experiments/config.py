@@ -65,6 +65,7 @@ class TrainConfig(_Strict):
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int = Field(10, ge=1, le=100_000)
     lr: float = Field(0.1, gt=0, le=100)
+    lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this per epoch
     instances: int = Field(4, ge=1, le=4096)
     seed: int = Field(0, ge=0, le=2**63 - 1)  # torch generators take seeds below 2**64
     variation: float | None = Field(None, ge=0, le=2)

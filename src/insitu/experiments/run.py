@@ -46,6 +46,7 @@ class RunResult:
     rows: list[dict[str, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     final_test_acc: list[float] = field(default_factory=list)
+    trainer: Trainer | None = None  # the trained rule, for evaluations beyond the run's own
 
 
 def fresh_dir(root: Path, suffix: str = "") -> Path:
@@ -158,7 +159,7 @@ def train(
         options=cfg.algorithm_options,
         targets=ds.targets,
     )
-    result = RunResult(run_dir, cfg)
+    result = RunResult(run_dir, cfg, trainer=trainer)
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
@@ -175,6 +176,7 @@ def train(
         batch_task = bar.add_task("samples", total=n, info="")
         try:
             for epoch in range(1, cfg.epochs + 1):
+                trainer.set_lr(cfg.lr * cfg.lr_decay ** (epoch - 1))
                 bar.reset(batch_task, total=n)
                 losses = train_epoch(
                     trainer,

@@ -1,4 +1,5 @@
-"""Chips built from devices: crossbar tiles with periphery, chips made of tiles, event logs.
+"""Chips built from devices: crossbar tiles with periphery, chips made of tiles, spiking
+analog chips (LIF neurons with mismatch), event logs.
 
 Knows nothing of learning rules or energy prices.
 """
@@ -7,18 +8,36 @@ from insitu.hardware.activation import Activation
 from insitu.hardware.chip import ChipConfig, CrossbarChip
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.periphery import IDEAL_PERIPHERY, Periphery
+from insitu.hardware.spiking import (
+    IDEAL_NEURON,
+    WEIGHT_LIMIT,
+    NeuronArray,
+    NeuronParams,
+    Recording,
+    SpikingChip,
+    SpikingChipConfig,
+    SpikingLayerConfig,
+)
 from insitu.hardware.tile import PairMode, ProgramResult, Tile, TileConfig, UpdateMode, UpdateParams
 
 __all__ = [
+    "IDEAL_NEURON",
     "IDEAL_PERIPHERY",
+    "WEIGHT_LIMIT",
     "Activation",
     "ChipConfig",
     "CrossbarChip",
     "Event",
     "EventLog",
+    "NeuronArray",
+    "NeuronParams",
     "PairMode",
     "Periphery",
     "ProgramResult",
+    "Recording",
+    "SpikingChip",
+    "SpikingChipConfig",
+    "SpikingLayerConfig",
     "Tile",
     "TileConfig",
     "UpdateMode",

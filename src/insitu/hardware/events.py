@@ -23,6 +23,13 @@ class Event(StrEnum):
     ACTIVATION = "activation"  # activation (or derivative) circuit evaluations
     DIGITAL_OP = "digital_op"  # digital periphery operations (scaling, error, softmax)
     STORED_VALUE = "stored_value"  # values held in periphery memory for later use
+    # Spiking chips (insitu.hardware.spiking):
+    SYNAPTIC_EVENT = "synaptic_event"  # spikes arriving at a synapse row x the neurons it drives
+    NEURON_STEP = "neuron_step"  # neuron updates (neurons x time steps x samples)
+    ADC_SAMPLE = "adc_sample"  # membrane voltages sampled by the ADC
+    EMULATION_STEP = "emulation_step"  # time steps emulated (T per sample), each dt_seconds long
+    HOST_BYTES_IN = "host_bytes_in"  # bytes host -> chip (weights 1 B each, input spikes 4 B)
+    HOST_BYTES_OUT = "host_bytes_out"  # bytes chip -> host (spikes 4 B each, ADC samples 1 B)
 
 
 class EventLog:

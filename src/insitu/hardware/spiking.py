@@ -1,0 +1,545 @@
+"""A spiking analog chip in the style of BrainScaleS-2: LIF neurons with mismatch and noise.
+
+After Cramer, Billaudelle, Kanya, ..., Schemmel, Zenke, "Surrogate gradients for analog
+neuromorphic computing", PNAS 119, e2109194119 (2022): analog current-based leaky
+integrate-and-fire neurons running 1000x faster than biology; every connection is an excitatory
+and an inhibitory 6-bit synapse, i.e. a signed integer weight in -63..63; membrane voltages are
+sampled by a column-parallel 8-bit ADC every ~1.7 us; every neuron's time constants, threshold
+and leak carry fixed-pattern mismatch, and the membrane carries trial-to-trial noise.
+
+Chip protocol (what an algorithm may call): ``write_weights`` (signed integers) and
+``run(input_spikes) -> Recording``. The drawn neuron parameters and the stored weights are
+private; tests and plots reach them through :mod:`insitu.hardware.inspection`.
+
+Dynamics in discrete time, one step = one ADC sample period (``dt_seconds``), per neuron with
+membrane ``V``, synaptic current ``I``, input spikes ``x`` and the layer's own spikes ``z``::
+
+    V[t] = leak + (V[t-1] - leak) * exp(-1/tau_m) + I[t-1] + membrane_noise * xi[t]
+    z[t] = V[t] >= threshold            (unless refractory or dead)
+    I[t] = I[t-1] * exp(-1/tau_s) + gain * (W x[t] + W_rec z[t])
+
+with ``V[-1] = leak`` and ``I[-1] = 0``. After a spike ``V`` is set to ``reset`` and held there
+for ``refractory_steps`` steps. The sample at step t is ``V[t]`` before the reset: a spike's own
+sample shows the threshold crossing, the reset shows from the next sample. An input spike at step
+t moves the membrane from step t+1 on, so each layer adds one step of latency. A non-spiking
+readout layer is the same leaky integrator without threshold; its membrane is the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from insitu.errors import ConfigError, check_range
+from insitu.hardware.events import Event, EventLog
+
+WEIGHT_LIMIT = 63
+"""Largest weight magnitude: a 6-bit synapse; the sign picks the excitatory or inhibitory row."""
+
+_RELATIVE_SIGMAS = ("sigma_tau_m", "sigma_tau_s", "sigma_threshold", "sigma_leak", "sigma_gain")
+
+
+def _check_finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} = {value!r} is out of range; expected a finite number")
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Nominal LIF neuron, its fabrication spread and its membrane ADC, in model units.
+
+    Voltages are normalised as in the paper's software model (threshold 1, leak and reset 0);
+    time is counted in steps of ``dt_seconds``. The defaults are illustrative values for an
+    uncalibrated chip of this kind, not measurements from the paper.
+
+    Attributes:
+        tau_m: membrane time constant (steps; ``inf`` = no leak).
+        tau_s: synaptic current time constant (steps).
+        threshold: spike threshold (voltage units).
+        leak: leak (resting) potential the membrane decays toward.
+        reset: potential after a spike; must lie below ``threshold``.
+        refractory_steps: steps the membrane is held at ``reset`` after a spike.
+        synapse_gain: synaptic current (voltage units per step) added by one spike through a
+            weight of 1; a full-scale weight (63) adds ``63 * synapse_gain``.
+        sigma_tau_m, sigma_tau_s, sigma_gain: neuron-to-neuron standard deviation, relative to
+            the nominal value (time constants are kept above 5% of nominal, gains above 0).
+        sigma_threshold, sigma_leak: neuron-to-neuron standard deviation of the threshold and
+            the leak potential, in units of ``threshold - leak`` (absolute for the leak).
+        membrane_noise: standard deviation of the temporal noise added to every membrane every
+            step (voltage units), drawn anew on every run.
+        dead_fraction: fraction of spiking neurons that never spike (broken comparators).
+        adc_bits: membrane ADC resolution: ``2**adc_bits`` codes; None = ideal (no
+            quantisation or clipping).
+        adc_range: membrane voltages mapped to the lowest and highest code; beyond it the ADC
+            saturates.
+        dt_seconds: hardware time of one step (the ADC sample period, ~1.7 us in the paper),
+            for time accounting only.
+    """
+
+    tau_m: float = 3.5
+    tau_s: float = 3.5
+    threshold: float = 1.0
+    leak: float = 0.0
+    reset: float = 0.0
+    refractory_steps: int = 1
+    synapse_gain: float = 0.005
+    sigma_tau_m: float = 0.1
+    sigma_tau_s: float = 0.1
+    sigma_threshold: float = 0.05
+    sigma_leak: float = 0.05
+    sigma_gain: float = 0.1
+    membrane_noise: float = 0.02
+    dead_fraction: float = 0.0
+    adc_bits: int | None = 8
+    adc_range: tuple[float, float] = (-1.0, 2.0)
+    dt_seconds: float = 1.7e-6
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adc_range", tuple(float(v) for v in self.adc_range))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range field."""
+        check_range("tau_m", self.tau_m, low=0.0, low_open=True)
+        check_range("tau_s", self.tau_s, low=0.0, low_open=True)
+        for name in ("threshold", "leak", "reset"):
+            _check_finite(name, getattr(self, name))
+        check_range("threshold - leak", self.threshold - self.leak, low=0.0, low_open=True)
+        check_range("threshold - reset", self.threshold - self.reset, low=0.0, low_open=True)
+        if int(self.refractory_steps) != self.refractory_steps:
+            raise ConfigError(f"refractory_steps = {self.refractory_steps!r}; need an integer")
+        check_range("refractory_steps", self.refractory_steps, low=0, high=10_000)
+        check_range("synapse_gain", self.synapse_gain, low=0.0, high=1e6, low_open=True)
+        for name in _RELATIVE_SIGMAS:
+            check_range(name, getattr(self, name), low=0.0, high=2.0)
+        check_range("membrane_noise", self.membrane_noise, low=0.0, high=1e3)
+        check_range("dead_fraction", self.dead_fraction, low=0.0, high=1.0)
+        if self.adc_bits is not None and (
+            int(self.adc_bits) != self.adc_bits or not 1 <= self.adc_bits <= 16
+        ):
+            raise ConfigError(f"adc_bits = {self.adc_bits!r}; need 1 to 16 (or None for ideal)")
+        if len(self.adc_range) != 2:
+            raise ConfigError(f"adc_range = {self.adc_range!r}; need (low, high)")
+        lo, hi = self.adc_range
+        _check_finite("adc_range low", lo)
+        _check_finite("adc_range high", hi)
+        check_range("adc_range high - low", hi - lo, low=0.0, low_open=True)
+        check_range("dt_seconds", self.dt_seconds, low=0.0, high=1.0, low_open=True)
+
+    def replace(self, **changes: Any) -> NeuronParams:
+        """A copy with ``changes`` applied (validated); unknown fields raise ConfigError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(f"unknown neuron parameter(s) {unknown}; valid: {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+    def with_mismatch(self, sigma: float) -> NeuronParams:
+        """Every fixed-pattern sigma (tau_m, tau_s, threshold, leak, gain) set to ``sigma``.
+
+        The paper's sigma_d sweep; temporal noise and dead neurons are left as they are.
+        """
+        return self.replace(**dict.fromkeys(_RELATIVE_SIGMAS, sigma))
+
+
+IDEAL_NEURON = NeuronParams(
+    sigma_tau_m=0.0,
+    sigma_tau_s=0.0,
+    sigma_threshold=0.0,
+    sigma_leak=0.0,
+    sigma_gain=0.0,
+    membrane_noise=0.0,
+    adc_bits=None,
+)
+"""The nominal neuron: no mismatch, no temporal noise, no dead neurons, an ideal ADC."""
+
+
+@dataclass(frozen=True)
+class SpikingLayerConfig:
+    """One layer of neurons and the synapses feeding it.
+
+    Attributes:
+        size: number of neurons.
+        recurrent: the layer's own spikes also drive it through a second weight matrix.
+        spiking: False makes a non-spiking leaky-integrator readout (only the last layer).
+        neuron: this layer's neuron parameters; None = the chip's.
+    """
+
+    size: int
+    recurrent: bool = False
+    spiking: bool = True
+    neuron: NeuronParams | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.size) != self.size or self.size < 1:
+            raise ConfigError(f"layer size = {self.size!r}; need an integer >= 1")
+        if self.recurrent and not self.spiking:
+            raise ConfigError("a non-spiking readout layer has no spikes to recur: recurrent")
+
+
+@dataclass(frozen=True)
+class SpikingChipConfig:
+    """A feed-forward stack of (optionally recurrent) LIF layers.
+
+    Attributes:
+        inputs: number of input channels (spike sources driving the first layer).
+        layers: the layers in order; only the last may be a non-spiking readout.
+        neuron: neuron parameters of every layer that does not set its own.
+        time_steps: steps per sample (each ``neuron.dt_seconds`` long).
+    """
+
+    inputs: int
+    layers: tuple[SpikingLayerConfig, ...]
+    neuron: NeuronParams = field(default_factory=NeuronParams)
+    time_steps: int = 30
+
+    def __post_init__(self) -> None:
+        layers = tuple(
+            SpikingLayerConfig(**lay) if isinstance(lay, Mapping) else lay for lay in self.layers
+        )
+        object.__setattr__(self, "layers", layers)
+        if int(self.inputs) != self.inputs or self.inputs < 1:
+            raise ConfigError(f"inputs = {self.inputs!r}; need an integer >= 1")
+        if not layers:
+            raise ConfigError("layers is empty; need at least one layer")
+        if any(not lay.spiking for lay in layers[:-1]):
+            raise ConfigError("only the last layer may be a non-spiking readout")
+        if int(self.time_steps) != self.time_steps:
+            raise ConfigError(f"time_steps = {self.time_steps!r}; need an integer")
+        check_range("time_steps", self.time_steps, low=1, high=1_000_000)
+
+    @classmethod
+    def from_sizes(
+        cls,
+        sizes: Sequence[int],
+        *,
+        recurrent: bool | Sequence[bool] = False,
+        readout: bool = True,
+        neuron: NeuronParams | None = None,
+        time_steps: int = 30,
+    ) -> SpikingChipConfig:
+        """``sizes = (inputs, hidden..., outputs)``; ``recurrent`` per layer or for every
+        spiking hidden layer; ``readout`` makes the last layer a non-spiking integrator."""
+        n = len(sizes) - 1
+        if n < 1:
+            raise ConfigError(f"sizes = {tuple(sizes)}; need inputs and at least one layer")
+        if isinstance(recurrent, bool):
+            rec = [recurrent and not (readout and k == n - 1) for k in range(n)]
+        else:
+            rec = list(recurrent)
+            if len(rec) != n:
+                raise ConfigError(f"recurrent has {len(rec)} entries for {n} layers")
+        layers = tuple(
+            SpikingLayerConfig(size, recurrent=r, spiking=not (readout and k == n - 1))
+            for k, (size, r) in enumerate(zip(sizes[1:], rec, strict=True))
+        )
+        return cls(sizes[0], layers, neuron or NeuronParams(), time_steps)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """(inputs, layer sizes...)."""
+        return (self.inputs, *(lay.size for lay in self.layers))
+
+    def neuron_params(self, layer: int) -> NeuronParams:
+        """The neuron parameters of ``layer``."""
+        return self.layers[layer].neuron or self.neuron
+
+
+class NeuronArray(NamedTuple):
+    """The parameters drawn at fabrication for a layer of neurons, each (instances, neurons)."""
+
+    tau_m: Tensor  # membrane time constant (steps)
+    tau_s: Tensor  # synaptic time constant (steps)
+    threshold: Tensor
+    leak: Tensor
+    gain: Tensor  # synapse_gain of the neuron's synapses
+    alive: Tensor  # bool: False for dead neurons (never spike)
+
+
+def sample_neurons(
+    params: NeuronParams,
+    shape: tuple[int, int],
+    gen: torch.Generator,
+    device: torch.device,
+    spiking: bool = True,
+) -> NeuronArray:
+    """Draw the fixed-pattern mismatch of ``shape = (instances, neurons)`` neurons.
+
+    The standard normal draws do not depend on the sigmas, so a sigma sweep at one seed scales
+    one fixed pattern; every sigma at 0 gives the nominal values exactly.
+    """
+    p = params
+    xi = torch.randn((5, *shape), generator=gen, device=device)
+    u = torch.rand(shape, generator=gen, device=device)
+    span = p.threshold - p.leak
+
+    def relative(nominal: float, sigma: float, z: Tensor, floor: float) -> Tensor:
+        return nominal * (1.0 + sigma * z).clamp(min=floor)
+
+    return NeuronArray(
+        tau_m=relative(p.tau_m, p.sigma_tau_m, xi[0], 0.05),
+        tau_s=relative(p.tau_s, p.sigma_tau_s, xi[1], 0.05),
+        threshold=p.threshold + p.sigma_threshold * span * xi[2],
+        leak=p.leak + p.sigma_leak * span * xi[3],
+        gain=relative(p.synapse_gain, p.sigma_gain, xi[4], 0.0),
+        alive=(u >= p.dead_fraction) if spiking else torch.ones_like(u, dtype=torch.bool),
+    )
+
+
+def adc_measure(v: Tensor, params: NeuronParams) -> Tensor:
+    """Membrane voltages as the ADC reports them: clipped to ``adc_range``, quantised to
+    ``2**adc_bits`` evenly spaced levels (both ends included), in voltage units."""
+    if params.adc_bits is None:
+        return v
+    lo, hi = params.adc_range
+    top = (1 << params.adc_bits) - 1
+    step = (hi - lo) / top
+    code = ((v - lo) / step).round_().clamp_(0, top)
+    return code.mul_(step).add_(lo).clamp_(lo, hi)
+
+
+class Recording(NamedTuple):
+    """What a run sends back to the host; every tensor is (instances, batch, time, neurons)."""
+
+    spikes: tuple[Tensor, ...]  # per layer, 0/1 float32 (all 0 for a non-spiking readout)
+    membrane: tuple[Tensor, ...]  # per layer, ADC-measured membrane voltages
+
+    @property
+    def readout(self) -> Tensor:
+        """The last layer's measured membrane (the readout traces)."""
+        return self.membrane[-1]
+
+
+class SpikingChip:
+    """N instances of a spiking analog chip, each with its own fixed-pattern mismatch.
+
+    Weights start at 0. Every run draws fresh temporal noise from the chip's generator.
+    """
+
+    def __init__(
+        self,
+        config: SpikingChipConfig,
+        *,
+        instances: int = 1,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if instances < 1:
+            raise ConfigError(f"instances = {instances}; need at least 1")
+        self.config = config
+        self.instances = instances
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.log = EventLog()
+        sizes = config.sizes
+        self._neurons = [
+            sample_neurons(
+                config.neuron_params(k),
+                (instances, lay.size),
+                self.generator,
+                self.device,
+                lay.spiking,
+            )
+            for k, lay in enumerate(config.layers)
+        ]
+        self._w = [
+            torch.zeros((instances, n_out, n_in), dtype=torch.int8, device=self.device)
+            for n_in, n_out in itertools.pairwise(sizes)
+        ]
+        self._w_rec: list[Tensor | None] = [
+            torch.zeros((instances, lay.size, lay.size), dtype=torch.int8, device=self.device)
+            if lay.recurrent
+            else None
+            for lay in config.layers
+        ]
+
+    @property
+    def n_layers(self) -> int:
+        """Number of neuron layers (weight matrices excluding recurrent ones)."""
+        return len(self.config.layers)
+
+    @property
+    def sample_seconds(self) -> float:
+        """Hardware time of one sample: ``time_steps * dt_seconds``."""
+        return self.config.time_steps * self.config.neuron.dt_seconds
+
+    def weight_shape(self, layer: int, recurrent: bool = False) -> tuple[int, int]:
+        """(out, in) of ``layer``'s feed-forward (or recurrent) weights."""
+        sizes = self.config.sizes
+        n_out = sizes[layer + 1]
+        return (n_out, n_out) if recurrent else (n_out, sizes[layer])
+
+    # -- protocol ---------------------------------------------------------------------------
+    def write_weights(self, layer: int, weights: Tensor, recurrent: bool = False) -> None:
+        """Write signed integer weights in -63..63, (out, in) for every instance or
+        (instances, out, in). Anything else is refused: scale, round and clip before writing."""
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(f"layer = {layer}; the chip has layers 0 to {self.n_layers - 1}")
+        if recurrent and self._w_rec[layer] is None:
+            raise ValueError(f"layer {layer} has no recurrent synapses (recurrent=False)")
+        kind = "recurrent" if recurrent else "feed-forward"
+        shape = self.weight_shape(layer, recurrent)
+        w = weights.to(self.device)
+        if w.dim() == 2:
+            w = w.unsqueeze(0).expand(self.instances, -1, -1)
+        if tuple(w.shape) != (self.instances, *shape):
+            raise ValueError(
+                f"layer {layer} {kind} weights have shape {tuple(weights.shape)}; expected "
+                f"{shape} or ({self.instances}, {shape[0]}, {shape[1]})"
+            )
+        if w.dtype == torch.bool or w.is_complex():
+            raise ValueError(f"layer {layer} {kind} weights have dtype {w.dtype}; need integers")
+        if w.is_floating_point() and not bool((torch.isfinite(w) & (w == w.round())).all()):
+            raise ValueError(
+                f"layer {layer} {kind} weights must be integers (6-bit synapses); got "
+                "non-integer values: round them before writing"
+            )
+        lo, hi = (int(v) for v in torch.aminmax(w))
+        if lo < -WEIGHT_LIMIT or hi > WEIGHT_LIMIT:
+            raise ValueError(
+                f"layer {layer} {kind} weights must lie in [-{WEIGHT_LIMIT}, {WEIGHT_LIMIT}] "
+                f"(6-bit synapses, the sign picks the excitatory or inhibitory row); got values "
+                f"from {lo} to {hi}: scale and clip before writing"
+            )
+        stored = w.to(torch.int8).clone()
+        if recurrent:
+            self._w_rec[layer] = stored
+        else:
+            self._w[layer] = stored
+        self.log.add(Event.HOST_BYTES_IN, stored.numel())  # one byte per synapse
+
+    def run(self, input_spikes: Tensor) -> Recording:
+        """Emulate every layer for ``input_spikes`` (batch, time, inputs) shared by all
+        instances, or (instances, batch, time, inputs); values 0 or 1."""
+        x = self._check_input(input_spikes)
+        i_n = self.instances
+        b, t = x.shape[-3], x.shape[-2]
+        copies = i_n if x.dim() == 3 else 1  # shared inputs are sent to every instance
+        in_spikes = x.sum() * copies
+        self.log.add(Event.HOST_BYTES_IN, 4 * in_spikes)
+        self.log.add(Event.EMULATION_STEP, i_n * b * t)
+        spikes: list[Tensor] = []
+        membrane: list[Tensor] = []
+        for layer, lay in enumerate(self.config.layers):
+            self.log.add(Event.SYNAPTIC_EVENT, in_spikes * lay.size)
+            z, v = self._run_layer(layer, x)
+            out_spikes = z.sum()
+            if lay.recurrent:
+                self.log.add(Event.SYNAPTIC_EVENT, out_spikes * lay.size)
+            samples = v.numel()
+            self.log.add(Event.NEURON_STEP, samples)
+            self.log.add(Event.ADC_SAMPLE, samples)
+            self.log.add(Event.HOST_BYTES_OUT, samples)  # one byte per ADC sample
+            if lay.spiking:
+                self.log.add(Event.HOST_BYTES_OUT, 4 * out_spikes)
+            spikes.append(z)
+            membrane.append(v)
+            x, in_spikes = z, out_spikes
+        return Recording(tuple(spikes), tuple(membrane))
+
+    # -- simulation -------------------------------------------------------------------------
+    def _check_input(self, x: Tensor) -> Tensor:
+        n_in, steps = self.config.inputs, self.config.time_steps
+        shared_ok = x.dim() == 3
+        own_ok = x.dim() == 4 and x.shape[0] == self.instances
+        if not (shared_ok or own_ok) or x.shape[-1] != n_in or x.shape[-2] != steps:
+            raise ValueError(
+                f"input spikes have shape {tuple(x.shape)}; expected (batch, {steps}, {n_in}) "
+                f"or ({self.instances}, batch, {steps}, {n_in})"
+            )
+        x = x.to(self.device)
+        if x.dtype != torch.bool and bool(((x != 0) & (x != 1)).any()):
+            raise ValueError("input spikes must be 0 or 1 (one spike per input per step)")
+        return x.to(torch.float32)
+
+    def _run_layer(self, layer: int, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Spikes (0/1 float) and ADC-measured membrane of ``layer``, each (I, B, T, N)."""
+        lay = self.config.layers[layer]
+        p = self.config.neuron_params(layer)
+        nrn = self._neurons[layer]
+        i_n, n = self.instances, lay.size
+        b, t_steps, n_in = x.shape[-3:]
+        # Gain belongs to the post-synaptic neuron: fold it into its row of weights.
+        w = self._w[layer].to(torch.float32) * nrn.gain.unsqueeze(-1)  # (I, N, in)
+        flat = x.reshape(b * t_steps, n_in) if x.dim() == 3 else x.reshape(i_n, b * t_steps, n_in)
+        drive = torch.matmul(flat, w.transpose(1, 2)).view(i_n, b, t_steps, n)
+        drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
+        w_rec = self._w_rec[layer]
+        rec_t = None
+        if w_rec is not None:
+            rec_t = (w_rec.to(torch.float32) * nrn.gain.unsqueeze(-1)).transpose(1, 2)
+        noise = None
+        if p.membrane_noise > 0:
+            shape = (t_steps, i_n, b, n)
+            noise = p.membrane_noise * torch.randn(shape, generator=self.generator, device=x.device)
+
+        decay_m = torch.exp(-1.0 / nrn.tau_m).unsqueeze(1)  # (I, 1, N)
+        decay_s = torch.exp(-1.0 / nrn.tau_s).unsqueeze(1)
+        leak = nrn.leak.unsqueeze(1)
+        rest = leak * (1.0 - decay_m)
+        threshold = nrn.threshold.unsqueeze(1)
+        alive = nrn.alive.unsqueeze(1)
+        refractory = p.refractory_steps if lay.spiking else 0
+
+        v = leak.expand(i_n, b, n)
+        cur = torch.zeros((i_n, b, n), device=x.device)
+        held_for = torch.zeros((i_n, b, n), dtype=torch.int32, device=x.device)  # steps left
+        vs: list[Tensor] = []
+        zs: list[Tensor] = []
+        for t in range(t_steps):
+            v = decay_m * v + rest + cur
+            if noise is not None:
+                v = v + noise[t]
+            if not lay.spiking:
+                vs.append(v)
+                cur = decay_s * cur + drive[t]
+                continue
+            if refractory:
+                held = held_for > 0
+                v = torch.where(held, p.reset, v)
+                z = (v >= threshold) & alive & ~held
+                held_for = torch.where(z, refractory, held_for - held.to(torch.int32))
+            else:
+                z = (v >= threshold) & alive
+            vs.append(v)
+            zf = z.to(torch.float32)
+            zs.append(zf)
+            cur = decay_s * cur + drive[t]
+            if rec_t is not None:
+                cur = cur + torch.bmm(zf, rec_t)
+            v = torch.where(z, p.reset, v)
+        trace = adc_measure(torch.stack(vs, dim=2), p)
+        if lay.spiking:
+            return torch.stack(zs, dim=2), trace
+        return torch.zeros_like(trace), trace
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Full chip state: weights, drawn neuron parameters, event log and the generator."""
+        return {
+            "weights": [w.clone() for w in self._w],
+            "recurrent_weights": [None if w is None else w.clone() for w in self._w_rec],
+            "neurons": [{k: v.clone() for k, v in nrn._asdict().items()} for nrn in self._neurons],
+            "log": self.log.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        self._w = [w.to(self.device).clone() for w in state["weights"]]
+        self._w_rec = [
+            None if w is None else w.to(self.device).clone() for w in state["recurrent_weights"]
+        ]
+        self._neurons = [
+            NeuronArray(**{k: v.to(self.device).clone() for k, v in nrn.items()})
+            for nrn in state["neurons"]
+        ]
+        self.log.load_state_dict(state["log"])
+        self.generator.set_state(state["generator"])
