@@ -109,7 +109,10 @@ def _dots(ax: Any, pattern: torch.Tensor, title: str) -> None:
     on = img.flatten() > 0.5
     ax.scatter(xs_f.flatten()[on], -ys.flatten()[on], s=18, c="black")
     ax.scatter(xs_f.flatten()[~on], -ys.flatten()[~on], s=4, c="0.85")
-    ax.set_title(title, fontsize=7, loc="left")
+    ax.set_title(title, fontsize=7, loc="left", pad=2)
+    ax.set_xlim(-0.6, 27.8)
+    ax.set_ylim(-2.6, 0.6)
+    ax.set_aspect("equal")
     ax.set_axis_off()
 
 
@@ -121,7 +124,7 @@ def _examples(result: RunResult, path: Path, seed: int) -> None:
     x = distort(clean, flip_rate=0.2, generator=gen)
     with torch.no_grad():
         y = trainer.predict(x)[0].cpu()
-    fig = Figure(figsize=(9, 9))
+    fig = Figure(figsize=(10, 6.5), layout="constrained")
     axes = fig.subplots(len(NAMES), 3)
     for i, name in enumerate(NAMES):
         exact = bool(((y[i] > 0.5) == (clean[i] > 0.5)).all())

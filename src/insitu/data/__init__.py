@@ -1,9 +1,15 @@
-"""Datasets for in-situ training: bundled 8x8 digits, MNIST, Fashion-MNIST and Braille.
+"""Datasets for in-situ training: bundled 8x8 digits, MNIST, Fashion-MNIST and Braille,
+spike encoders, and the event datasets N-MNIST and SHD.
 
 MNIST is by LeCun, Bottou, Bengio, Haffner (1998); Fashion-MNIST by Xiao, Rasul, Vollgraf
 (2017). Both are read from their original IDX files, checked against published sha256.
 The Braille reconstruction task (Yi, Kendall, Williams, Kumar, Nature Electronics 2022) is
 generated; see :mod:`insitu.data.braille`.
+
+Spiking data (:class:`SpikeDataset`, shape (N, T, F)): images through the encoders of
+:mod:`insitu.data.encoders` (latency code of Cramer et al. 2022, PNAS; rate code), N-MNIST
+(Orchard et al. 2015; :mod:`insitu.data.nmnist`) and the Spiking Heidelberg Digits (Cramer
+et al. 2022, IEEE TNNLS; :mod:`insitu.data.shd`), read from their original formats.
 """
 
 from __future__ import annotations
@@ -22,7 +28,33 @@ from insitu.data.braille import (
     name_pattern,
 )
 from insitu.data.datasets import DATASET_NAMES, Dataset, check_dataset_options, load_dataset
+from insitu.data.encoders import (
+    events_to_frame_batch,
+    events_to_frames,
+    jitter_channels,
+    latency_encode,
+    latency_spike_times,
+    rate_encode,
+    resize_images,
+)
 from insitu.data.idx import IDX_DTYPES, clear_idx_cache, parse_idx, read_idx
+from insitu.data.nmnist import (
+    NMNIST_SENSOR,
+    NmnistEvents,
+    decode_nmnist_events,
+    load_nmnist,
+    locate_nmnist,
+    read_nmnist_events,
+)
+from insitu.data.shd import (
+    SHD_CHANNELS,
+    SHD_CLASSES,
+    ShdEvents,
+    load_shd,
+    locate_shd,
+    read_shd,
+    shd_channels,
+)
 from insitu.data.sources import (
     ENV_VAR,
     IDX_FILES,
@@ -35,9 +67,12 @@ from insitu.data.sources import (
     download_file,
     locate_dataset,
     locate_file,
+    search_paths,
     sha256_file,
     verify_file,
+    verify_sha256,
 )
+from insitu.data.spikes import SpikeDataset, latency_coded
 
 __all__ = [
     "CELLS",
@@ -49,30 +84,54 @@ __all__ = [
     "LETTER_DOTS",
     "MIN_HAMMING_DISTANCE",
     "NAMES",
+    "NMNIST_SENSOR",
     "PATTERN_BITS",
+    "SHD_CHANNELS",
+    "SHD_CLASSES",
     "SOURCES",
     "Dataset",
     "DatasetSource",
     "KnownFile",
+    "NmnistEvents",
+    "ShdEvents",
+    "SpikeDataset",
     "candidate_paths",
     "check_dataset_options",
     "clean_patterns",
     "clear_caches",
     "clear_hash_cache",
     "clear_idx_cache",
+    "decode_nmnist_events",
     "default_cache_dir",
     "distort",
     "download_file",
+    "events_to_frame_batch",
+    "events_to_frames",
     "exact_reconstruction",
+    "jitter_channels",
+    "latency_coded",
+    "latency_encode",
+    "latency_spike_times",
     "load_dataset",
+    "load_nmnist",
+    "load_shd",
     "locate_dataset",
     "locate_file",
+    "locate_nmnist",
+    "locate_shd",
     "make_braille",
     "name_pattern",
     "parse_idx",
+    "rate_encode",
     "read_idx",
+    "read_nmnist_events",
+    "read_shd",
+    "resize_images",
+    "search_paths",
     "sha256_file",
+    "shd_channels",
     "verify_file",
+    "verify_sha256",
 ]
 
 

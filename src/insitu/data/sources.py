@@ -41,8 +41,10 @@ __all__ = [
     "download_file",
     "locate_dataset",
     "locate_file",
+    "search_paths",
     "sha256_file",
     "verify_file",
+    "verify_sha256",
 ]
 
 #: Environment variable naming a folder that holds the original data files.
@@ -162,11 +164,14 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "insitu"
 
 
-def candidate_paths(
-    name: str, filename: str, data_dir: str | os.PathLike[str] | None = None
+def search_paths(
+    folder: str, filename: str, data_dir: str | os.PathLike[str] | None = None
 ) -> list[Path]:
-    """Every path where ``filename`` of dataset ``name`` is looked for, in search order."""
-    src = _source(name)
+    """Every path where ``filename`` of a dataset kept in sub-folder ``folder`` is looked for.
+
+    In order: ``data_dir/filename``, ``data_dir/folder/filename``, the same two under
+    ``$INSITU_DATA``, then ``~/.cache/insitu/folder/filename``. Each place is listed once.
+    """
     paths: list[Path] = []
     roots: list[Path] = []
     if data_dir is not None:
@@ -175,9 +180,16 @@ def candidate_paths(
     if env:
         roots.append(Path(env).expanduser())
     for root in roots:
-        paths += [root / filename, root / src.folder / filename]
-    paths.append(default_cache_dir() / src.folder / filename)
+        paths += [root / filename, root / folder / filename]
+    paths.append(default_cache_dir() / folder / filename)
     return list(dict.fromkeys(paths))  # data_dir may equal $INSITU_DATA: list each place once
+
+
+def candidate_paths(
+    name: str, filename: str, data_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """Every path where ``filename`` of dataset ``name`` is looked for, in search order."""
+    return search_paths(_source(name).folder, filename, data_dir)
 
 
 # (resolved path, size, mtime_ns) -> sha256 hex digest; a changed file gets a new key.
@@ -206,15 +218,49 @@ def clear_hash_cache() -> None:
     _HASHES.clear()
 
 
-def _corrupt_message(path: Path, label: str, expected: str, actual: str, urls: list[str]) -> str:
-    origin = f" from {urls[0]}" if urls else ""
-    fix = f"Delete it and load again to re-download it, or replace it with a fresh copy{origin}"
+def _corrupt_message(
+    path: Path,
+    label: str,
+    expected: str,
+    actual: str,
+    urls: Sequence[str] = (),
+    *,
+    fix: str | None = None,
+    source: str = "published",
+) -> str:
+    if fix is None:
+        origin = f" from {urls[0]}" if urls else ""
+        fix = f"Delete it and load again to re-download it, or replace it with a fresh copy{origin}"
+    head = f"  expected sha256 ({source}):"
     return (
         f"{path}: checksum mismatch for {label}; the file is corrupted or incomplete.\n"
-        f"  expected sha256 (published): {expected}\n"
-        f"  actual sha256:               {actual}\n"
+        f"{head} {expected}\n"
+        f"{'  actual sha256:':<{len(head)}} {actual}\n"
         f"{fix}."
     )
+
+
+def verify_sha256(
+    path: str | os.PathLike[str],
+    expected: str,
+    *,
+    label: str,
+    origin: str | None = None,
+    source: str = "published",
+) -> None:
+    """Check any local file against an expected sha256 hex digest.
+
+    ``label`` names the file in the message (e.g. ``"N-MNIST sample '1.bs2'"``), ``origin``
+    says where a fresh copy comes from, and ``source`` where the expected digest comes from.
+
+    Raises:
+        DataError: the checksum differs; the message names the file and both checksums.
+    """
+    p = Path(path)
+    actual = sha256_file(p)
+    if actual != expected.strip().lower():
+        fix = "Replace it with a fresh copy" + (f" from {origin}" if origin else "")
+        raise DataError(_corrupt_message(p, label, expected, actual, fix=fix, source=source))
 
 
 def verify_file(path: str | os.PathLike[str], name: str, filename: str | None = None) -> None:
