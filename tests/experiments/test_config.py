@@ -347,6 +347,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "epochs": st.integers(1, 100),
     "batch_size": st.integers(1, 1000),
     "lr": st.floats(1e-6, 100),
+    "lr_decay": st.floats(-1, 2),
     "instances": st.integers(1, 64),
     "seed": st.integers(0, 2**63 - 1),
     "variation": st.none() | st.floats(0, 2),
