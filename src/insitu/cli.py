@@ -147,6 +147,38 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
 
 
 @app.command()
+def spiking(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config of a spiking run (optional).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train a spiking network: in-the-loop on the analog chip, deploy, or software."""
+    from insitu.experiments.config import read_config_file
+    from insitu.experiments.spiking_config import make_spiking_config
+    from insitu.experiments.spiking_run import new_spiking_run_dir, train_spiking
+
+    values = read_config_file(config) if config is not None else {}
+    cfg = make_spiking_config(_apply_sets(values, set_ or []))
+    run_dir = out if out is not None else new_spiking_run_dir(runs, cfg)
+    result = train_spiking(cfg, run_dir, console=err_console, progress=not quiet)
+    s = result.summary
+    console.print(
+        f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
+        f"over {cfg.instances} instance(s) ({cfg.algorithm})"
+    )
+    console.print(f"run directory: {result.run_dir}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo's runs go.")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 20,
@@ -165,12 +197,16 @@ def demo(
 def algorithms() -> None:
     """List the learning rules."""
     from insitu.algorithms import ALGORITHMS
+    from insitu.algorithms.spiking import SPIKING_ALGORITHMS
 
     table = Table(title="algorithms")
     table.add_column("name")
+    table.add_column("command")
     table.add_column("what it does")
     for name in sorted(ALGORITHMS):
-        table.add_row(name, ALGORITHMS[name].description)
+        table.add_row(name, "train", ALGORITHMS[name].description)
+    for name in sorted(SPIKING_ALGORITHMS):
+        table.add_row(name, "spiking", SPIKING_ALGORITHMS[name].description)
     console.print(table)
 
 

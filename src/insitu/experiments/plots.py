@@ -85,3 +85,35 @@ def device_response(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def spike_raster_and_traces(
+    spikes: torch.Tensor,
+    measured: torch.Tensor,
+    modelled: torch.Tensor,
+    neurons: Sequence[int],
+    threshold: float,
+    path: Path,
+) -> Path:
+    """Left: raster of ``spikes`` (T, N); right: the ``measured`` (chip, ADC) and ``modelled``
+    (software model, ideal neurons) membrane traces (T, N) of ``neurons``."""
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
+    t_idx, n_idx = torch.nonzero(spikes > 0, as_tuple=True)
+    left.scatter(t_idx.numpy(), n_idx.numpy(), s=4, marker="|", color="k")
+    left.set_xlim(-0.5, spikes.shape[0] - 0.5)
+    left.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    left.set_xlabel("time step")
+    left.set_ylabel("hidden neuron")
+    left.set_title(f"hidden spikes on the chip ({int(spikes.sum())} in all)")
+    steps = range(measured.shape[0])
+    for k, n in enumerate(neurons):
+        color = f"C{k}"
+        right.plot(steps, measured[:, n].numpy(), color=color, label=f"neuron {n}: chip")
+        right.plot(steps, modelled[:, n].numpy(), color=color, ls="--", label="model")
+    right.axhline(threshold, color="grey", lw=0.8, ls=":")
+    right.set_xlabel("time step")
+    right.set_ylabel("membrane (threshold = 1)")
+    right.set_title("measured (solid) vs modelled (dashed) membrane")
+    right.legend(fontsize=7, ncol=2)
+    return save_figure(fig, path)

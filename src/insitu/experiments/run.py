@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from rich.console import Console
@@ -35,6 +35,25 @@ METRIC_FIELDS = (
     "array_reads",
     "wall_s",
 )
+
+
+class Learner(Protocol):
+    """What the training loop needs of a rule (crossbar or spiking trainers)."""
+
+    instances: int
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+    def predict(self, x: torch.Tensor) -> torch.Tensor: ...
+    def classify(self, out: torch.Tensor) -> torch.Tensor: ...
+
+
+class TrainSplit(Protocol):
+    """A dataset's training split (image or spike datasets)."""
+
+    @property
+    def x_train(self) -> torch.Tensor: ...
+    @property
+    def y_train(self) -> torch.Tensor: ...
 
 
 @dataclass
@@ -78,7 +97,7 @@ def prepare_run_dir(path: Path) -> Path:
     return path
 
 
-def accuracy(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+def accuracy(trainer: Learner, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
     """Accuracy per instance, evaluated in chunks (outputs decoded by ``trainer.classify``)."""
     correct = torch.zeros(trainer.instances)
     with torch.no_grad():
@@ -90,8 +109,8 @@ def accuracy(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, chunk: int = 20
 
 
 def train_epoch(
-    trainer: Trainer,
-    ds: Dataset,
+    trainer: Learner,
+    ds: TrainSplit,
     batch_size: int,
     order: torch.Generator,
     on_batch: Callable[[int], object] | None = None,
@@ -110,12 +129,15 @@ def train_epoch(
     return losses / max(batches, 1)
 
 
-def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+def write_metrics(
+    path: Path, rows: list[dict[str, float]], fields: tuple[str, ...] = METRIC_FIELDS
+) -> None:
+    """Write ``rows`` (one per epoch) as CSV, atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: r[k] for k in METRIC_FIELDS})
+        writer.writerow({k: r[k] for k in fields})
     atomic.write_text(path, buf.getvalue())
 
 
@@ -146,7 +168,7 @@ def train(
     )
     run_dir = prepare_run_dir(run_dir)
     atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
-    _write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
+    write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
     torch.manual_seed(cfg.seed)  # nothing should use the global generator; this pins it anyway
     chip_cfg = cfg.chip_config(ds.n_features, ds.n_outputs)
     started = time.perf_counter()
@@ -195,7 +217,7 @@ def train(
                 row, final_acc = _epoch_row(epoch, trainer, ds, losses, eval_n, started)
                 result.rows.append(row)
                 result.final_test_acc = final_acc
-                _write_metrics(run_dir / "metrics.csv", result.rows)
+                write_metrics(run_dir / "metrics.csv", result.rows)
                 bar.update(
                     epochs_task,
                     advance=1,

@@ -1,0 +1,179 @@
+"""The software model of a LIF layer as a differentiable graph, and the in-the-loop injection.
+
+The model is the chip's dynamics (:mod:`insitu.hardware.spiking`) with ideal, uniform neurons:
+nominal time constants, threshold, leak and reset, no noise, an ideal ADC. Per step t::
+
+    V[t] = d_m * Vr[t-1] + rest + I[t-1]      (V held at ``reset`` while refractory)
+    z[t] = V[t] >= threshold                  (not while refractory)
+    I[t] = d_s * I[t-1] + D[t] + W_rec z[t]   (D: feed-forward drive, W x[t])
+    Vr[t] = reset if z[t] else V[t]
+
+The backward pass is written out by hand (backpropagation through time over the 2-state
+recursion) instead of being recorded op by op, which keeps training fast. Spikes are
+differentiated with the SuperSpike fast-sigmoid surrogate ``1 / (beta |V - threshold| + 1)^2``
+(Zenke & Ganguli 2018, as in Cramer et al., PNAS 2022); the reset is not differentiated.
+
+**Injection** (hardware in the loop, Cramer et al. 2022): given the chip's measured membrane
+trace and spikes, the layer's forward value *is* the measurement, and its backward pass is the
+model's, with every local derivative (surrogate, reset gate, refractory gate) evaluated at the
+measured values. This equals a step-by-step graph in which every step's membrane and spikes are
+replaced by their measured values through an identity whose gradient is the model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx
+
+
+class LIFModelParams(NamedTuple):
+    """The nominal neuron the model assumes (time in steps, voltages normalised)."""
+
+    decay_m: float  # exp(-1/tau_m)
+    decay_s: float  # exp(-1/tau_s)
+    threshold: float
+    leak: float
+    reset: float
+    refractory_steps: int
+    surrogate_beta: float  # steepness of the surrogate derivative (1/voltage)
+    spiking: bool  # False: a non-spiking leaky-integrator readout
+
+
+def surrogate_derivative(v: Tensor, threshold: float, beta: float) -> Tensor:
+    """SuperSpike fast-sigmoid derivative ``1 / (beta |v - threshold| + 1)^2``."""
+    return (beta * (v - threshold).abs() + 1.0).reciprocal().square()
+
+
+def refractory_mask(z: Tensor, steps: int) -> Tensor:
+    """1.0 where a neuron is held after a spike in one of the ``steps`` previous steps.
+
+    ``z``: (T, ...) spikes; returns the same shape.
+    """
+    held = torch.zeros_like(z)
+    for k in range(1, min(steps, z.shape[0] - 1) + 1):
+        held[k:] = torch.maximum(held[k:], z[:-k])
+    return held
+
+
+def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Tensor, Tensor]:
+    """The model's forward pass: membrane (before reset) and spikes, each (T, *batch, N).
+
+    ``drive``: (T, *batch, N) feed-forward input current per step (e.g. batch = instances,
+    samples); ``w_rec``: (..., N, N) recurrent weights (row = receiving neuron), broadcast over
+    the batch dimensions (e.g. (instances, N, N)), or None.
+    """
+    t_steps = drive.shape[0]
+    rest = p.leak * (1.0 - p.decay_m)
+    v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
+    cur = torch.zeros(drive.shape[1:], dtype=drive.dtype, device=drive.device)
+    held_for = torch.zeros(drive.shape[1:], dtype=torch.int32, device=drive.device)
+    vs = torch.empty_like(drive)
+    zs = torch.zeros_like(drive)
+    for t in range(t_steps):
+        v = p.decay_m * v + rest + cur
+        cur = p.decay_s * cur + drive[t]
+        if not p.spiking:
+            vs[t] = v
+            continue
+        if p.refractory_steps:
+            held = held_for > 0
+            v = torch.where(held, p.reset, v)
+            z = (v >= p.threshold) & ~held
+            held_for = torch.where(z, p.refractory_steps, held_for - held.to(torch.int32))
+        else:
+            z = v >= p.threshold
+        vs[t] = v
+        zf = z.to(drive.dtype)
+        zs[t] = zf
+        if w_rec is not None:
+            cur = cur + torch.matmul(zf, w_rec.transpose(-1, -2))
+        v = torch.where(z, p.reset, v)
+    return vs, zs
+
+
+def backward_through_time(
+    grad_v: Tensor,
+    grad_z: Tensor,
+    v: Tensor,
+    z: Tensor,
+    w_rec: Tensor | None,
+    p: LIFModelParams,
+) -> tuple[Tensor, Tensor | None]:
+    """Adjoints of the drive (T, *batch, N) and of ``w_rec``, given the output gradients and the
+    membrane and spikes at which to evaluate the local derivatives."""
+    t_steps = v.shape[0]
+    grad_drive = torch.empty_like(v)
+    a_u = torch.zeros_like(v[0])  # adjoint of the next step's pre-hold membrane
+    a_i = torch.zeros_like(v[0])  # adjoint of the current this step feeds forward
+    held = refractory_mask(z, p.refractory_steps) if p.spiking and p.refractory_steps else None
+    surrogate = surrogate_derivative(v, p.threshold, p.surrogate_beta) if p.spiking else None
+    grad_w_rec = torch.zeros_like(w_rec) if w_rec is not None else None
+    for t in range(t_steps - 1, -1, -1):
+        a_i = a_u + p.decay_s * a_i
+        grad_drive[t] = a_i
+        a_vr = p.decay_m * a_u  # the next step sees decay_m * Vr[t]
+        if surrogate is None:
+            a_v = grad_v[t] + a_vr
+        else:
+            a_v = grad_v[t] + a_vr * (1.0 - z[t])  # the reset is not differentiated
+            g_z = grad_z[t]
+            if w_rec is not None and grad_w_rec is not None:
+                g_z = g_z + torch.matmul(a_i, w_rec)
+                grad_w_rec += torch.matmul(a_i.transpose(-1, -2), z[t])
+            g_spike = g_z * surrogate[t]
+            a_v = a_v + (g_spike if held is None else g_spike * (1.0 - held[t]))
+        a_u = a_v if held is None else a_v * (1.0 - held[t])
+    return grad_drive, grad_w_rec
+
+
+class _LIFLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        drive: Tensor,
+        w_rec: Tensor | None,
+        p: LIFModelParams,
+        measured_v: Tensor | None,
+        measured_z: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        if measured_v is None or measured_z is None:
+            v, z = simulate(drive.detach(), None if w_rec is None else w_rec.detach(), p)
+        else:
+            v, z = measured_v.detach().clone(), measured_z.detach().clone()
+        ctx.save_for_backward(v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
+        ctx.params = p  # type: ignore[attr-defined]
+        return v, z
+
+    @staticmethod
+    def backward(ctx: Any, grad_v: Tensor | None, grad_z: Tensor | None) -> Any:
+        v, z, w_rec = ctx.saved_tensors
+        gv = torch.zeros_like(v) if grad_v is None else grad_v
+        gz = torch.zeros_like(z) if grad_z is None else grad_z
+        grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
+        return grad_drive, grad_w_rec, None, None, None
+
+
+def lif_layer(
+    drive: Tensor,
+    p: LIFModelParams,
+    w_rec: Tensor | None = None,
+    measured: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Membrane and spikes, each (T, *batch, N), of a LIF layer driven by ``drive`` (same shape).
+
+    Without ``measured`` the model simulates; with ``measured = (membrane, spikes)`` from the
+    chip, these are the forward values and gradients are the model's at them (the injection).
+    Both outputs carry gradients back into ``drive`` (and ``w_rec``): the spikes through the
+    surrogate derivative.
+    """
+    mv, mz = (None, None) if measured is None else measured
+    if mv is not None and (mv.shape != drive.shape or mz is None or mz.shape != drive.shape):
+        raise ValueError(
+            f"measured traces have shapes {tuple(mv.shape)} and "
+            f"{None if mz is None else tuple(mz.shape)}; expected {tuple(drive.shape)} each"
+        )
+    v, z = _LIFLayer.apply(drive, w_rec, p, mv, mz)
+    return v, z

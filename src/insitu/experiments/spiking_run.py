@@ -1,0 +1,223 @@
+"""One spiking training run into a run directory (config, metrics, summary, plots)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from insitu import atomic
+from insitu.algorithms.spiking import SpikingTrainer, make_spiking_trainer
+from insitu.data import SpikeDataset, latency_coded, load_dataset
+from insitu.data.nmnist import load_nmnist
+from insitu.data.shd import load_shd
+from insitu.errors import DivergenceError
+from insitu.experiments import plots
+from insitu.experiments.run import (
+    accuracy,
+    fresh_dir,
+    prepare_run_dir,
+    train_epoch,
+    write_metrics,
+)
+from insitu.experiments.spiking_config import SpikingTrainConfig
+from insitu.hardware import Event
+
+SPIKING_METRIC_FIELDS = (
+    "epoch",
+    "loss_mean",
+    "loss_std",
+    "train_acc_mean",
+    "train_acc_std",
+    "test_acc_mean",
+    "test_acc_std",
+    "chip_samples",
+    "wall_s",
+)
+
+
+@dataclass
+class SpikingRunResult:
+    """What a finished (or stopped) spiking run produced."""
+
+    run_dir: Path
+    config: SpikingTrainConfig
+    rows: list[dict[str, float]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    final_test_acc: list[float] = field(default_factory=list)
+    trainer: SpikingTrainer | None = None
+
+
+def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
+    """The run's data as spike trains of ``cfg.time_steps`` steps (bool, to save memory)."""
+    if cfg.dataset in ("mnist", "fashion-mnist"):
+        images = load_dataset(
+            cfg.dataset,
+            data_dir=cfg.data_dir,
+            validation_fraction=0.0,
+            seed=cfg.seed,
+            limit_train=cfg.limit_train,
+            limit_test=cfg.limit_test,
+        )
+        enc = cfg.encoding
+        crop = enc.crop if enc.crop is not None else (2 if cfg.dataset == "mnist" else 0)
+        return latency_coded(
+            images,
+            time_steps=cfg.time_steps,
+            tau=enc.tau,
+            threshold=enc.threshold,
+            size=(enc.size, enc.size),
+            crop=crop,
+            dtype=torch.bool,
+        )
+    loader = load_nmnist if cfg.dataset == "nmnist" else load_shd
+    return loader(
+        cfg.data_dir,
+        time_steps=cfg.time_steps,
+        limit_train=cfg.limit_train,
+        limit_test=cfg.limit_test,
+        dtype=torch.bool,
+        **cfg.dataset_options,
+    )
+
+
+def new_spiking_run_dir(root: Path, cfg: SpikingTrainConfig) -> Path:
+    """A fresh run directory named after the run."""
+    sigma = "" if cfg.mismatch is None else f"-sigma{cfg.mismatch:g}"
+    return fresh_dir(root, f"{cfg.algorithm}-{cfg.dataset}{sigma}")
+
+
+def _row(
+    epoch: int,
+    trainer: SpikingTrainer,
+    ds: SpikeDataset,
+    losses: torch.Tensor,
+    eval_n: int,
+    started: float,
+) -> tuple[dict[str, float], list[float]]:
+    train_acc = accuracy(trainer, ds.x_train[:eval_n], ds.y_train[:eval_n], chunk=1000)
+    test_acc = accuracy(trainer, ds.x_test, ds.y_test, chunk=1000)
+    return {
+        "epoch": epoch,
+        "loss_mean": float(losses.mean()),
+        "loss_std": float(losses.std(unbiased=False)),
+        "train_acc_mean": float(train_acc.mean()),
+        "train_acc_std": float(train_acc.std(unbiased=False)),
+        "test_acc_mean": float(test_acc.mean()),
+        "test_acc_std": float(test_acc.std(unbiased=False)),
+        "chip_samples": trainer.log[Event.EMULATION_STEP] / trainer.config.time_steps,
+        "wall_s": time.perf_counter() - started,
+    }, test_acc.tolist()
+
+
+def train_spiking(
+    cfg: SpikingTrainConfig,
+    run_dir: Path,
+    *,
+    console: Console | None = None,
+    progress: bool = True,
+    dataset: SpikeDataset | None = None,
+) -> SpikingRunResult:
+    """Train ``cfg`` into ``run_dir`` (which must be new or empty)."""
+    console = console or Console(stderr=True)
+    ds = dataset or load_spiking_dataset(cfg)  # data first: a bad file leaves no run dir behind
+    run_dir = prepare_run_dir(run_dir)
+    atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+    write_metrics(run_dir / "metrics.csv", [], SPIKING_METRIC_FIELDS)
+    chip_cfg = cfg.chip_config(ds.n_inputs, ds.n_classes)
+    trainer = make_spiking_trainer(
+        cfg.algorithm,
+        chip_cfg,
+        instances=cfg.instances,
+        seed=cfg.seed,
+        options=cfg.options(),
+    )
+    result = SpikingRunResult(run_dir, cfg, trainer=trainer)
+    order = torch.Generator().manual_seed(cfg.seed + 1)
+    n = len(ds.y_train)
+    eval_n = min(n, cfg.eval_train_limit or n)
+    lr = trainer.options.lr
+    started = time.perf_counter()
+    status, message = "finished", ""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        epochs_task = bar.add_task("epochs", total=cfg.epochs, info="")
+        batch_task = bar.add_task("samples", total=n, info="")
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                trainer.set_lr(lr * cfg.lr_decay ** (epoch - 1))
+                bar.reset(batch_task, total=n)
+                losses = train_epoch(
+                    trainer, ds, cfg.batch_size, order, lambda k: bar.advance(batch_task, k)
+                )
+                if not bool(torch.isfinite(losses).all()):
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
+                        "lower algorithm_options.lr"
+                    )
+                row, final = _row(epoch, trainer, ds, losses, eval_n, started)
+                result.rows.append(row)
+                result.final_test_acc = final
+                write_metrics(run_dir / "metrics.csv", result.rows, SPIKING_METRIC_FIELDS)
+                info = f"test {row['test_acc_mean']:.4f}  loss {row['loss_mean']:.3f}"
+                bar.update(epochs_task, advance=1, info=info)
+        except DivergenceError as err:
+            status, message = "diverged", str(err)
+    last = result.rows[-1] if result.rows else {}
+    result.summary = {
+        "status": status,
+        "message": message,
+        "kind": "spiking",
+        "algorithm": cfg.algorithm,
+        "dataset": ds.name,
+        "layers": list(chip_cfg.sizes),
+        "mismatch": cfg.mismatch,
+        "instances": cfg.instances,
+        "epochs_completed": len(result.rows),
+        "test_acc": result.final_test_acc,
+        "test_acc_mean": last.get("test_acc_mean"),
+        "test_acc_std": last.get("test_acc_std"),
+        "train_acc_mean": last.get("train_acc_mean"),
+        "events": trainer.log.counts(),
+        "wall_s": time.perf_counter() - started,
+        "train_samples": n * len(result.rows),
+        "torch": torch.__version__,
+    }
+    atomic.write_json(run_dir / "summary.json", result.summary)
+    with atomic.atomic_path(run_dir / "model.pt", suffix=".pt") as tmp:
+        torch.save(trainer.state_dict(), tmp)  # weights, optimiser, chip: for deploy studies
+    if result.rows:
+        title = f"{cfg.algorithm}, {ds.name} ({cfg.instances} instance(s))"
+        plots.learning_curve(result.rows, title, run_dir / "learning_curve.png")
+    if trainer.chip is not None:
+        chip_activity_figure(trainer, ds.x_test[:8], run_dir / "chip_activity.png")
+    if status == "diverged":
+        raise DivergenceError(f"{message} (metrics so far kept in {run_dir})")
+    return result
+
+
+def chip_activity_figure(trainer: SpikingTrainer, x: torch.Tensor, path: Path) -> Path:
+    """Raster of the first hidden layer's spikes on the chip for one input, and measured vs
+    modelled membrane traces of a few of its neurons (chip instance 0, same weights)."""
+    assert trainer.chip is not None
+    trainer.write_chip()
+    rec = trainer.chip.run(x)
+    membranes, _ = trainer.model.traces(x)
+    spikes = rec.spikes[0][0, 0]  # (T, N) of instance 0, sample 0
+    measured = rec.membrane[0][0, 0]
+    modelled = membranes[0][:, 0, 0]  # (T, N)
+    # The neurons that fire most on the chip show the mismatch best.
+    active = spikes.sum(0).argsort(descending=True)[:4].tolist()
+    params = trainer.config.neuron_params(0)
+    return plots.spike_raster_and_traces(spikes, measured, modelled, active, params.threshold, path)
