@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from insitu.hardware.synapses import synaptic_drive, weight_gradient
+
 
 class LIFModelParams(NamedTuple):
     """The nominal neuron the model assumes (time in steps, voltages normalised)."""
@@ -129,51 +131,83 @@ def backward_through_time(
     return grad_drive, grad_w_rec
 
 
+def _rows(inp: Tensor, instances: int) -> Tensor:
+    """Time-major spikes (T, B, in) or (T, I, B, in) as rows (T*B, in) or (I, T*B, in)."""
+    if inp.dim() == 3:
+        return inp.reshape(-1, inp.shape[-1])
+    return inp.transpose(0, 1).reshape(instances, -1, inp.shape[-1])
+
+
+def _time_major(rows: Tensor, t_steps: int) -> Tensor:
+    """(I, T*B, N) -> (T, I, B, N), contiguous."""
+    i_n, tb, n = rows.shape
+    return rows.view(i_n, t_steps, tb // t_steps, n).transpose(0, 1).contiguous()
+
+
+def layer_drive(inp: Tensor, w: Tensor) -> Tensor:
+    """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in)."""
+    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w), inp.shape[0])
+
+
 class _LIFLayer(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: FunctionCtx,
-        drive: Tensor,
+        inp: Tensor,
+        w: Tensor,
         w_rec: Tensor | None,
         p: LIFModelParams,
         measured_v: Tensor | None,
         measured_z: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
         if measured_v is None or measured_z is None:
-            v, z = simulate(drive.detach(), None if w_rec is None else w_rec.detach(), p)
+            w_r = None if w_rec is None else w_rec.detach()
+            v, z = simulate(layer_drive(inp.detach(), w.detach()), w_r, p)
         else:
+            # The forward value is the measurement: the model's drive is never needed.
             v, z = measured_v.detach().clone(), measured_z.detach().clone()
-        ctx.save_for_backward(v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
+        ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
         return v, z
 
     @staticmethod
     def backward(ctx: Any, grad_v: Tensor | None, grad_z: Tensor | None) -> Any:
-        v, z, w_rec = ctx.saved_tensors
+        inp, w, v, z, w_rec = ctx.saved_tensors
         gv = torch.zeros_like(v) if grad_v is None else grad_v
         gz = torch.zeros_like(z) if grad_z is None else grad_z
         grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
-        return grad_drive, grad_w_rec, None, None, None
+        i_n, t_steps = w.shape[0], v.shape[0]
+        rows = grad_drive.transpose(0, 1).reshape(i_n, -1, grad_drive.shape[-1])  # (I, T*B, out)
+        grad_w = weight_gradient(_rows(inp, i_n), rows) if ctx.needs_input_grad[1] else None
+        grad_inp = None
+        if ctx.needs_input_grad[0]:
+            grad_inp = _time_major(torch.matmul(rows, w), t_steps)
+            if inp.dim() == 3:  # one input shared by every instance
+                grad_inp = grad_inp.sum(1)
+        return grad_inp, grad_w, grad_w_rec, None, None, None
 
 
 def lif_layer(
-    drive: Tensor,
+    inp: Tensor,
+    w: Tensor,
     p: LIFModelParams,
     w_rec: Tensor | None = None,
     measured: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Membrane and spikes, each (T, *batch, N), of a LIF layer driven by ``drive`` (same shape).
+    """Membrane and spikes, each (T, I, B, N), of a LIF layer fed spikes ``inp`` (T, B, in)
+    (shared by every instance) or (T, I, B, in) through weights ``w`` (I, N, in).
 
     Without ``measured`` the model simulates; with ``measured = (membrane, spikes)`` from the
     chip, these are the forward values and gradients are the model's at them (the injection).
-    Both outputs carry gradients back into ``drive`` (and ``w_rec``): the spikes through the
-    surrogate derivative.
+    Both outputs carry gradients back into ``inp``, ``w`` (and ``w_rec``): the spikes through
+    the surrogate derivative.
     """
     mv, mz = (None, None) if measured is None else measured
-    if mv is not None and (mv.shape != drive.shape or mz is None or mz.shape != drive.shape):
+    shape = (inp.shape[0], w.shape[0], inp.shape[-2], w.shape[1])
+    if mv is not None and (tuple(mv.shape) != shape or mz is None or tuple(mz.shape) != shape):
         raise ValueError(
             f"measured traces have shapes {tuple(mv.shape)} and "
-            f"{None if mz is None else tuple(mz.shape)}; expected {tuple(drive.shape)} each"
+            f"{None if mz is None else tuple(mz.shape)}; expected {shape} each"
         )
-    v, z = _LIFLayer.apply(drive, w_rec, p, mv, mz)
+    v, z = _LIFLayer.apply(inp, w, w_rec, p, mv, mz)
     return v, z

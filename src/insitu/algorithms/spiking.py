@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from insitu.algorithms.lif_graph import LIFModelParams, lif_layer, simulate
+from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_layer, simulate
 from insitu.errors import ConfigError, DivergenceError, UnknownNameError, check_range
 from insitu.hardware.events import EventLog
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
@@ -182,14 +182,13 @@ class SpikingNetwork:
         hidden: list[Tensor] = []
         v = inp
         for k, w in enumerate(self.weights):
-            drive = _drive(inp, w)
             measured = None
             if recording is not None:
                 measured = (
                     recording.membrane[k].permute(2, 0, 1, 3),
                     recording.spikes[k].permute(2, 0, 1, 3),
                 )
-            v, z = lif_layer(drive, self.params[k], self.recurrent[k], measured)
+            v, z = lif_layer(inp, w, self.params[k], self.recurrent[k], measured)
             if self.params[k].spiking:
                 hidden.append(z)
             inp = z
@@ -201,7 +200,7 @@ class SpikingNetwork:
         inp = _time_major(x)
         membranes, spikes = [], []
         for k, w in enumerate(self.weights):
-            v, inp = simulate(_drive(inp, w), self.recurrent[k], self.params[k])
+            v, inp = simulate(layer_drive(inp, w), self.recurrent[k], self.params[k])
             membranes.append(v)
             spikes.append(inp)
         return membranes, spikes
@@ -212,23 +211,8 @@ class SpikingNetwork:
 
 
 def _time_major(x: Tensor) -> Tensor:
-    """Input spikes (B, T, F) -> (T, B, F), or (I, B, T, F) -> (T, I, B, F), as float32."""
-    x = x.to(torch.float32)
+    """Input spikes (B, T, F) -> (T, B, F), or (I, B, T, F) -> (T, I, B, F)."""
     return x.transpose(0, 1) if x.dim() == 3 else x.permute(2, 0, 1, 3)
-
-
-def _drive(inp: Tensor, w: Tensor) -> Tensor:
-    """Synaptic drive (T, I, B, out) of spikes ``inp`` (T, B, in) shared by every instance or
-    (T, I, B, in), through weights ``w`` (I, out, in): one matrix product per instance."""
-    i_n = w.shape[0]
-    if inp.dim() == 3:
-        t, b, n_in = inp.shape
-        flat = inp.reshape(1, t * b, n_in)
-    else:
-        t, _, b, n_in = inp.shape
-        flat = inp.transpose(0, 1).reshape(i_n, t * b, n_in)
-    out = torch.matmul(flat, w.transpose(-1, -2))  # (I, T*B, out)
-    return out.view(i_n, t, b, -1).transpose(0, 1).contiguous()
 
 
 def readout_scores(v_out: Tensor, options: SpikingOptions) -> Tensor:

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from insitu.errors import ConfigError, check_range
 from insitu.hardware.events import Event, EventLog
+from insitu.hardware.synapses import synaptic_drive
 
 WEIGHT_LIMIT = 63
 """Largest weight magnitude: a 6-bit synapse; the sign picks the excitatory or inhibitory row."""
@@ -469,7 +470,7 @@ class SpikingChip:
         # Gain belongs to the post-synaptic neuron: fold it into its row of weights.
         w = self._w[layer].to(torch.float32) * nrn.gain.unsqueeze(-1)  # (I, N, in)
         flat = x.reshape(b * t_steps, n_in) if x.dim() == 3 else x.reshape(i_n, b * t_steps, n_in)
-        drive = torch.matmul(flat, w.transpose(1, 2)).view(i_n, b, t_steps, n)
+        drive = synaptic_drive(flat, w).view(i_n, b, t_steps, n)
         drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
         w_rec = self._w_rec[layer]
         rec_t = None
