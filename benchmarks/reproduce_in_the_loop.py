@@ -2,7 +2,8 @@
 spiking chip with mismatch, against "train in software, then deploy" and pure software.
 
 Tasks (each a set of runs under --out, one run directory per run):
-  mnist    256-246-10 on 16x16 latency-coded MNIST: in-the-loop, deploy, software
+  mnist    256-246-10 on 16x16 latency-coded MNIST: in-the-loop, software, and deploy (the
+           software run's weights written to the chip)
   fashion  the same network on Fashion-MNIST: in-the-loop
   nmnist   the N-MNIST subset (../shared/data/nmnist_small): in-the-loop, software
   sweep    mismatch sigma_d in --sigmas: in-the-loop trained at each sigma; deploy trained once
@@ -63,16 +64,15 @@ def run(cfg: SpikingTrainConfig, out: Path, ds: SpikeDataset, name: str) -> dict
     }
 
 
-def deploy_sweep(
-    base: dict[str, Any], sigmas: list[float], out: Path, ds: SpikeDataset
+def deploy_rows(
+    base: dict[str, Any], sigmas: list[float | None], software: dict[str, Any], ds: SpikeDataset
 ) -> list[dict[str, Any]]:
-    """Train once in software (deploy at the first sigma), then write the same weights to the
-    chip at every sigma and measure."""
-    first = config(base, algorithm="deploy", mismatch=sigmas[0])
-    row = run(first, out, ds, f"sweep-deploy-sigma{sigmas[0]:g}")
-    trained = torch.load(Path(row["dir"]) / "model.pt", weights_only=False)
-    rows = [row]
-    for sigma in sigmas[1:]:
+    """ "Train in software, then deploy": the weights of the ``software`` run written to the chip
+    at each sigma (the same chip seed, so one fixed pattern scaled), measured on the test set.
+    Deploy's training is the software run's (same seed, same model), so it is not repeated."""
+    trained = torch.load(Path(software["dir"]) / "model.pt", weights_only=False)
+    rows = []
+    for sigma in sigmas:
         cfg = config(base, algorithm="deploy", mismatch=sigma)
         chip_cfg = cfg.chip_config(ds.n_inputs, ds.n_classes)
         trainer = make_spiking_trainer(
@@ -80,22 +80,23 @@ def deploy_sweep(
         )
         trainer.load_state_dict({**trained, "chip": None})
         acc = accuracy(trainer, ds.x_test, ds.y_test, chunk=1000)
+        label = "preset" if sigma is None else f"sigma{sigma:g}"
         rows.append(
             {
-                "run": f"sweep-deploy-sigma{sigma:g}",
+                "run": f"{software['run'].split('-')[0]}-deploy-{label}",
                 "algorithm": "deploy",
                 "dataset": cfg.dataset,
                 "mismatch": sigma,
-                "epochs": row["epochs"],
+                "epochs": software["epochs"],
                 "test_acc": acc.tolist(),
                 "test_acc_mean": float(acc.mean()),
                 "test_acc_std": float(acc.std(unbiased=False)),
                 "curve": [],
                 "wall_s": 0.0,
-                "dir": row["dir"],
+                "dir": software["dir"],
             }
         )
-        console.print(f"deploy at sigma {sigma:g}: {100 * float(acc.mean()):.2f} %")
+        console.print(f"deploy at sigma {sigma}: {100 * float(acc.mean()):.2f} %")
     return rows
 
 
@@ -172,9 +173,13 @@ def main() -> None:
         ds = load_spiking_dataset(config(base))
         for method in args.methods:
             name = f"mnist-{method}"
-            if name not in done:
+            if method != "deploy" and name not in done:
                 rows.append(run(config(base, algorithm=method), args.out, ds, name))
                 save()
+        software = [r for r in rows if r["run"] == "mnist-snn-software"]
+        if "deploy" in args.methods and software and "mnist-deploy-preset" not in done:
+            rows.extend(deploy_rows(base, [None], software[0], ds))
+            save()
         activity = args.out / "mnist-in-the-loop" / "chip_activity.png"
         if activity.exists():
             shutil.copyfile(activity, args.out / "mnist_chip_activity.png")
@@ -206,8 +211,13 @@ def main() -> None:
             if name not in done:
                 rows.append(run(config(sweep_base, mismatch=sigma), args.out, ds, name))
                 save()
+        if "sweep-snn-software" not in done:
+            cfg = config(sweep_base, algorithm="snn-software")
+            rows.append(run(cfg, args.out, ds, "sweep-snn-software"))
+            save()
         if not any(r["run"].startswith("sweep-deploy") for r in rows):
-            rows.extend(deploy_sweep(sweep_base, args.sigmas, args.out, ds))
+            software = next(r for r in rows if r["run"] == "sweep-snn-software")
+            rows.extend(deploy_rows(sweep_base, list(args.sigmas), software, ds))
             save()
         sweep_figure(
             [r for r in rows if r["run"].startswith("sweep-")],
