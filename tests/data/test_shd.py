@@ -206,3 +206,65 @@ def test_malformed_files(tmp_path: Path) -> None:
 def test_bad_arguments(shd_dir: Path, kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_shd(shd_dir, **kwargs)  # type: ignore[arg-type]
+
+
+class _Response:
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+    def read(self) -> bytes:
+        return self.payload
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]) -> list[str]:
+    """Replace the network: URLs ending in a served name get its bytes, others fail."""
+    asked: list[str] = []
+
+    def fake_open(url: str, timeout: float) -> _Response:
+        asked.append(url)
+        for name, payload in files.items():
+            if url.endswith("/" + name):
+                return _Response(payload)
+        raise OSError(f"no route to {url}")
+
+    monkeypatch.setattr("insitu.data.sources._open_url", fake_open)
+    return asked
+
+
+def test_download_checks_the_mirrors_md5_list(
+    shd_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = {
+        f"shd_{s}.h5.gz": gzip.compress((shd_dir / "shd" / f"shd_{s}.h5").read_bytes())
+        for s in ("train", "test")
+    }
+    md5s = "".join(
+        f"{hashlib.md5(p, usedforsecurity=False).hexdigest()}  {n}\n" for n, p in payloads.items()
+    )
+    asked = _serve(monkeypatch, {"md5sums.txt": md5s.encode(), **payloads})
+    fresh = tmp_path / "fresh"
+    ds = load_shd(fresh, time_steps=50, download=True)
+    assert (fresh / "shd" / "shd_train.h5.gz").is_file()
+    assert asked[0].startswith("https://zenkelab.org/datasets/")
+    want = load_shd(shd_dir, time_steps=50)
+    assert torch.equal(ds.x_train, want.x_train) and torch.equal(ds.y_test, want.y_test)
+
+
+def test_download_with_wrong_md5_keeps_nothing(
+    shd_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = gzip.compress((shd_dir / "shd" / "shd_train.h5").read_bytes())
+    _serve(
+        monkeypatch, {"md5sums.txt": b"0" * 32 + b"  shd_train.h5.gz\n", "shd_train.h5.gz": payload}
+    )
+    fresh = tmp_path / "fresh"
+    with pytest.raises(DataError, match="md5 mismatch") as info:
+        load_shd(fresh, download=True)
+    assert "compneuro.net" in str(info.value)  # every mirror was tried
+    assert not (fresh / "shd" / "shd_train.h5.gz").exists()

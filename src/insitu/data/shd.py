@@ -16,9 +16,10 @@ this module reads them gzipped or gunzipped (``shd_train.h5``, ``shd_test.h5``).
 * ``labels``: one integer class (0..19) per sample;
 * ``extra/...``: speaker, metadata and label names (not read).
 
-**Checksums.** No sha256 of the SHD files is published, and insitu could not verify the md5
-sums that the download folder lists (``md5sums.txt``) against an independent record, so none
-is pinned here and insitu does not download SHD itself. Pass ``train_sha256``/``test_sha256``
+**Checksums.** No sha256 of the SHD files is published. The download folder lists md5 sums
+(``md5sums.txt``); public code pins differing md5 values for the same file names, so insitu
+pins none: :func:`download_shd` (``load_shd(download=True)``) fetches the mirror's own
+``md5sums.txt`` and keeps a download only if it matches. Pass ``train_sha256``/``test_sha256``
 to :func:`load_shd` to check a copy against digests you trust (of the file as it lies on disk,
 gzipped or not).
 
@@ -31,6 +32,8 @@ channels, then every 9th (70, 79, ..., 691). Spikes are binned into
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.client
 import io
 import math
 import os
@@ -43,8 +46,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from insitu.atomic import write_bytes
+from insitu.data import sources
 from insitu.data.encoders import events_to_frame_batch
-from insitu.data.sources import ENV_VAR, search_paths, verify_sha256
+from insitu.data.sources import ENV_VAR, default_cache_dir, search_paths, verify_sha256
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, check_range
 
@@ -56,6 +61,7 @@ __all__ = [
     "SHD_MIRRORS",
     "SHD_PAGE",
     "ShdEvents",
+    "download_shd",
     "load_shd",
     "locate_shd",
     "read_shd",
@@ -239,9 +245,67 @@ def locate_shd(split: str, data_dir: str | os.PathLike[str] | None = None) -> Pa
         + "\n".join(f"  - {line}" for line in looked)
         + f"\nTo get it, download {urls} (see {SHD_PAGE}) and put it, gzipped or gunzipped,"
         + f" in one of those places, or point --data-dir or the {ENV_VAR} environment variable"
-        + f" at a folder holding it (directly or in a '{SHD_FOLDER}/' sub-folder). insitu does"
-        + " not download SHD: no sha256 of it is published; pass train_sha256/test_sha256 to"
-        + " check your copy."
+        + f" at a folder holding it (directly or in a '{SHD_FOLDER}/' sub-folder), or let insitu"
+        + " fetch it: load_shd(download=True) (dataset_options.download: true) checks it"
+        + " against the mirror's md5sums.txt; pass train_sha256/test_sha256 to pin your copy."
+    )
+
+
+def _published_md5(text: str) -> dict[str, str]:
+    """``md5sums.txt`` lines (``<md5>  <file name>``) as file name -> md5."""
+    sums = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and len(parts[0]) == 32:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def download_shd(
+    split: str,
+    dest_dir: str | os.PathLike[str] | None = None,
+    *,
+    mirrors: tuple[str, ...] = SHD_MIRRORS,
+    timeout: float = 300.0,
+) -> Path:
+    """Fetch ``shd_<split>.h5.gz`` into ``dest_dir`` (default ``~/.cache/insitu/shd``).
+
+    Each mirror's ``md5sums.txt`` is read first; the file is kept only if its md5 matches the
+    mirror's listed value, and it is written atomically, so a failed or corrupted download
+    leaves nothing behind.
+
+    Raises:
+        DataError: every mirror failed; the message says how each one failed.
+    """
+    if split not in SHD_FILES:
+        raise ConfigError(f"unknown SHD split {split!r}; valid splits: train, test")
+    filename = SHD_FILES[split] + ".gz"
+    target = Path(dest_dir or default_cache_dir() / SHD_FOLDER).expanduser() / filename
+    failures: list[str] = []
+    for base in mirrors:
+        try:
+            with sources._open_url(base + "md5sums.txt", timeout) as response:
+                listed = _published_md5(response.read().decode("utf-8", "replace"))
+            if filename not in listed:
+                failures.append(f"{base}md5sums.txt does not list {filename}")
+                continue
+            with sources._open_url(base + filename, timeout) as response:
+                payload = response.read()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            failures.append(f"{base}: {exc}")
+            continue
+        actual = hashlib.md5(payload, usedforsecurity=False).hexdigest()
+        if actual != listed[filename]:
+            failures.append(
+                f"{base}{filename}: md5 mismatch (got {actual}, the mirror lists "
+                f"{listed[filename]}); not kept"
+            )
+            continue
+        write_bytes(target, payload)
+        return target
+    raise DataError(
+        f"could not download SHD {filename!r} (see {SHD_PAGE}):\n"
+        + "\n".join(f"  - {line}" for line in failures)
     )
 
 
@@ -299,6 +363,7 @@ def load_shd(
     train_sha256: str | None = None,
     test_sha256: str | None = None,
     dtype: torch.dtype = torch.float32,
+    download: bool = False,
 ) -> SpikeDataset:
     """Load SHD as dense spike tensors of shape (N, time_steps, channels).
 
@@ -324,6 +389,8 @@ def load_shd(
         limit_train, limit_test: read only the first this many samples of each file.
         train_sha256, test_sha256: if given, the file found must have this sha256.
         dtype: float32 or bool.
+        download: fetch a missing file (:func:`download_shd`) into ``data_dir/shd`` or the
+            cache, checked against the mirror's published md5.
 
     Returns:
         a :class:`~insitu.data.spikes.SpikeDataset` named ``"shd"`` with 20 classes,
@@ -354,7 +421,13 @@ def load_shd(
         ("train", limit_train, train_sha256),
         ("test", limit_test, test_sha256),
     ):
-        path = locate_shd(split, data_dir)
+        try:
+            path = locate_shd(split, data_dir)
+        except DataError:
+            if not download:
+                raise
+            dest = Path(data_dir) / SHD_FOLDER if data_dir is not None else None
+            path = download_shd(split, dest)
         if digest is not None:
             verify_sha256(
                 path,
