@@ -213,7 +213,11 @@ def _print_profiles() -> None:
         table.add_column("energy source", overflow="fold", max_width=50)
         table.add_column("s/event", no_wrap=True)
         table.add_column("time source", overflow="fold", max_width=50)
+        absent = []
         for kind, cost in prof:
+            if cost.joules.source.startswith("not applicable"):
+                absent.append(kind)
+                continue
             table.add_row(
                 kind,
                 f"{cost.joules.value:.3g}",
@@ -222,6 +226,8 @@ def _print_profiles() -> None:
                 cost.seconds.source,
             )
         console.print(table)
+        if absent:
+            console.print(f"not logged by this chip, priced 0 J and 0 s: {', '.join(absent)}")
 
 
 def _print_energy(report: dict[str, Any]) -> None:

@@ -7,12 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from insitu import atomic
-from insitu.energy import energy_report, get_gpu, get_profile, profile_for_device
+from insitu.energy import (
+    CostProfile,
+    Priced,
+    energy_report,
+    get_gpu,
+    get_profile,
+    price,
+    profile_for_device,
+)
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure
+from insitu.hardware import SpikingChip
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -121,3 +131,18 @@ def breakdown_plot(report: dict[str, Any], path: Path) -> Path:
         axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"profile {report['profile']} vs {report['gpu']['name']}", fontsize=10)
     return save_figure(fig, path)
+
+
+def spiking_inference_cost(
+    chip: SpikingChip, spikes: Tensor, profile: CostProfile, *, batch: int = 500
+) -> Priced:
+    """Run ``spikes`` (N, T, inputs) through ``chip`` in chunks and price the events per image
+    and chip instance (the chip's log keeps its earlier counts; only this run's are priced)."""
+    if spikes.dim() != 3 or spikes.shape[0] < 1:
+        raise ConfigError(f"spikes have shape {tuple(spikes.shape)}; need (N >= 1, T, inputs)")
+    before = chip.log.counts()
+    for start in range(0, spikes.shape[0], batch):
+        chip.run(spikes[start : start + batch])
+    after = chip.log.counts()
+    counts = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return price(counts, profile).scaled(1.0 / (spikes.shape[0] * chip.instances))
