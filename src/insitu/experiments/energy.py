@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -22,7 +23,7 @@ from insitu.energy import (
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure
-from insitu.hardware import SpikingChip
+from insitu.hardware import WEIGHT_LIMIT, SpikingChip
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -146,3 +147,46 @@ def spiking_inference_cost(
     after = chip.log.counts()
     counts = {k: v - before.get(k, 0.0) for k, v in after.items()}
     return price(counts, profile).scaled(1.0 / (spikes.shape[0] * chip.instances))
+
+
+def random_weights_for_activity(
+    chip: SpikingChip,
+    spikes: Tensor,
+    *,
+    target: float,
+    seed: int = 0,
+    iterations: int = 14,
+) -> float:
+    """Write random signed integer weights whose hidden layers fire ``target`` spikes per
+    neuron per image on ``spikes`` (N, T, inputs), as a stand-in for trained weights.
+
+    Each layer's weights are ``round(scale * (z + 0.5))`` clipped to the 6-bit range, z standard
+    normal (a mostly excitatory drive); ``scale`` is found by bisection on the mean hidden
+    activity. The readout gets ``round(20 z)``. Returns the hidden activity reached.
+    The calibration runs are logged by the chip like any other run: reset its log afterwards.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [chip.weight_shape(k) for k in range(chip.n_layers)]
+    normals = [torch.randn(shape, generator=gen) for shape in shapes]
+    hidden = [k for k, lay in enumerate(chip.config.layers) if lay.spiking]
+
+    def activity(scale: float) -> float:
+        for k, z in enumerate(normals):
+            w = scale * (z + 0.5) if k in hidden else 20.0 * z
+            chip.write_weights(k, w.round().clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT))
+        rec = chip.run(spikes)
+        counts = [float(rec.spikes[k].sum()) / rec.spikes[k].numel() for k in hidden]
+        # mean over (instances, images, steps, neurons) times steps: spikes per neuron per image
+        return sum(counts) / max(len(counts), 1) * spikes.shape[1]
+
+    low, high = 0.0, float(WEIGHT_LIMIT)
+    reached = 0.0
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        reached = activity(mid)
+        if reached < target:
+            low = mid
+        else:
+            high = mid
+    reached = activity(0.5 * (low + high))
+    return reached
