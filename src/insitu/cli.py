@@ -259,6 +259,11 @@ def _print_energy(report: dict[str, Any]) -> None:
     for kind, v in report["per_train_sample"]["by_kind"].items():
         kinds.add_row(kind, f"{v['count']:.4g}", fmt(v["joules"], " J"), fmt(v["seconds"], " s"))
     console.print(kinds)
+    setup = report["setup_per_chip"]
+    console.print(
+        f"setup once per chip (e.g. programming the initial weights): "
+        f"{fmt(setup['joules'], ' J')}, {fmt(setup['seconds'], ' s')}"
+    )
     g = report["gpu"]
     console.print(f"GPU reference: {g['name']}; {g['source']}")
     for note in report["notes"]:

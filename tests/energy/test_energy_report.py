@@ -56,11 +56,36 @@ def test_summary_carries_energy_totals_of_training_and_evaluation(run: RunResult
         )
     assert s["eval_events"]["device_pulse"] == 0.0  # evaluating never programs
     assert s["eval_samples"] == 100 + 50
-    priced = price(s["train_events"], get_profile("ecram-enode"))
-    per_sample = priced.total_joules / (2 * 100)
+    steady = {k: v - s["setup_events"].get(k, 0.0) for k, v in s["train_events"].items()}
+    per_sample = price(steady, get_profile("ecram-enode")).total_joules / (2 * 100)
     assert s["energy"]["joules_per_train_sample"] == pytest.approx(per_sample)
     assert per_sample > 0
+    # Programming the initial weights (write-verify) is setup, reported once per chip.
+    assert s["setup_events"]["device_read"] > 0
+    setup = price(s["setup_events"], get_profile("ecram-enode")).total_joules / 2
+    assert s["energy"]["setup_joules_per_chip"] == pytest.approx(setup)
     assert s["energy"]["gpu_over_chip"]["train_energy"] > 0
+
+
+def test_doubling_the_training_samples_doubles_the_training_cost(
+    run: RunResult, tmp_path: Path
+) -> None:
+    values = {**run.config.model_dump(), "limit_train": 200}
+    twice = train(
+        make_config(values), tmp_path / "twice", console=Console(file=io.StringIO()), progress=False
+    )
+    one, two = summary_of(run)["energy"], summary_of(twice)["energy"]
+    assert summary_of(twice)["train_samples"] == 2 * summary_of(run)["train_samples"]
+    # Reads and update cycles per sample are fixed by the network: time doubles exactly.
+    total_one = one["seconds_per_train_sample"] * 100
+    total_two = two["seconds_per_train_sample"] * 200
+    assert total_two == pytest.approx(2 * total_one, rel=1e-9)
+    # Energy depends on how many pulses the errors ask for: it doubles up to that spread.
+    assert two["joules_per_train_sample"] * 200 == pytest.approx(
+        2 * one["joules_per_train_sample"] * 100, rel=0.3
+    )
+    # The setup (initial programming) does not grow with the samples.
+    assert two["setup_joules_per_chip"] == pytest.approx(one["setup_joules_per_chip"], rel=0.3)
 
 
 def test_energy_command_prints_and_saves_the_report(run: RunResult) -> None:

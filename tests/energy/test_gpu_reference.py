@@ -79,3 +79,24 @@ def test_bad_gpu_inputs_are_refused() -> None:
         mlp_batch_work([5], 1)
     with pytest.raises(ConfigError, match="samples"):
         batches_work(-1, 10, [3, 2])
+
+
+def test_working_sets_that_fit_in_l2_pay_only_for_streamed_inputs() -> None:
+    w = mlp_batch_work([3, 2], 4)
+    assert w.stream_bytes == 4 * 3 * 4  # the batch's inputs
+    assert w.working_set == 4 * (2 * 8 + 2 * 5 * 4)
+    gpu = GpuSpec("toy", 1e30, 10.0, 1.0, 1.0, "a toy", l2_bytes=w.working_set)
+    assert gpu_cost(w, gpu).hbm_bytes == w.stream_bytes
+    small_cache = GpuSpec("toy", 1e30, 10.0, 1.0, 1.0, "a toy", l2_bytes=w.working_set - 1)
+    assert gpu_cost(w, small_cache).hbm_bytes == w.bytes
+    # Scaling to more batches scales traffic but not the per-batch working set.
+    assert (w * 3).working_set == w.working_set
+    assert (w * 3).stream_bytes == 3 * w.stream_bytes
+
+
+def test_lower_utilisation_costs_proportionally_more() -> None:
+    w = batches_work(1000, 10, [784, 100, 10])
+    full = gpu_cost(w, H100_SXM)
+    low = gpu_cost(w, H100_SXM.at_utilisation(0.01))
+    assert low.joules == pytest.approx(50 * full.joules)
+    assert "1%" in H100_SXM.at_utilisation(0.01).name

@@ -1,9 +1,12 @@
 """A run's cost: its event log priced per training sample and per inference, against a GPU.
 
 Works on the plain numbers a finished run records (``summary.json``): the event counts of
-training (``train_events``) and of evaluation (``eval_events``), the sample counts, the layer
-sizes and the number of chip instances. Instances are separate chips working side by side, so
-per-sample figures divide by ``instances * samples``.
+training (``train_events``, which include ``setup_events``, the one-off work of building the
+trainer such as programming the initial weights) and of evaluation (``eval_events``), the sample
+counts, the layer sizes and the number of chip instances. Instances are separate chips working
+side by side, so per-sample figures divide by ``instances * samples``. Per training sample is
+the steady state (training without setup), so it does not depend on the run's length; the
+setup is reported once per chip.
 """
 
 from __future__ import annotations
@@ -65,9 +68,12 @@ def energy_report(
             "this summary does not separate training from evaluation events: every event is "
             "charged to training (an overestimate of the training cost)"
         )
+    setup_events = summary.get("setup_events", {})
+    steady_events = {k: v - setup_events.get(k, 0.0) for k, v in train_events.items()}
     train = price(train_events, profile)
+    setup = price(setup_events, profile)
     evaluate = price(eval_events, profile)
-    chip_train = _per_sample(train, instances * train_samples)
+    chip_train = _per_sample(price(steady_events, profile), instances * train_samples)
     chip_infer = _per_sample(evaluate, instances * eval_samples)
     gpu_train = gpu_cost(batches_work(1.0, batch_size, layers, time_steps=time_steps), gpu)
     gpu_infer = gpu_cost(
@@ -83,6 +89,7 @@ def energy_report(
         "train_samples": train_samples,
         "eval_samples": eval_samples,
         "training_total": train.as_dict(),
+        "setup_per_chip": setup.scaled(1.0 / instances).as_dict(),
         "evaluation_total": evaluate.as_dict(),
         "per_train_sample": chip_train,
         "per_inference": chip_infer,
@@ -113,6 +120,8 @@ def summary_totals(report: Mapping[str, Any]) -> dict[str, Any]:
         "profile": report["profile"],
         "train_joules": report["training_total"]["joules"],
         "train_seconds_all_instances": report["training_total"]["seconds"],
+        "setup_joules_per_chip": report["setup_per_chip"]["joules"],
+        "setup_seconds_per_chip": report["setup_per_chip"]["seconds"],
         "joules_per_train_sample": train["joules"],
         "seconds_per_train_sample": train["seconds"],
         "joules_per_inference": infer["joules"],

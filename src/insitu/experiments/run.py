@@ -48,6 +48,7 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     final_test_acc: list[float] = field(default_factory=list)
     eval_events: dict[str, float] = field(default_factory=dict)  # events of evaluations alone
+    setup_events: dict[str, float] = field(default_factory=dict)  # building the trainer
     eval_samples: int = 0  # samples evaluated (train-accuracy subset and test set, per epoch)
     trainer: Trainer | None = None  # the trained rule, for evaluations beyond the run's own
 
@@ -171,6 +172,7 @@ def train(
         targets=ds.targets,
     )
     result = RunResult(run_dir, cfg, trainer=trainer)
+    result.setup_events = trainer.log.counts()  # e.g. programming the initial weights
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
@@ -281,6 +283,7 @@ def _summary(
         "events": events,
         # Training is everything but the evaluations (setup such as initial programming too).
         "train_events": {k: v - result.eval_events.get(k, 0.0) for k, v in events.items()},
+        "setup_events": result.setup_events,
         "eval_events": dict(sorted(result.eval_events.items())),
         "eval_samples": result.eval_samples,
         "wall_s": time.perf_counter() - started,
