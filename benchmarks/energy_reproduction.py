@@ -196,8 +196,8 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
-    fig = Figure(figsize=(9, 4))
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     bss = res["brainscales2"]
     ts = [r["time_steps"] for r in bss]
     ax1.plot(ts, [r["joules"] * 1e6 for r in bss], marker="o", label="insitu energy (uJ)")
@@ -215,13 +215,15 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ("ecram_mnist", "ecram-polymer"),
     ):
         for gpu, g in res[key][prof].items():
-            labels.append(f"{prof}\n{gpu}")
+            labels.append(f"{key.split('_')[1]} {prof} / {gpu}")
             ratios.append(g["gpu_over_chip"]["train_energy"])
-    ax2.bar(range(len(ratios)), ratios, color="C2")
-    ax2.axhline(YI_CLAIM, color="k", ls="--", label="Yi 2022 claim: 10,000x")
-    ax2.set_yscale("log")
-    ax2.set_xticks(range(len(labels)), labels, fontsize=6)
-    ax2.set_ylabel("GPU energy / chip energy per training sample")
+    ax2.barh(range(len(ratios)), ratios, color="C2")
+    ax2.axvline(YI_CLAIM, color="k", ls="--", label="Yi 2022 claim: 10,000x")
+    ax2.axvline(1.0, color="grey", lw=0.8)
+    ax2.set_xscale("log")
+    ax2.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax2.invert_yaxis()
+    ax2.set_xlabel("GPU energy / chip energy per training sample")
     ax2.set_title("training energy vs an H100 (roofline)", fontsize=9)
     ax2.legend(fontsize=7)
     save_figure(fig, path)

@@ -236,7 +236,7 @@ def _print_energy(report: dict[str, Any]) -> None:
 
     table = Table(title=f"energy (J) and time (s), profile {report['profile']}, one chip")
     for col in ("", "J", "s", "GPU J", "GPU s", "GPU/chip J", "GPU/chip s"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col)
     ratios = report["gpu_over_chip"]
     for label, key, rkey in (
         ("per train sample", "per_train_sample", "train"),
