@@ -302,6 +302,8 @@ def _energy(cfg: TrainConfig, trainer: Trainer, summary: dict[str, Any]) -> dict
     spiking = isinstance(chip, SpikingChip)
     name = cfg.energy_profile or profile_for_device(cfg.device, spiking=spiking)
     steps = chip.config.time_steps if isinstance(chip, SpikingChip) else None
+    if steps is not None:
+        summary["time_steps"] = steps  # `insitu energy` reads it: a spiking GPU reference
     report = energy_report(
         summary, profile=get_profile(name), batch_size=cfg.batch_size, time_steps=steps
     )
