@@ -158,3 +158,33 @@ def test_old_summaries_without_split_events_are_priced_with_a_note(run: RunResul
     report = energy_report(old, profile=get_profile("ecram-enode"), batch_size=10)
     assert report["notes"] and "overestimate" in report["notes"][0]
     assert report["per_inference"]["joules"] is None
+
+
+def test_a_spiking_run_is_priced_with_brainscales2_and_a_bptt_reference(tmp_path: Path) -> None:
+    # What the runner writes for a spiking chip: time_steps, events of the spiking kinds.
+    summary = {
+        "device": "ecram-organic",
+        "layers": [256, 246, 10],
+        "instances": 1,
+        "train_samples": 100,
+        "time_steps": 5,
+        "events": {"emulation_step": 1000.0, "host_bytes_in": 6.5e5},
+        "train_events": {"emulation_step": 500.0, "host_bytes_in": 6.5e5},
+        "setup_events": {},
+        "eval_events": {"emulation_step": 500.0},
+        "eval_samples": 100,
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "config.yaml").write_text("batch_size: 20\n")
+    result = invoke("energy", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "energy-brainscales2-h100.json").read_text())
+    assert report["time_steps"] == 5 and report["batch_size"] == 20
+    # 5 steps of 1.7 us at 200 mW per image
+    assert report["per_inference"]["joules"] == pytest.approx(5 * 1.7e-6 * 0.2)
+    assert report["per_inference"]["seconds"] == pytest.approx(5 * 1.7e-6)
+    # Training: 5 steps per sample plus 6,500 weight bytes per sample over a 1 GB/s link.
+    assert report["per_train_sample"]["seconds"] == pytest.approx(5 * 1.7e-6 + 6500e-9)
+    # The GPU reference is backprop through time: T times the MLP's synaptic FLOPs and more.
+    p = 256 * 246 + 246 * 10
+    assert report["gpu"]["per_train_sample"]["flops"] > 5 * 6 * p
