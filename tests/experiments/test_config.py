@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from insitu.algorithms import algorithm_names
 from insitu.data import DATASET_NAMES
 from insitu.devices import DeviceParams, device_names, get_device
+from insitu.energy import profile_names
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments import TrainConfig, load_config, make_config
 from insitu.experiments.config import PeripheryConfig, UpdateConfig, read_config_file
@@ -382,6 +383,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "limit_train": st.none() | st.integers(-1, 10**6),
     "limit_test": st.none() | st.integers(-1, 10**6),
     "eval_train_limit": st.none() | st.integers(-1, 10**6),
+    "energy_profile": st.none() | st.sampled_from([*profile_names(), "nope"]),
 }
 NEAR_VALID_DICTS = st.fixed_dictionaries(
     {}, optional={k: v | v | v | JSON_LIKE for k, v in VALID_FIELDS.items()}

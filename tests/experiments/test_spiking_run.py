@@ -85,6 +85,8 @@ def test_run_directory_holds_metrics_summary_model_and_plots(tmp_path: Path) -> 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished"
     assert summary["events"]["neuron_step"] > 0
+    assert summary["energy"]["joules_per_train_sample"] > 0
+    assert summary["eval_events"]["neuron_step"] < summary["events"]["neuron_step"]
     assert summary["test_acc_mean"] >= 0.8
     assert float(rows[-1]["chip_samples"]) > 4 * 64  # training plus evaluation on the chip
     for name in ("learning_curve.png", "chip_activity.png", "model.pt", "config.yaml"):

@@ -13,6 +13,7 @@ from insitu.algorithms import ALGORITHMS, algorithm_names
 from insitu.algorithms.base import parse_options
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
+from insitu.energy import profile_names
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import (
     Activation,
@@ -79,6 +80,14 @@ class TrainConfig(_Strict):
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
+    energy_profile: str | None = None  # insitu.energy preset; None = the default for the chip
+
+    @field_validator("energy_profile")
+    @classmethod
+    def _known_profile(cls, v: str | None) -> str | None:
+        if v is not None and v not in profile_names():
+            raise ValueError(f"unknown energy profile {v!r}; valid: {', '.join(profile_names())}")
+        return v
 
     @field_validator("algorithm")
     @classmethod

@@ -18,10 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from insitu import atomic
 from insitu.algorithms import ChipTrainer, Trainer, make_trainer
 from insitu.data import Dataset, load_dataset
+from insitu.energy import energy_report, get_profile, profile_for_device, summary_totals
 from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import plots
 from insitu.experiments.config import TrainConfig
-from insitu.hardware import Event, inspection
+from insitu.hardware import Event, SpikingChip, inspection
 
 METRIC_FIELDS = (
     "epoch",
@@ -65,6 +66,9 @@ class RunResult:
     rows: list[dict[str, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     final_test_acc: list[float] = field(default_factory=list)
+    eval_events: dict[str, float] = field(default_factory=dict)  # events of evaluations alone
+    setup_events: dict[str, float] = field(default_factory=dict)  # building the trainer
+    eval_samples: int = 0  # samples evaluated (train-accuracy subset and test set, per epoch)
     trainer: Trainer | None = None  # the trained rule, for evaluations beyond the run's own
 
 
@@ -129,6 +133,14 @@ def train_epoch(
     return losses / max(batches, 1)
 
 
+def _add_difference(
+    acc: dict[str, float], before: dict[str, float], after: dict[str, float]
+) -> None:
+    """Add the events logged between two snapshots of the counts to ``acc``."""
+    for kind, count in after.items():
+        acc[kind] = acc.get(kind, 0.0) + count - before.get(kind, 0.0)
+
+
 def write_metrics(
     path: Path, rows: list[dict[str, float]], fields: tuple[str, ...] = METRIC_FIELDS
 ) -> None:
@@ -182,6 +194,7 @@ def train(
         targets=ds.targets,
     )
     result = RunResult(run_dir, cfg, trainer=trainer)
+    result.setup_events = trainer.log.counts()  # e.g. programming the initial weights
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
@@ -214,7 +227,10 @@ def train(
                         f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
                         "lower the learning rate"
                     )
+                mark = trainer.log.counts()
                 row, final_acc = _epoch_row(epoch, trainer, ds, losses, eval_n, started)
+                _add_difference(result.eval_events, mark, trainer.log.counts())
+                result.eval_samples += eval_n + len(ds.y_test)
                 result.rows.append(row)
                 result.final_test_acc = final_acc
                 write_metrics(run_dir / "metrics.csv", result.rows)
@@ -272,7 +288,8 @@ def _summary(
 ) -> dict[str, Any]:
     rows = result.rows
     last = rows[-1] if rows else {}
-    return {
+    events = trainer.log.counts()
+    summary = {
         "status": status,
         "message": message,
         "algorithm": cfg.algorithm,
@@ -285,12 +302,34 @@ def _summary(
         "test_acc_mean": last.get("test_acc_mean"),
         "test_acc_std": last.get("test_acc_std"),
         "train_acc_mean": last.get("train_acc_mean"),
-        "events": trainer.log.counts(),
+        "events": events,
+        # Training is everything but the evaluations (setup such as initial programming too).
+        "train_events": {k: v - result.eval_events.get(k, 0.0) for k, v in events.items()},
+        "setup_events": result.setup_events,
+        "eval_events": dict(sorted(result.eval_events.items())),
+        "eval_samples": result.eval_samples,
         "wall_s": time.perf_counter() - started,
         "train_samples": len(ds.y_train) * len(rows),
         **_reconstruction(trainer, ds),
         "torch": torch.__version__,
     }
+    summary["energy"] = _energy(cfg, trainer, summary)
+    return summary
+
+
+def _energy(cfg: TrainConfig, trainer: Trainer, summary: dict[str, Any]) -> dict[str, Any]:
+    """The run's energy and time totals (insitu.energy), priced by the config's profile or
+    the default one for the chip kind."""
+    chip = getattr(trainer, "chip", None)
+    spiking = isinstance(chip, SpikingChip)
+    name = cfg.energy_profile or profile_for_device(cfg.device, spiking=spiking)
+    steps = chip.config.time_steps if isinstance(chip, SpikingChip) else None
+    if steps is not None:
+        summary["time_steps"] = steps  # `insitu energy` reads it: a spiking GPU reference
+    report = energy_report(
+        summary, profile=get_profile(name), batch_size=cfg.batch_size, time_steps=steps
+    )
+    return summary_totals(report)
 
 
 def _reconstruction(trainer: Trainer, ds: Dataset) -> dict[str, Any]:

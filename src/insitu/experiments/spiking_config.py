@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS, SpikingOptions
+from insitu.energy import get_profile
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments.config import _describe, _Strict
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
@@ -50,6 +51,7 @@ class SpikingTrainConfig(_Strict):
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
+    energy_profile: str = "brainscales2"  # insitu.energy profile pricing the chip's events
 
     @field_validator("algorithm")
     @classmethod
@@ -115,6 +117,7 @@ def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
         cfg = SpikingTrainConfig(**values)
         cfg.options()
         cfg.readout_params()
+        get_profile(cfg.energy_profile)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
     except (TypeError, UnknownNameError) as err:

@@ -16,9 +16,11 @@ from insitu.algorithms.spiking import SpikingTrainer, make_spiking_trainer
 from insitu.data import SpikeDataset, latency_coded, load_dataset
 from insitu.data.nmnist import load_nmnist
 from insitu.data.shd import load_shd
+from insitu.energy import energy_report, get_profile, summary_totals
 from insitu.errors import DivergenceError
 from insitu.experiments import plots
 from insitu.experiments.run import (
+    _add_difference,
     accuracy,
     fresh_dir,
     prepare_run_dir,
@@ -144,6 +146,8 @@ def train_spiking(
     lr = trainer.options.lr
     started = time.perf_counter()
     status, message = "finished", ""
+    eval_events: dict[str, float] = {}  # events of the evaluations alone (priced apart)
+    eval_samples = 0
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -166,7 +170,10 @@ def train_spiking(
                         f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
                         "lower algorithm_options.lr"
                     )
+                mark = trainer.log.counts()
                 row, final = _row(epoch, trainer, ds, losses, eval_n, started)
+                _add_difference(eval_events, mark, trainer.log.counts())
+                eval_samples += eval_n + len(ds.y_test)
                 result.rows.append(row)
                 result.final_test_acc = final
                 write_metrics(run_dir / "metrics.csv", result.rows, SPIKING_METRIC_FIELDS)
@@ -175,6 +182,7 @@ def train_spiking(
         except DivergenceError as err:
             status, message = "diverged", str(err)
     last = result.rows[-1] if result.rows else {}
+    events = trainer.log.counts()
     result.summary = {
         "status": status,
         "message": message,
@@ -189,11 +197,23 @@ def train_spiking(
         "test_acc_mean": last.get("test_acc_mean"),
         "test_acc_std": last.get("test_acc_std"),
         "train_acc_mean": last.get("train_acc_mean"),
-        "events": trainer.log.counts(),
+        "events": events,
+        "train_events": {k: v - eval_events.get(k, 0.0) for k, v in events.items()},
+        "eval_events": dict(sorted(eval_events.items())),
+        "eval_samples": eval_samples,
+        "time_steps": cfg.time_steps,
         "wall_s": time.perf_counter() - started,
         "train_samples": n * len(result.rows),
         "torch": torch.__version__,
     }
+    if trainer.chip is not None:  # software runs have no chip events to price
+        report = energy_report(
+            result.summary,
+            profile=get_profile(cfg.energy_profile),
+            batch_size=cfg.batch_size,
+            time_steps=cfg.time_steps,
+        )
+        result.summary["energy"] = summary_totals(report)
     atomic.write_json(run_dir / "summary.json", result.summary)
     with atomic.atomic_path(run_dir / "model.pt", suffix=".pt") as tmp:
         torch.save(trainer.state_dict(), tmp)  # weights, optimiser, chip: for deploy studies

@@ -1,0 +1,192 @@
+"""The energy report of a finished run: read its summary and config, price, save JSON and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from insitu import atomic
+from insitu.energy import (
+    CostProfile,
+    Priced,
+    energy_report,
+    get_gpu,
+    get_profile,
+    price,
+    profile_for_device,
+)
+from insitu.errors import ConfigError
+from insitu.experiments.config import read_config_file
+from insitu.experiments.plots import save_figure
+from insitu.hardware import WEIGHT_LIMIT, SpikingChip
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's summary.json; ConfigError if the folder is not a finished run."""
+    path = run_dir / "summary.json"
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir} holds no summary.json: not a finished run (train one with insitu train)"
+        )
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} cannot be read as JSON: {err}") from None
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return summary
+
+
+def run_energy_report(
+    run_dir: Path,
+    *,
+    profile: str | None = None,
+    gpu: str = "h100",
+    out: Path | None = None,
+) -> tuple[dict[str, Any], Path, Path]:
+    """Price the run in ``run_dir``; write ``energy-<profile>.json`` and ``.png`` into ``out``
+    (default: the run directory). Existing report files are never overwritten."""
+    summary = read_summary(run_dir)
+    config = (
+        read_config_file(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    )
+    time_steps = summary.get("time_steps") or config.get("time_steps")
+    spiking = time_steps is not None
+    name = (
+        profile
+        or config.get("energy_profile")
+        or profile_for_device(summary.get("device"), spiking=spiking)
+    )
+    batch_size = int(config.get("batch_size") or summary.get("batch_size") or 1)
+    report = energy_report(
+        summary,
+        profile=get_profile(str(name)),
+        batch_size=batch_size,
+        gpu=get_gpu(gpu),
+        time_steps=int(time_steps) if time_steps is not None else None,
+    )
+    report["run_dir"] = str(run_dir)
+    folder = out or run_dir
+    json_path = folder / f"energy-{name}-{gpu}.json"
+    png_path = folder / f"energy-{name}-{gpu}.png"
+    for path in (json_path, png_path):
+        if path.exists():
+            raise ConfigError(
+                f"{path} already exists; nothing is overwritten: delete it or pass --out DIR"
+            )
+    atomic.write_json(json_path, report)
+    breakdown_plot(report, png_path)
+    return report, json_path, png_path
+
+
+def breakdown_plot(report: dict[str, Any], path: Path) -> Path:
+    """Stacked bars by event kind: energy and time per training sample and per inference."""
+    fig = Figure(figsize=(10, 4.5))
+    axes = fig.subplots(1, 2)
+    bars = [
+        ("per train sample", report["per_train_sample"]),
+        ("per inference", report["per_inference"]),
+    ]
+    kinds = sorted(
+        {
+            k
+            for _, part in bars
+            for k, v in part.get("by_kind", {}).items()
+            if v["joules"] > 0 or v["seconds"] > 0
+        }
+    )
+    colours = [f"C{i % 10}" for i in range(len(kinds))]
+    for ax, quantity, unit, scale, what in (
+        (axes[0], "joules", "nJ", 1e9, "energy"),
+        (axes[1], "seconds", "us", 1e6, "time"),
+    ):
+        for x, (_, part) in enumerate(bars):
+            bottom = 0.0
+            for kind, colour in zip(kinds, colours, strict=True):
+                value = part.get("by_kind", {}).get(kind, {}).get(quantity, 0.0) * scale
+                ax.bar(x, value, bottom=bottom, color=colour, label=kind if x == 0 else None)
+                bottom += value
+        gpu = report["gpu"]
+        ax.set_xticks(
+            range(len(bars)),
+            [
+                f"{label}\nGPU: {gpu[key][quantity] * scale:.3g} {unit}"
+                for label, key in (
+                    ("per train sample", "per_train_sample"),
+                    ("per inference", "per_inference"),
+                )
+            ],
+        )
+        ax.set_ylabel(f"{what} ({unit})")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_title("energy by event kind")
+    axes[1].set_title("critical-path time by event kind")
+    if kinds:
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"profile {report['profile']} vs {report['gpu']['name']}", fontsize=10)
+    return save_figure(fig, path)
+
+
+def spiking_inference_cost(
+    chip: SpikingChip, spikes: Tensor, profile: CostProfile, *, batch: int = 500
+) -> Priced:
+    """Run ``spikes`` (N, T, inputs) through ``chip`` in chunks and price the events per image
+    and chip instance (the chip's log keeps its earlier counts; only this run's are priced)."""
+    if spikes.dim() != 3 or spikes.shape[0] < 1:
+        raise ConfigError(f"spikes have shape {tuple(spikes.shape)}; need (N >= 1, T, inputs)")
+    before = chip.log.counts()
+    for start in range(0, spikes.shape[0], batch):
+        chip.run(spikes[start : start + batch])
+    after = chip.log.counts()
+    counts = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return price(counts, profile).scaled(1.0 / (spikes.shape[0] * chip.instances))
+
+
+def random_weights_for_activity(
+    chip: SpikingChip,
+    spikes: Tensor,
+    *,
+    target: float,
+    seed: int = 0,
+    iterations: int = 14,
+) -> float:
+    """Write random signed integer weights whose hidden layers fire ``target`` spikes per
+    neuron per image on ``spikes`` (N, T, inputs), as a stand-in for trained weights.
+
+    Each layer's weights are ``round(scale * (z + 0.5))`` clipped to the 6-bit range, z standard
+    normal (a mostly excitatory drive); ``scale`` is found by bisection on the mean hidden
+    activity. The readout gets ``round(20 z)``. Returns the hidden activity reached.
+    The calibration runs are logged by the chip like any other run: reset its log afterwards.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [chip.weight_shape(k) for k in range(chip.n_layers)]
+    normals = [torch.randn(shape, generator=gen) for shape in shapes]
+    hidden = [k for k, lay in enumerate(chip.config.layers) if lay.spiking]
+
+    def activity(scale: float) -> float:
+        for k, z in enumerate(normals):
+            w = scale * (z + 0.5) if k in hidden else 20.0 * z
+            chip.write_weights(k, w.round().clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT))
+        rec = chip.run(spikes)
+        counts = [float(rec.spikes[k].sum()) / rec.spikes[k].numel() for k in hidden]
+        # mean over (instances, images, steps, neurons) times steps: spikes per neuron per image
+        return sum(counts) / max(len(counts), 1) * spikes.shape[1]
+
+    low, high = 0.0, float(WEIGHT_LIMIT)
+    reached = 0.0
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        reached = activity(mid)
+        if reached < target:
+            low = mid
+        else:
+            high = mid
+    reached = activity(0.5 * (low + high))
+    return reached
