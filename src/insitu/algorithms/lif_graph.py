@@ -110,24 +110,37 @@ def backward_through_time(
     grad_drive = torch.empty_like(v)
     a_u = torch.zeros_like(v[0])  # adjoint of the next step's pre-hold membrane
     a_i = torch.zeros_like(v[0])  # adjoint of the current this step feeds forward
-    held = refractory_mask(z, p.refractory_steps) if p.spiking and p.refractory_steps else None
-    surrogate = surrogate_derivative(v, p.threshold, p.surrogate_beta) if p.spiking else None
-    grad_w_rec = torch.zeros_like(w_rec) if w_rec is not None else None
+    if not p.spiking:  # a leaky integrator: V[t+1] = d_m V[t] + I[t], no reset
+        for t in range(t_steps - 1, -1, -1):
+            a_i = torch.add(a_u, a_i, alpha=p.decay_s)
+            grad_drive[t] = a_i
+            a_u = torch.add(grad_v[t], a_u, alpha=p.decay_m)
+        return grad_drive, None
+    free = 1.0 - refractory_mask(z, p.refractory_steps) if p.refractory_steps else None
+    # What carries a_u back one step: decay_m through the (undifferentiated) reset, then the
+    # refractory hold. Computed for all steps at once; the loop keeps only the recursion.
+    keep = (1.0 - z).mul_(p.decay_m)
+    surrogate = surrogate_derivative(v, p.threshold, p.surrogate_beta)
+    if free is not None:
+        keep.mul_(free)
+        surrogate.mul_(free)
+    if w_rec is None:
+        # a_u[t] = (grad_v[t] + grad_z[t] * surrogate[t]) * free[t] + keep[t] * a_u[t+1]
+        drive_u = torch.addcmul(grad_v if free is None else grad_v * free, grad_z, surrogate)
+        for t in range(t_steps - 1, -1, -1):
+            a_i = torch.add(a_u, a_i, alpha=p.decay_s)
+            grad_drive[t] = a_i
+            a_u = torch.addcmul(drive_u[t], keep[t], a_u)
+        return grad_drive, None
+    grad_w_rec = torch.zeros_like(w_rec)
     for t in range(t_steps - 1, -1, -1):
-        a_i = a_u + p.decay_s * a_i
+        a_i = torch.add(a_u, a_i, alpha=p.decay_s)
         grad_drive[t] = a_i
-        a_vr = p.decay_m * a_u  # the next step sees decay_m * Vr[t]
-        if surrogate is None:
-            a_v = grad_v[t] + a_vr
-        else:
-            a_v = grad_v[t] + a_vr * (1.0 - z[t])  # the reset is not differentiated
-            g_z = grad_z[t]
-            if w_rec is not None and grad_w_rec is not None:
-                g_z = g_z + torch.matmul(a_i, w_rec)
-                grad_w_rec += torch.matmul(a_i.transpose(-1, -2), z[t])
-            g_spike = g_z * surrogate[t]
-            a_v = a_v + (g_spike if held is None else g_spike * (1.0 - held[t]))
-        a_u = a_v if held is None else a_v * (1.0 - held[t])
+        # The layer's own spikes feed its current in the same step (recurrent synapses).
+        g_z = grad_z[t] + torch.matmul(a_i, w_rec)
+        grad_w_rec += torch.matmul(a_i.transpose(-1, -2), z[t])
+        direct = grad_v[t] if free is None else grad_v[t] * free[t]
+        a_u = direct + g_z * surrogate[t] + keep[t] * a_u
     return grad_drive, grad_w_rec
 
 
