@@ -290,3 +290,23 @@ def test_spike_dataset_validates() -> None:
     for change, match in cases:
         with pytest.raises(ConfigError, match=match):
             make_spikes(**change)
+
+
+def test_shift_images_moves_pictures_and_keeps_spike_times() -> None:
+    from insitu.data.encoders import shift_images
+
+    x = torch.zeros(200, 3, 16)  # 4x4 pictures, 3 steps
+    x[:, 1, 5] = 1.0  # pixel (1, 1) fires at step 1
+    out = shift_images(x, (4, 4), 1, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out[:, [0, 2]], x[:, [0, 2]])
+    where = out[:, 1].nonzero()[:, 1]
+    assert len(where) == 200  # a shift of 1 keeps pixel (1, 1) inside the picture
+    rows, cols = where // 4, where % 4
+    assert set(rows.tolist()) == {0, 1, 2} and set(cols.tolist()) == {0, 1, 2}
+    corner = torch.zeros(50, 1, 16, dtype=torch.bool)
+    corner[:, 0, 0] = True
+    moved = shift_images(corner, (4, 4), 1, generator=torch.Generator().manual_seed(1))
+    assert 0 < int(moved.sum()) < 50  # moved off the picture: lost
+    assert torch.equal(shift_images(x, (4, 4), 0, generator=torch.Generator()), x)
+    with pytest.raises(ConfigError, match="pictures"):
+        shift_images(x, (5, 5), 1, generator=torch.Generator())

@@ -134,3 +134,16 @@ def test_cli_spiking_bad_value_exits_2(
     err = capsys.readouterr().err
     assert "magic" in err and "in-the-loop" in err
     assert not out.exists()
+
+
+def test_augmentation_needs_pictures(tmp_path: Path) -> None:
+    cfg = make_spiking_config({"hidden": [4], "time_steps": 16, "augment_shift": 1})
+    with pytest.raises(ConfigError, match="augment_shift"):
+        train_spiking(cfg, tmp_path / "run", progress=False, dataset=_toy())
+    assert not (tmp_path / "run").exists()
+    pictures = _toy()
+    pictures = SpikeDataset(
+        "toy", pictures.x_train, pictures.y_train, pictures.x_test, pictures.y_test, 2, None, (3, 4)
+    )
+    result = train_spiking(cfg, tmp_path / "ok", progress=False, dataset=pictures)
+    assert result.summary["status"] == "finished"

@@ -36,6 +36,7 @@ __all__ = [
     "latency_spike_times",
     "rate_encode",
     "resize_images",
+    "shift_images",
 ]
 
 _SPIKE_DTYPES = (torch.float32, torch.bool)
@@ -387,3 +388,43 @@ def jitter_channels(
     flat = out.view(-1)
     flat[idx[keep, 0] * f + channel[keep]] = True if spikes.dtype == torch.bool else 1.0
     return out.reshape(n, t, f)
+
+
+def shift_images(
+    spikes: torch.Tensor,
+    shape: tuple[int, ...],
+    max_shift: int,
+    *,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Translate every sample's picture by a random whole number of pixels (augmentation).
+
+    ``spikes`` is (N, T, F) with the F channels laid out as ``shape`` = (height, width) (or
+    (channels, height, width)); each sample moves by (dy, dx) drawn uniformly from
+    [-max_shift, max_shift]; what leaves the picture is lost, what enters is silent. Returns a
+    new tensor of the same dtype; ``max_shift = 0`` returns a copy and draws nothing.
+
+    Raises:
+        ConfigError: a bad shape or a negative ``max_shift``.
+    """
+    if spikes.ndim != 3 or len(shape) not in (2, 3) or math.prod(shape) != spikes.shape[-1]:
+        raise ConfigError(
+            f"spikes of shape {tuple(spikes.shape)} cannot be laid out as pictures {shape}"
+        )
+    _check_count("max_shift", max_shift, 0)
+    if max_shift == 0:
+        return spikes.clone()
+    n, t = spikes.shape[:2]
+    pics = spikes.reshape(n, t, -1, shape[-2], shape[-1])
+    out = torch.zeros_like(pics)
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
+    h, w = shape[-2], shape[-1]
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            rows = ((shifts[:, 0] == dy) & (shifts[:, 1] == dx)).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                continue
+            src = pics[rows][..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+            dst = (slice(max(0, dy), h - max(0, -dy)), slice(max(0, dx), w - max(0, -dx)))
+            out[rows, :, :, dst[0], dst[1]] = src
+    return out.reshape(spikes.shape)

@@ -45,6 +45,8 @@ class SpikingTrainConfig(_Strict):
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int = Field(256, ge=1, le=100_000)
     lr_decay: float = Field(1.0, gt=0, le=1)
+    # Training pictures moved by up to this many pixels each way (augmentation; 0 = none).
+    augment_shift: int = Field(0, ge=0, le=8)
     instances: int = Field(1, ge=1, le=4096)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     data_dir: str | None = None

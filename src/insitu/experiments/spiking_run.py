@@ -14,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from insitu import atomic
 from insitu.algorithms.spiking import SpikingTrainer, make_spiking_trainer
 from insitu.data import SpikeDataset, latency_coded, load_dataset
+from insitu.data.encoders import shift_images
 from insitu.data.nmnist import load_nmnist
 from insitu.data.shd import load_shd
 from insitu.energy import energy_report, get_profile, summary_totals
-from insitu.errors import DivergenceError
+from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import plots
 from insitu.experiments.run import (
     _add_difference,
@@ -88,6 +89,29 @@ def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
     )
 
 
+class _ShiftedInputs:
+    """A trainer whose training batches are translated pictures (``augment_shift``)."""
+
+    def __init__(
+        self, trainer: SpikingTrainer, shape: tuple[int, ...], max_shift: int, seed: int
+    ) -> None:
+        self.trainer = trainer
+        self.instances = trainer.instances
+        self.shape = shape
+        self.max_shift = max_shift
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        moved = shift_images(x, self.shape, self.max_shift, generator=self.generator)
+        return self.trainer.train_batch(moved, y)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trainer.predict(x)
+
+    def classify(self, out: torch.Tensor) -> torch.Tensor:
+        return self.trainer.classify(out)
+
+
 def new_spiking_run_dir(root: Path, cfg: SpikingTrainConfig) -> Path:
     """A fresh run directory named after the run."""
     sigma = "" if cfg.mismatch is None else f"-sigma{cfg.mismatch:g}"
@@ -128,6 +152,11 @@ def train_spiking(
     """Train ``cfg`` into ``run_dir`` (which must be new or empty)."""
     console = console or Console(stderr=True)
     ds = dataset or load_spiking_dataset(cfg)  # data first: a bad file leaves no run dir behind
+    if cfg.augment_shift and len(ds.input_shape) < 2:
+        raise ConfigError(
+            f"augment_shift = {cfg.augment_shift} needs pictures; {ds.name} has input shape "
+            f"{ds.input_shape}: set augment_shift to 0"
+        )
     run_dir = prepare_run_dir(run_dir)
     atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
     write_metrics(run_dir / "metrics.csv", [], SPIKING_METRIC_FIELDS)
@@ -140,6 +169,9 @@ def train_spiking(
         options=cfg.options(),
     )
     result = SpikingRunResult(run_dir, cfg, trainer=trainer)
+    learner: SpikingTrainer | _ShiftedInputs = trainer
+    if cfg.augment_shift:
+        learner = _ShiftedInputs(trainer, ds.input_shape, cfg.augment_shift, cfg.seed + 2)
     order = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
@@ -163,7 +195,7 @@ def train_spiking(
                 trainer.set_lr(lr * cfg.lr_decay ** (epoch - 1))
                 bar.reset(batch_task, total=n)
                 losses = train_epoch(
-                    trainer, ds, cfg.batch_size, order, lambda k: bar.advance(batch_task, k)
+                    learner, ds, cfg.batch_size, order, lambda k: bar.advance(batch_task, k)
                 )
                 if not bool(torch.isfinite(losses).all()):
                     raise DivergenceError(
