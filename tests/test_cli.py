@@ -310,3 +310,49 @@ def test_demo_prints_the_table(tmp_path: Path) -> None:
     for run in runs:
         summary = json.loads((stamp_dir / run / "summary.json").read_text())
         assert summary["status"] == "finished"
+
+
+# -- run CONFIG.yaml ---------------------------------------------------------------------------
+
+
+def test_run_a_config_file_with_sets(tmp_path: Path) -> None:
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"algorithm": "software", "hidden": [8], "epochs": 3}))
+    out = tmp_path / "run"
+    sets = ["--set", "epochs=1", "--set", "limit_train=60", "--set", "limit_test=30"]
+    result = invoke("run", str(config), *sets, "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in flat(result.stdout)
+    used = yaml.safe_load((out / "config.yaml").read_text())
+    assert used["algorithm"] == "software" and used["epochs"] == 1 and used["hidden"] == [8]
+    # Resuming a finished run reports it and writes nothing.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = invoke("run", "--resume", str(out), "--quiet")
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "CONFIG.yaml"),
+        (["--resume", "{tmp}"], "not a run directory"),
+        (["{tmp}/missing.yaml"], "does not exist"),
+        (["{cfg}", "--set", "epochs=0"], "epochs"),
+        (["{cfg}", "--resume", "{tmp}", "--out", "{tmp}/x"], "not both"),
+    ],
+)
+def test_run_invalid_use_exits_2(
+    tmp_path: Path,
+    args: list[str],
+    words: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 1\n")
+    filled = [a.format(tmp=tmp_path, cfg=cfg) for a in args]
+    code, _, err = run_main(["run", *filled], monkeypatch, capsys)
+    assert code == 2
+    assert words in flat(err)
+    assert "Traceback" not in err

@@ -133,12 +133,65 @@ def train(
     cfg = make_config(values)
     run_dir = out if out is not None else new_run_dir(runs, cfg)
     result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    _print_result(result)
+
+
+def _print_result(result: Any) -> None:
     s = result.summary
-    console.print(
-        f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
-        f"over {cfg.instances} instance(s); device pulses {s['events'].get('device_pulse', 0):.4g}"
-    )
+    if s.get("test_acc_mean") is None:
+        console.print(f"run {s.get('status')}: {s.get('message')}")
+    else:
+        console.print(
+            f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
+            f"over {result.config.instances} instance(s); "
+            f"device pulses {s['events'].get('device_pulse', 0):.4g}"
+        )
     console.print(f"run directory: {result.run_dir}")
+
+
+@app.command("run")
+def run_config(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="YAML config (optional with --resume: the run's own is used)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run one config file: `insitu run CONFIG.yaml [--set k=v ...] [--resume RUN_DIR]`."""
+    from insitu.experiments import make_config
+    from insitu.experiments import train as run_train
+    from insitu.experiments.config import read_config_file
+    from insitu.experiments.run import new_run_dir
+
+    if resume is not None and out is not None:
+        raise ConfigError("give either --resume RUN_DIR or --out, not both")
+    if config is None and resume is None:
+        raise ConfigError("give a CONFIG.yaml to run, or --resume RUN_DIR to continue a run")
+    if config is None:
+        assert resume is not None
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(f"{resume} is not a run directory (it has no config.yaml)")
+        config = resume / "config.yaml"
+    values = _apply_sets(read_config_file(config), set_ or [])
+    cfg = make_config(values)
+    if resume is not None:
+        result = run_train(cfg, resume, console=err_console, progress=not quiet, resume=True)
+    else:
+        run_dir = out if out is not None else new_run_dir(runs, cfg)
+        result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    _print_result(result)
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:

@@ -79,6 +79,9 @@ class TrainConfig(_Strict):
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
+    # Save the full run state every this many training batches (and always at epoch ends),
+    # so a killed run resumes with `insitu run --resume RUN_DIR`; None: at epoch ends only.
+    checkpoint_every: int | None = Field(None, ge=1)
 
     @field_validator("algorithm")
     @classmethod
