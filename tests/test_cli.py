@@ -356,3 +356,59 @@ def test_run_invalid_use_exits_2(
     assert code == 2
     assert words in flat(err)
     assert "Traceback" not in err
+
+
+# -- sweep SWEEP.yaml --------------------------------------------------------------------------
+
+
+def test_sweep_runs_and_reruns(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli",
+                "base": {"algorithm": "software", "hidden": [8], "epochs": 1, "instances": 1},
+                "fixed": {"limit_train": 60, "limit_test": 30},
+                "grid": {"lr": [0.1, 0.5]},
+                "seeds": [0],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = invoke("sweep", str(sweep), "--out", str(out), "--workers", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    text = flat(result.stdout)
+    assert "trial-000" in text and "trial-001" in text and "finished" in text
+    assert (out / "results.sqlite").is_file() and (out / "results.csv").is_file()
+    before = (out / "trial-000" / "summary.json").read_bytes()
+    again = invoke("sweep", str(sweep), "--out", str(out), "--quiet")
+    assert again.exit_code == 0, again.output
+    assert (out / "trial-000" / "summary.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "words"),
+    [
+        ("grid: {lr: [0.1, -2]}\n", [], "trial-001"),
+        ("grid: {lrr: [0.1]}\n", [], "lrr"),
+        ("grid: {lr: []}\n", [], "no values"),
+        ("grid: {lr: [0.1]}\n", ["--backend", "spark"], "spark"),
+        ("grid: {lr: [0.1]}\n", ["--address", "auto"], "--backend ray"),
+        ("grid: [\n", [], "YAML"),
+    ],
+)
+def test_sweep_invalid_use_exits_2(
+    tmp_path: Path,
+    content: str,
+    args: list[str],
+    words: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(content)
+    out = tmp_path / "out"
+    code, _, err = run_main(["sweep", str(sweep), "--out", str(out), *args], monkeypatch, capsys)
+    assert code == 2
+    assert words in flat(err)
+    assert "Traceback" not in err

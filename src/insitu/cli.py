@@ -194,6 +194,64 @@ def run_config(
     _print_result(result)
 
 
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base, grid/random, seeds.")],
+    backend: Annotated[
+        str, typer.Option(help="local (a process pool on this machine) or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join ('auto': this machine's); none: start one here."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Trials at once (local) or CPUs of a Ray started here; default: all."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep directory; an earlier one of the same sweep is continued."),
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new sweep directories go.")] = Path(
+        "runs/sweeps"
+    ),
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
+    from insitu.experiments.run import fresh_dir
+    from insitu.experiments.sweep import expand, read_sweep
+    from insitu.experiments.sweep_runner import run_sweep
+
+    if address is not None and backend != "ray":
+        raise ConfigError("--address joins a Ray cluster: use it with --backend ray")
+    spec, base = read_sweep(sweep_file)
+    expand(spec, base)  # every trial validated before a directory is made
+    sweep_dir = out if out is not None else fresh_dir(runs, spec.name)
+    result = run_sweep(
+        spec,
+        base,
+        sweep_dir,
+        backend=backend,
+        address=address,
+        workers=workers,
+        console=err_console,
+        progress=not quiet,
+    )
+    table = Table(title=f"{spec.name}: {len(result.rows)} trials ({result.wall_s:.1f} s)")
+    shown = ["trial", "seed", *spec.swept, "status", spec.metric]
+    for col in shown:
+        table.add_column(col)
+    for row in result.rows:
+        value = row.get(spec.metric)
+        cells = [str(row.get(c)) for c in shown[:-1]]
+        table.add_row(*cells, "" if value is None else f"{value:.4g}")
+    console.print(table)
+    failed = [r for r in result.rows if r["status"] == "failed"]
+    for row in failed:
+        console.print(f"[red]{row['trial']} failed:[/] {row['error']}")
+    console.print(f"sweep directory: {sweep_dir}")
+
+
 def _explicit(ctx: typer.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source is not None and source.name != "DEFAULT"
