@@ -412,3 +412,16 @@ def test_sweep_invalid_use_exits_2(
     assert code == 2
     assert words in flat(err)
     assert "Traceback" not in err
+
+
+def test_report_writes_one_html_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert invoke("train", *SMALL, "--algorithm", "software", "--out", str(out), "--quiet")
+    result = invoke("report", str(out), "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    code, _, err = run_main(["report", str(tmp_path / "nothing")], monkeypatch, capsys)
+    assert code == 2 and "not a directory" in flat(err)

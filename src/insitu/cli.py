@@ -252,6 +252,20 @@ def sweep(
     console.print(f"sweep directory: {sweep_dir}")
 
 
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write; default FOLDER/report.html.")
+    ] = None,
+) -> None:
+    """One self-contained HTML page (plots embedded) of a run or a sweep, viewable offline."""
+    from insitu.experiments.report import write_report
+
+    path = write_report(folder, out)
+    console.print(f"report: {path}")
+
+
 def _explicit(ctx: typer.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source is not None and source.name != "DEFAULT"
