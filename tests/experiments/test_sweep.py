@@ -15,7 +15,9 @@ import yaml
 from rich.console import Console
 
 from insitu.errors import ConfigError
-from insitu.experiments import make_config
+from insitu.experiments import make_config, train
+from insitu.experiments import run as run_module
+from insitu.experiments.checkpoint import load_checkpoint
 from insitu.experiments.sweep import expand, make_sweep, read_sweep
 from insitu.experiments.sweep_results import RESULTS_CSV, RESULTS_DB, read_sqlite
 from insitu.experiments.sweep_runner import SWEEP_FILE, SweepResult, run_sweep
@@ -178,21 +180,45 @@ def test_ray_sweep_gives_the_same_table(local_sweep: SweepResult, tmp_path: Path
 
 
 def test_rerun_skips_finished_and_resumes_interrupted(
-    local_sweep: SweepResult, tmp_path: Path
+    local_sweep: SweepResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sweep_dir = tmp_path / "copy"
     shutil.copytree(local_sweep.sweep_dir, sweep_dir)
-    # trial-005 stopped before it ended: no summary, only part of its files.
+    # trial-005 was killed mid-epoch, after a checkpoint; trial-006 before its first one.
+    trials = expand(make_sweep(TINY), dict(TINY["base"]))
     interrupted = sweep_dir / "trial-005"
+    shutil.rmtree(interrupted)
+    with monkeypatch.context() as patch:
+        saves = {"n": 0}
+        original = run_module.save_checkpoint
+
+        def save_then_die(run_dir: Path, ckpt: Any) -> Path:
+            path = original(run_dir, ckpt)
+            saves["n"] += 1
+            if saves["n"] == 2:
+                raise KeyboardInterrupt
+            return path
+
+        patch.setattr(run_module, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            cfg = make_config({**trials[5].values, "checkpoint_every": 3})
+            train(cfg, interrupted, console=quiet(), progress=False)
+    ckpt = load_checkpoint(interrupted)
+    assert ckpt is not None and ckpt.progress is not None and ckpt.step == 6
     for name in ("summary.json", "learning_curve.png", "conductance_histogram.png"):
-        (interrupted / name).unlink()
-    kept = {p: p.read_bytes() for p in sweep_dir.glob("trial-*/*") if p.parent.name != "trial-005"}
-    result = sweep_tiny(sweep_dir, backend="local", workers=1)
+        (sweep_dir / "trial-006" / name).unlink()
+    kept = {
+        p: p.read_bytes()
+        for p in sweep_dir.glob("trial-*/*")
+        if p.parent.name not in ("trial-005", "trial-006")
+    }
+    result = sweep_tiny(sweep_dir, backend="local", workers=2)
     assert {p: p.read_bytes() for p in kept} == kept  # finished trials untouched
     assert (interrupted / "summary.json").is_file()
+    assert not (interrupted / "checkpoint.pt").exists()
     before = without_wall(*read_sqlite(local_sweep.sweep_dir / RESULTS_DB))
     assert without_wall(*read_sqlite(sweep_dir / RESULTS_DB)) == before
-    assert result.rows[5]["status"] == "finished"
+    assert result.rows[5]["status"] == result.rows[6]["status"] == "finished"
 
 
 def test_another_sweep_into_the_same_directory_is_refused(local_sweep: SweepResult) -> None:
