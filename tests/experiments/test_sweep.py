@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from insitu.errors import ConfigError
@@ -256,3 +258,50 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert "flip_rate" in (tmp_path / "sweep" / "trial-001" / "error.txt").read_text()
     _, rows = read_sqlite(tmp_path / "sweep" / RESULTS_DB)
     assert [r[3] for r in rows] == ["finished", "failed"]
+
+
+# -- fuzzing: a sweep file gives a sweep or a ConfigError, never a crash ------------------------
+
+_LEAF = st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=6)
+_FIELD = st.sampled_from(["lr", "hidden", "seed", "device_overrides.dw_min", "x.", "", "epochs"])
+_SWEEP_KEYS = st.sampled_from(
+    ["name", "base", "fixed", "grid", "random", "samples", "seeds", "metric", "mode", "retries"]
+)
+_VALUES = st.recursive(
+    _LEAF,
+    lambda c: (
+        st.lists(c, max_size=3) | st.dictionaries(_FIELD | st.text(max_size=4), c, max_size=3)
+    ),
+    max_leaves=8,
+)
+_RANDOM_SPEC = st.fixed_dictionaries(
+    {},
+    optional={
+        "low": _LEAF,
+        "high": _LEAF,
+        "log": st.booleans(),
+        "integer": st.booleans(),
+        "choices": st.lists(_LEAF, max_size=3),
+    },
+)
+SWEEP_DICTS = st.dictionaries(
+    _SWEEP_KEYS | st.text(max_size=5),
+    _VALUES
+    | st.dictionaries(_FIELD, st.lists(_LEAF, max_size=3), max_size=2)
+    | st.dictionaries(_FIELD, _RANDOM_SPEC, max_size=2),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=SWEEP_DICTS)
+def test_random_sweeps_raise_only_config_error(values: dict[str, Any]) -> None:
+    try:
+        spec = make_sweep(values)
+        base = spec.base if isinstance(spec.base, dict) else {}
+        trials = expand(spec, base)
+    except ConfigError as err:
+        assert str(err)
+        return
+    for t in trials:
+        make_config(t.values)
