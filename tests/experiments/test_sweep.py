@@ -258,6 +258,12 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert "flip_rate" in (tmp_path / "sweep" / "trial-001" / "error.txt").read_text()
     _, rows = read_sqlite(tmp_path / "sweep" / RESULTS_DB)
     assert [r[3] for r in rows] == ["finished", "failed"]
+    # A re-run skips the finished trial and tries the failed one again.
+    kept = (tmp_path / "sweep" / "trial-000" / "summary.json").read_bytes()
+    again = run_sweep(spec, base, tmp_path / "sweep", workers=1, console=quiet(), progress=False)
+    assert [r["status"] for r in again.rows] == ["finished", "failed"]
+    assert "flip_rate" in again.rows[1]["error"]
+    assert (tmp_path / "sweep" / "trial-000" / "summary.json").read_bytes() == kept
 
 
 # -- fuzzing: a sweep file gives a sweep or a ConfigError, never a crash ------------------------

@@ -63,11 +63,11 @@ def run_trial(run_dir: str, values: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)  # one trial per core: threads inside a trial only oversubscribe
     path = Path(run_dir)
+    (path / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure, now retried
     try:
         cfg = make_config(values)
         resume = (path / "config.yaml").is_file()
         train(cfg, path, console=Console(file=io.StringIO()), progress=False, resume=resume)
-        (path / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure, now retried
     except DivergenceError:
         pass  # the run directory holds the metrics and a summary saying so
     except Exception as err:
