@@ -395,6 +395,7 @@ def test_sweep_runs_and_reruns(tmp_path: Path) -> None:
         ("grid: {lr: [0.1]}\n", ["--backend", "spark"], "spark"),
         ("grid: {lr: [0.1]}\n", ["--address", "auto"], "--backend ray"),
         ("grid: [\n", [], "YAML"),
+        ("grid: {lr: [0.1]}\n", ["--backend", "ray", "--address", "auto"], "cannot join"),
     ],
 )
 def test_sweep_invalid_use_exits_2(

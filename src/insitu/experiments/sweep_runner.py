@@ -162,7 +162,14 @@ def run_ray(
                 configure_logging=False,
             )
         else:
-            ray.init(address=address, log_to_driver=False, runtime_env=env)
+            try:
+                ray.init(address=address, log_to_driver=False, runtime_env=env)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                raise ConfigError(
+                    f"cannot join the Ray cluster at --address {address}: {err} "
+                    "(start one with `ray start --head`, or leave out --address to start a "
+                    "local one)"
+                ) from None
     try:
         task = ray.remote(num_cpus=1, max_retries=retries)(run_trial)
         pending = {task.remote(str(path), t.values): t for t, path in jobs}
