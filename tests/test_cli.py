@@ -310,3 +310,119 @@ def test_demo_prints_the_table(tmp_path: Path) -> None:
     for run in runs:
         summary = json.loads((stamp_dir / run / "summary.json").read_text())
         assert summary["status"] == "finished"
+
+
+# -- run CONFIG.yaml ---------------------------------------------------------------------------
+
+
+def test_run_a_config_file_with_sets(tmp_path: Path) -> None:
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"algorithm": "software", "hidden": [8], "epochs": 3}))
+    out = tmp_path / "run"
+    sets = ["--set", "epochs=1", "--set", "limit_train=60", "--set", "limit_test=30"]
+    result = invoke("run", str(config), *sets, "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in flat(result.stdout)
+    used = yaml.safe_load((out / "config.yaml").read_text())
+    assert used["algorithm"] == "software" and used["epochs"] == 1 and used["hidden"] == [8]
+    # Resuming a finished run reports it and writes nothing.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = invoke("run", "--resume", str(out), "--quiet")
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "CONFIG.yaml"),
+        (["--resume", "{tmp}"], "not a run directory"),
+        (["{tmp}/missing.yaml"], "does not exist"),
+        (["{cfg}", "--set", "epochs=0"], "epochs"),
+        (["{cfg}", "--resume", "{tmp}", "--out", "{tmp}/x"], "not both"),
+    ],
+)
+def test_run_invalid_use_exits_2(
+    tmp_path: Path,
+    args: list[str],
+    words: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 1\n")
+    filled = [a.format(tmp=tmp_path, cfg=cfg) for a in args]
+    code, _, err = run_main(["run", *filled], monkeypatch, capsys)
+    assert code == 2
+    assert words in flat(err)
+    assert "Traceback" not in err
+
+
+# -- sweep SWEEP.yaml --------------------------------------------------------------------------
+
+
+def test_sweep_runs_and_reruns(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli",
+                "base": {"algorithm": "software", "hidden": [8], "epochs": 1, "instances": 1},
+                "fixed": {"limit_train": 60, "limit_test": 30},
+                "grid": {"lr": [0.1, 0.5]},
+                "seeds": [0],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = invoke("sweep", str(sweep), "--out", str(out), "--workers", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    text = flat(result.stdout)
+    assert "trial-000" in text and "trial-001" in text and "finished" in text
+    assert (out / "results.sqlite").is_file() and (out / "results.csv").is_file()
+    before = (out / "trial-000" / "summary.json").read_bytes()
+    again = invoke("sweep", str(sweep), "--out", str(out), "--quiet")
+    assert again.exit_code == 0, again.output
+    assert (out / "trial-000" / "summary.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "words"),
+    [
+        ("grid: {lr: [0.1, -2]}\n", [], "trial-001"),
+        ("grid: {lrr: [0.1]}\n", [], "lrr"),
+        ("grid: {lr: []}\n", [], "no values"),
+        ("grid: {lr: [0.1]}\n", ["--backend", "spark"], "spark"),
+        ("grid: {lr: [0.1]}\n", ["--address", "auto"], "--backend ray"),
+        ("grid: [\n", [], "YAML"),
+        ("grid: {lr: [0.1]}\n", ["--backend", "ray", "--address", "auto"], "cannot join"),
+    ],
+)
+def test_sweep_invalid_use_exits_2(
+    tmp_path: Path,
+    content: str,
+    args: list[str],
+    words: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(content)
+    out = tmp_path / "out"
+    code, _, err = run_main(["sweep", str(sweep), "--out", str(out), *args], monkeypatch, capsys)
+    assert code == 2
+    assert words in flat(err)
+    assert "Traceback" not in err
+
+
+def test_report_writes_one_html_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert invoke("train", *SMALL, "--algorithm", "software", "--out", str(out), "--quiet")
+    result = invoke("report", str(out), "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    code, _, err = run_main(["report", str(tmp_path / "nothing")], monkeypatch, capsys)
+    assert code == 2 and "not a directory" in flat(err)

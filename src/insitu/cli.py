@@ -133,12 +133,137 @@ def train(
     cfg = make_config(values)
     run_dir = out if out is not None else new_run_dir(runs, cfg)
     result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    _print_result(result)
+
+
+def _print_result(result: Any) -> None:
     s = result.summary
-    console.print(
-        f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
-        f"over {cfg.instances} instance(s); device pulses {s['events'].get('device_pulse', 0):.4g}"
-    )
+    if s.get("test_acc_mean") is None:
+        console.print(f"run {s.get('status')}: {s.get('message')}")
+    else:
+        console.print(
+            f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
+            f"over {result.config.instances} instance(s); "
+            f"device pulses {s['events'].get('device_pulse', 0):.4g}"
+        )
     console.print(f"run directory: {result.run_dir}")
+
+
+@app.command("run")
+def run_config(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="YAML config (optional with --resume: the run's own is used)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run one config file: `insitu run CONFIG.yaml [--set k=v ...] [--resume RUN_DIR]`."""
+    from insitu.experiments import make_config
+    from insitu.experiments import train as run_train
+    from insitu.experiments.config import read_config_file
+    from insitu.experiments.run import new_run_dir
+
+    if resume is not None and out is not None:
+        raise ConfigError("give either --resume RUN_DIR or --out, not both")
+    if config is None and resume is None:
+        raise ConfigError("give a CONFIG.yaml to run, or --resume RUN_DIR to continue a run")
+    if config is None:
+        assert resume is not None
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(f"{resume} is not a run directory (it has no config.yaml)")
+        config = resume / "config.yaml"
+    values = _apply_sets(read_config_file(config), set_ or [])
+    cfg = make_config(values)
+    if resume is not None:
+        result = run_train(cfg, resume, console=err_console, progress=not quiet, resume=True)
+    else:
+        run_dir = out if out is not None else new_run_dir(runs, cfg)
+        result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    _print_result(result)
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base, grid/random, seeds.")],
+    backend: Annotated[
+        str, typer.Option(help="local (a process pool on this machine) or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join ('auto': this machine's); none: start one here."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Trials at once (local) or CPUs of a Ray started here; default: all."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep directory; an earlier one of the same sweep is continued."),
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="Where new sweep directories go.")] = Path(
+        "runs/sweeps"
+    ),
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
+    from insitu.experiments.run import fresh_dir
+    from insitu.experiments.sweep import expand, read_sweep
+    from insitu.experiments.sweep_runner import run_sweep
+
+    if address is not None and backend != "ray":
+        raise ConfigError("--address joins a Ray cluster: use it with --backend ray")
+    spec, base = read_sweep(sweep_file)
+    expand(spec, base)  # every trial validated before a directory is made
+    sweep_dir = out if out is not None else fresh_dir(runs, spec.name)
+    result = run_sweep(
+        spec,
+        base,
+        sweep_dir,
+        backend=backend,
+        address=address,
+        workers=workers,
+        console=err_console,
+        progress=not quiet,
+    )
+    table = Table(title=f"{spec.name}: {len(result.rows)} trials ({result.wall_s:.1f} s)")
+    shown = ["trial", "seed", *spec.swept, "status", spec.metric]
+    for col in shown:
+        table.add_column(col)
+    for row in result.rows:
+        value = row.get(spec.metric)
+        cells = [str(row.get(c)) for c in shown[:-1]]
+        table.add_row(*cells, "" if value is None else f"{value:.4g}")
+    console.print(table)
+    failed = [r for r in result.rows if r["status"] == "failed"]
+    for row in failed:
+        console.print(f"[red]{row['trial']} failed:[/] {row['error']}")
+    console.print(f"sweep directory: {sweep_dir}")
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write; default FOLDER/report.html.")
+    ] = None,
+) -> None:
+    """One self-contained HTML page (plots embedded) of a run or a sweep, viewable offline."""
+    from insitu.experiments.report import write_report
+
+    path = write_report(folder, out)
+    console.print(f"report: {path}")
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:

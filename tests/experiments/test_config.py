@@ -142,6 +142,7 @@ def test_wrong_type_names_the_field(values: dict[str, Any], field: str) -> None:
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"limit_train": 0}, "limit_train"),
         ({"limit_test": -5}, "limit_test"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
         ({"device_overrides": {"stuck_low": 1.5}}, "stuck_low"),
         ({"device_overrides": {"stuck_high": -0.5}}, "stuck_high"),
         ({"device_overrides": {"dw_min": -1e-3}}, "dw_min"),
@@ -384,6 +385,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "limit_test": st.none() | st.integers(-1, 10**6),
     "eval_train_limit": st.none() | st.integers(-1, 10**6),
     "energy_profile": st.none() | st.sampled_from([*profile_names(), "nope"]),
+    "checkpoint_every": st.none() | st.integers(-1, 10**6),
 }
 NEAR_VALID_DICTS = st.fixed_dictionaries(
     {}, optional={k: v | v | v | JSON_LIKE for k, v in VALID_FIELDS.items()}

@@ -89,6 +89,10 @@ class TrainConfig(_Strict):
             raise ValueError(f"unknown energy profile {v!r}; valid: {', '.join(profile_names())}")
         return v
 
+    # Save the full run state every this many training batches (and always at epoch ends),
+    # so a killed run resumes with `insitu run --resume RUN_DIR`; None: at epoch ends only.
+    checkpoint_every: int | None = Field(None, ge=1)
+
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:

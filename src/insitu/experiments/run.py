@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,15 @@ from insitu.data import Dataset, load_dataset
 from insitu.energy import energy_report, get_profile, profile_for_device, summary_totals
 from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import plots
-from insitu.experiments.config import TrainConfig
+from insitu.experiments.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    EpochProgress,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from insitu.experiments.config import TrainConfig, load_config
 from insitu.hardware import Event, SpikingChip, inspection
 
 METRIC_FIELDS = (
@@ -36,6 +45,17 @@ METRIC_FIELDS = (
     "array_reads",
     "wall_s",
 )
+# Every file a run writes (each written atomically); the checkpoint goes once the run ends.
+RUN_FILE_NAMES = (
+    "config.yaml",
+    "metrics.csv",
+    "summary.json",
+    "learning_curve.png",
+    "conductance_histogram.png",
+    CHECKPOINT_NAME,
+)
+# Fields a resumed run may change: where the data lies, how often it checkpoints.
+RESUMABLE_CHANGES = frozenset({"data_dir", "checkpoint_every"})
 
 
 class Learner(Protocol):
@@ -118,19 +138,29 @@ def train_epoch(
     batch_size: int,
     order: torch.Generator,
     on_batch: Callable[[int], object] | None = None,
+    *,
+    progress: EpochProgress | None = None,
+    on_step: Callable[[EpochProgress], object] | None = None,
 ) -> torch.Tensor:
-    """One pass over the training set in an order drawn from ``order``; mean loss per instance."""
+    """One pass over the training set in an order drawn from ``order``; mean loss per instance.
+
+    ``progress`` continues a pass begun earlier (from a checkpoint); ``on_step`` sees the
+    progress after every batch (to checkpoint it).
+    """
     n = len(ds.y_train)
-    perm = torch.randperm(n, generator=order)
-    losses = torch.zeros(trainer.instances)
-    batches = 0
-    for start in range(0, n, batch_size):
-        idx = perm[start : start + batch_size]
-        losses += trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).cpu()
-        batches += 1
+    if progress is None:
+        progress = EpochProgress(
+            torch.randperm(n, generator=order), 0, torch.zeros(trainer.instances)
+        )
+    for start in range(progress.batches * batch_size, n, batch_size):
+        idx = progress.perm[start : start + batch_size]
+        progress.losses += trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).cpu()
+        progress.batches += 1
         if on_batch is not None:
             on_batch(len(idx))
-    return losses / max(batches, 1)
+        if on_step is not None:
+            on_step(progress)
+    return progress.losses / max(progress.batches, 1)
 
 
 def _add_difference(
@@ -164,9 +194,20 @@ def train(
     console: Console | None = None,
     progress: bool = True,
     dataset: Dataset | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Train ``cfg`` into ``run_dir`` (which must be new or empty)."""
+    """Train ``cfg`` into ``run_dir`` (which must be new or empty).
+
+    With ``resume``, ``run_dir`` is an earlier run of the same config: a finished one is
+    returned as it is, an interrupted one continues from its checkpoint (or from the start if
+    it was stopped before its first).
+    """
     console = console or Console(stderr=True)
+    if resume:
+        _check_resumable(cfg, run_dir)
+        done = finished_run(cfg, run_dir)
+        if done is not None:
+            return done
     # Data first: a missing or corrupted file fails before the run directory holds anything,
     # so the same --out can be used again once the data is there.
     ds = dataset or load_dataset(
@@ -178,9 +219,15 @@ def train(
         limit_test=cfg.limit_test,
         options=cfg.dataset_options,
     )
-    run_dir = prepare_run_dir(run_dir)
-    atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
-    write_metrics(run_dir / "metrics.csv", [])  # the header at once: a run stopped early has one
+    ckpt = None
+    if resume:
+        remove_stale_temporaries(run_dir, RUN_FILE_NAMES)
+        ckpt = load_checkpoint(run_dir)
+    else:
+        run_dir = prepare_run_dir(run_dir)
+        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+    if ckpt is None:  # the header at once: a run stopped early has one
+        write_metrics(run_dir / "metrics.csv", [])
     torch.manual_seed(cfg.seed)  # nothing should use the global generator; this pins it anyway
     chip_cfg = cfg.chip_config(ds.n_features, ds.n_outputs)
     started = time.perf_counter()
@@ -196,6 +243,32 @@ def train(
     result = RunResult(run_dir, cfg, trainer=trainer)
     result.setup_events = trainer.log.counts()  # e.g. programming the initial weights
     order_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step, epochs_done, partial = 0, 0, None
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt.trainer)
+        order_gen.set_state(ckpt.order)
+        step, epochs_done, partial = ckpt.step, ckpt.epochs_done, ckpt.progress
+        result.rows, result.final_test_acc = ckpt.rows, ckpt.final_test_acc
+        result.eval_events, result.eval_samples = ckpt.eval_events, ckpt.eval_samples
+        started -= ckpt.elapsed_s
+        write_metrics(run_dir / "metrics.csv", result.rows)
+
+    def checkpoint(done: int, at: EpochProgress | None) -> None:
+        state = Checkpoint(
+            cfg.to_yaml(),
+            step,
+            done,
+            at,
+            trainer.state_dict(),
+            order_gen.get_state(),
+            result.rows,
+            result.final_test_acc,
+            time.perf_counter() - started,
+            result.eval_events,
+            result.eval_samples,
+        )
+        save_checkpoint(run_dir, state)
+
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
     status, message = "finished", ""
@@ -207,19 +280,31 @@ def train(
         TextColumn("{task.fields[info]}"),
     )
     with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-        epochs_task = bar.add_task("epochs", total=cfg.epochs, info="")
+        epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=epochs_done, info="")
         batch_task = bar.add_task("samples", total=n, info="")
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(epochs_done + 1, cfg.epochs + 1):
                 trainer.set_lr(cfg.lr * cfg.lr_decay ** (epoch - 1))
                 bar.reset(batch_task, total=n)
+                if partial is not None:
+                    bar.update(batch_task, completed=min(n, partial.batches * cfg.batch_size))
+
+                def on_step(at: EpochProgress, done: int = epoch - 1) -> None:
+                    nonlocal step
+                    step += 1
+                    if cfg.checkpoint_every is not None and step % cfg.checkpoint_every == 0:
+                        checkpoint(done, at)
+
                 losses = train_epoch(
                     trainer,
                     ds,
                     cfg.batch_size,
                     order_gen,
                     on_batch=lambda k: bar.advance(batch_task, k),
+                    progress=partial,
+                    on_step=on_step,
                 )
+                partial = None
                 if epoch == cfg.epochs:
                     trainer.finish()
                 if not bool(torch.isfinite(losses).all()):
@@ -234,6 +319,7 @@ def train(
                 result.rows.append(row)
                 result.final_test_acc = final_acc
                 write_metrics(run_dir / "metrics.csv", result.rows)
+                checkpoint(epoch, None)
                 bar.update(
                     epochs_task,
                     advance=1,
@@ -244,9 +330,47 @@ def train(
     result.summary = _summary(cfg, trainer, ds, result, status, message, started)
     atomic.write_json(run_dir / "summary.json", result.summary)
     _plots(result, trainer)
+    # The summary marks the run done; its checkpoint is no longer needed.
+    (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     if status == "diverged":
         raise DivergenceError(f"{message} (metrics so far kept in {run_dir})")
     return result
+
+
+def _check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume ``run_dir`` with a config other than the one it was started with."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.yaml)")
+    saved = load_config(run_dir / "config.yaml").model_dump()
+    given = cfg.model_dump()
+    differ = sorted(k for k in given if given[k] != saved.get(k) and k not in RESUMABLE_CHANGES)
+    if differ:
+        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {given[k]!r}" for k in differ)
+        raise ConfigError(
+            f"cannot resume {run_dir} with a different config ({changes}); start a new run instead"
+        )
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of ``run_dir/metrics.csv`` as numbers."""
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def finished_run(cfg: TrainConfig, run_dir: Path) -> RunResult | None:
+    """The result of the finished (or diverged) run in ``run_dir``; None if it has not ended."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # killed just after the summary
+    return RunResult(
+        run_dir,
+        cfg,
+        rows=read_metrics(run_dir),
+        summary=summary,
+        final_test_acc=list(summary.get("test_acc", [])),
+    )
 
 
 def _epoch_row(

@@ -1,0 +1,216 @@
+"""``insitu report``: one self-contained HTML page for a run or a sweep, viewable offline.
+
+Everything is inside the one file: plots as base64 data URIs, tables as HTML, no scripts, no
+style sheets or fonts fetched, no links leaving the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from insitu import atomic
+from insitu.errors import ConfigError
+from insitu.experiments.sweep_results import RESULTS_DB, read_sqlite
+from insitu.experiments.sweep_runner import SWEEP_FILE
+
+REPORT_NAME = "report.html"
+# Plots of a run, in the order a reader wants them; any other PNG follows.
+RUN_PLOTS = ("learning_curve.png", "conductance_histogram.png")
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f0f0f0; } td.text { text-align: left; }
+tr.best { background: #e6f4e6; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
+figcaption { font-size: 0.85em; color: #555; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def _table(columns: list[str], rows: list[list[Any]], highlight: int | None = None) -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = []
+    for k, row in enumerate(rows):
+        cls = ' class="best"' if k == highlight else ""
+        cells = "".join(
+            ("<td>" if isinstance(v, int | float) else '<td class="text">')
+            + _esc(_fmt(v))
+            + "</td>"
+            for v in row
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _pngs(folder: Path, first: tuple[str, ...] = ()) -> list[Path]:
+    found = sorted(p for p in folder.glob("*.png") if p.is_file())
+    return [folder / n for n in first if (folder / n).is_file()] + [
+        p for p in found if p.name not in first
+    ]
+
+
+def _page(title: str, sections: list[str]) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_esc(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[Any]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows: list[list[Any]] = []
+        for raw in reader:
+            row: list[Any] = []
+            for cell in raw:
+                try:
+                    row.append(float(cell))
+                except ValueError:
+                    row.append(cell)
+            rows.append(row)
+    return header, rows
+
+
+def _energy_section(summary: dict[str, Any]) -> str:
+    """The summary's energy numbers (if the run has them), flattened to dotted names."""
+    from insitu.experiments.sweep_runner import energy_totals
+
+    totals = energy_totals(summary.get("energy"))
+    if not totals:
+        return ""
+    rows = [[k.removeprefix("energy."), v] for k, v in sorted(totals.items())]
+    return "<h2>Energy</h2>" + _table(["quantity", "value"], rows)
+
+
+def run_sections(run_dir: Path, heading: str = "") -> list[str]:
+    """Config, summary, metrics table and plots of one run directory."""
+    sections = []
+    if heading:
+        sections.append(f"<h2>{_esc(heading)}</h2>")
+    summary_path = run_dir / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        shown = [
+            [k, json.dumps(summary[k]) if isinstance(summary[k], list | dict) else summary[k]]
+            for k in (
+                "status",
+                "message",
+                "algorithm",
+                "device",
+                "dataset",
+                "layers",
+                "instances",
+                "epochs_completed",
+                "test_acc_mean",
+                "test_acc_std",
+                "test_acc",
+                "events",
+                "wall_s",
+            )
+            if k in summary
+        ]
+        sections.append("<h2>Summary</h2>" + _table(["field", "value"], shown))
+    else:
+        sections.append("<p>The run has not ended (no summary.json): metrics so far.</p>")
+    metrics = run_dir / "metrics.csv"
+    if metrics.is_file():
+        header, rows = _read_csv(metrics)
+        sections.append("<h2>Metrics per epoch</h2>" + _table(header, rows))
+    plots = _pngs(run_dir, RUN_PLOTS)
+    if plots:
+        sections.append(
+            "<h2>Plots</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in plots)
+        )
+    sections.append(_energy_section(summary))
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        sections.append(f"<h2>Config</h2><pre>{_esc(config.read_text(encoding='utf-8'))}</pre>")
+    return sections
+
+
+def sweep_sections(sweep_dir: Path) -> list[str]:
+    """Results table (best trial marked), sweep plots, the best trial's run, the sweep."""
+    import yaml
+
+    doc = yaml.safe_load((sweep_dir / SWEEP_FILE).read_text(encoding="utf-8"))
+    spec = doc["sweep"]
+    metric, mode = spec["metric"], spec["mode"]
+    sections = []
+    best: int | None = None
+    best_name = ""
+    if (sweep_dir / RESULTS_DB).is_file():
+        columns, rows = read_sqlite(sweep_dir / RESULTS_DB)
+        if metric in columns:
+            m, s = columns.index(metric), columns.index("status")
+            scored = [
+                (r[m], k) for k, r in enumerate(rows) if r[s] == "finished" and r[m] is not None
+            ]
+            if scored:
+                best = (max(scored) if mode == "max" else min(scored))[1]
+                best_name = str(rows[best][0])
+        note = f"<p>{len(rows)} trials; metric {_esc(metric)} ({_esc(mode)})"
+        note += f"; best: {_esc(best_name)}</p>" if best_name else "</p>"
+        sections.append("<h2>Results</h2>" + note + _table(columns, [list(r) for r in rows], best))
+    else:
+        sections.append("<p>The sweep has no results table yet.</p>")
+    plots = _pngs(sweep_dir)
+    if plots:
+        sections.append(
+            "<h2>Sweep plots</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in plots)
+        )
+    if best_name and (sweep_dir / best_name).is_dir():
+        sections += run_sections(sweep_dir / best_name, f"Best trial: {best_name}")
+    sections.append(
+        "<h2>Sweep</h2><pre>"
+        + _esc(yaml.safe_dump({"sweep": spec, "base": doc["base"]}, sort_keys=False))
+        + "</pre>"
+    )
+    return sections
+
+
+def write_report(folder: Path, out: Path | None = None) -> Path:
+    """Write the HTML report of a run or sweep directory (default: ``folder/report.html``)."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a directory; give a run or sweep directory")
+    if (folder / SWEEP_FILE).is_file():
+        title = f"insitu sweep {folder.name}"
+        sections = sweep_sections(folder)
+    elif (folder / "config.yaml").is_file():
+        title = f"insitu run {folder.name}"
+        sections = run_sections(folder)
+    else:
+        raise ConfigError(
+            f"{folder} is neither a run directory (config.yaml) nor a sweep directory "
+            f"({SWEEP_FILE})"
+        )
+    path = out if out is not None else folder / REPORT_NAME
+    atomic.write_text(path, _page(title, sections))
+    return path

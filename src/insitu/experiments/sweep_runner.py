@@ -1,0 +1,253 @@
+"""Running a sweep: trials in a local process pool or on Ray, a results table, sweep plots.
+
+Each trial is one run directory under the sweep directory. Running a sweep again skips the
+trials that ended, resumes those interrupted (from their checkpoints) and retries those that
+failed; a failing trial is recorded with its error and never stops the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from insitu import atomic
+from insitu.errors import ConfigError
+from insitu.experiments.sweep import SweepConfig, Trial, expand, resolved_text
+from insitu.experiments.sweep_results import write_results
+
+SWEEP_FILE = "sweep.yaml"
+ERROR_FILE = "error.txt"
+# Final numbers of a run, read from its summary and its last metrics row.
+SUMMARY_COLUMNS = ("test_acc_mean", "test_acc_std", "train_acc_mean", "epochs_completed")
+LAST_ROW_COLUMNS = ("loss_mean", "device_pulses", "array_reads")
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced: one row per trial, where the table and plots are."""
+
+    sweep_dir: Path
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    plots: list[Path]
+    wall_s: float
+
+
+# -- one trial ---------------------------------------------------------------------------------
+
+
+def run_trial(run_dir: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume, or skip) one trial; never raises: a failure comes back as a row.
+
+    A top-level function, so process pools and Ray can ship it to their workers.
+    """
+    import torch
+
+    from insitu.errors import DivergenceError
+    from insitu.experiments.config import make_config
+    from insitu.experiments.run import train
+
+    torch.set_num_threads(1)  # one trial per core: threads inside a trial only oversubscribe
+    path = Path(run_dir)
+    (path / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure, now retried
+    try:
+        cfg = make_config(values)
+        resume = (path / "config.yaml").is_file()
+        train(cfg, path, console=Console(file=io.StringIO()), progress=False, resume=resume)
+    except DivergenceError:
+        pass  # the run directory holds the metrics and a summary saying so
+    except Exception as err:
+        path.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path / ERROR_FILE, traceback.format_exc())
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    return trial_outcome(path)
+
+
+def trial_outcome(path: Path) -> dict[str, Any]:
+    """Status, final metrics and energy totals of the run in ``path``."""
+    summary_path = path / "summary.json"
+    if not summary_path.is_file():
+        error = path / ERROR_FILE
+        if error.is_file():
+            lines = error.read_text(encoding="utf-8").strip().splitlines()
+            return {"status": "failed", "error": lines[-1] if lines else "failed"}
+        return {"status": "interrupted", "error": ""}
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    row: dict[str, Any] = {"status": summary.get("status"), "error": summary.get("message", "")}
+    for key in SUMMARY_COLUMNS:
+        row[key] = summary.get(key)
+    with open(path / "metrics.csv", newline="", encoding="utf-8") as fh:
+        last = list(csv.DictReader(fh))[-1:] or [{}]
+    for key in LAST_ROW_COLUMNS:
+        value = last[0].get(key)
+        row[key] = float(value) if value not in (None, "") else None
+    row.update(energy_totals(summary.get("energy")))
+    row["wall_s"] = summary.get("wall_s")
+    return row
+
+
+def energy_totals(energy: Any, prefix: str = "energy") -> dict[str, float]:
+    """The numbers of a summary's ``energy`` section (if any), flattened to dotted names."""
+    found: dict[str, float] = {}
+    if isinstance(energy, dict):
+        for key, value in energy.items():
+            found.update(energy_totals(value, f"{prefix}.{key}"))
+    elif isinstance(energy, int | float) and not isinstance(energy, bool):
+        found[prefix] = float(energy)
+    return found
+
+
+# -- backends ----------------------------------------------------------------------------------
+
+Job = tuple[Trial, Path]
+Done = tuple[Trial, dict[str, Any]]
+
+
+def _worker_start() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def run_local(jobs: list[Job], workers: int | None) -> Iterator[Done]:
+    """Trials in a pool of processes, one per core by default."""
+    if not jobs:
+        return
+    n = min(workers or os.cpu_count() or 1, len(jobs))
+    # Fresh interpreters (spawn): a forked copy of a process that has started torch's
+    # threads can hang.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n, mp_context=context, initializer=_worker_start) as pool:
+        futures = {pool.submit(run_trial, str(path), t.values): t for t, path in jobs}
+        for future in as_completed(futures):
+            trial = futures[future]
+            try:
+                yield trial, future.result()
+            except Exception as err:  # the worker process itself died
+                yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def run_ray(
+    jobs: list[Job], address: str | None, num_cpus: int | None, retries: int
+) -> Iterator[Done]:
+    """Trials as Ray tasks: on the cluster at ``address`` ("auto": the one this machine belongs
+    to), or on a local Ray instance started here (and stopped afterwards)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray needs the ray package: pip install ray") from None
+    if not jobs:
+        return
+    started_here = not ray.is_initialized()
+    if started_here:
+        env = {"env_vars": {"OMP_NUM_THREADS": "1"}}
+        if address is None:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env=env,
+                configure_logging=False,
+            )
+        else:
+            try:
+                ray.init(address=address, log_to_driver=False, runtime_env=env)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                raise ConfigError(
+                    f"cannot join the Ray cluster at --address {address}: {err} "
+                    "(start one with `ray start --head`, or leave out --address to start a "
+                    "local one)"
+                ) from None
+    try:
+        task = ray.remote(num_cpus=1, max_retries=retries)(run_trial)
+        pending = {task.remote(str(path), t.values): t for t, path in jobs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            trial = pending.pop(ready[0])
+            try:
+                yield trial, ray.get(ready[0])
+            except Exception as err:  # the task's worker died more often than retries allow
+                yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+
+
+def prepare_sweep_dir(sweep_dir: Path, resolved: str) -> None:
+    """A new sweep directory, or the same sweep's earlier one; never another sweep's."""
+    saved = sweep_dir / SWEEP_FILE
+    if saved.is_file():
+        if saved.read_text(encoding="utf-8") != resolved:
+            raise ConfigError(
+                f"{sweep_dir} holds a different sweep (its {SWEEP_FILE} differs); "
+                "choose a new --out to run this one"
+            )
+        return
+    if sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise ConfigError(f"{sweep_dir} already holds files and is not a sweep directory")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(saved, resolved)
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    base: dict[str, Any],
+    sweep_dir: Path,
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run every trial of ``sweep`` not yet ended into ``sweep_dir``; write table and plots."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    console = console or Console(stderr=True)
+    trials = expand(sweep, base)  # every config validated before any work starts
+    prepare_sweep_dir(sweep_dir, resolved_text(sweep, base, trials))
+    started = time.perf_counter()
+    outcomes: dict[str, dict[str, Any]] = {}
+    jobs: list[Job] = []
+    for t in trials:
+        path = sweep_dir / t.name
+        if (path / "summary.json").is_file():
+            outcomes[t.name] = trial_outcome(path)  # ended in an earlier run of the sweep
+        else:
+            jobs.append((t, path))
+    runner: Callable[[], Iterator[Done]]
+    if backend == "ray":
+        runner = lambda: run_ray(jobs, address, workers, sweep.retries)  # noqa: E731
+    else:
+        runner = lambda: run_local(jobs, workers)  # noqa: E731
+    columns = (
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
+        for trial, outcome in runner():
+            outcomes[trial.name] = outcome
+            bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
+    rows, cols, plots = write_results(sweep, trials, outcomes, sweep_dir)
+    return SweepResult(sweep_dir, rows, cols, plots, time.perf_counter() - started)
