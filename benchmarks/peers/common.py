@@ -87,10 +87,12 @@ def train_timed(
     b = args.batch
     losses: list[float] = []
     start = None
+    cpu_start = 0.0
     timed = 0
     for i in range(0, n - b + 1, b):
         if start is None and i >= args.warmup:
             start = time.perf_counter()
+            cpu_start = time.process_time()
         idx = order[i : i + b]
         loss = step(data["x_train"][idx], data["y_train"][idx])
         if start is not None:
@@ -98,6 +100,7 @@ def train_timed(
         if (i // b) % 100 == 0:
             losses.append(loss)
     elapsed = time.perf_counter() - start if start is not None else float("nan")
+    cpu = time.process_time() - cpu_start if start is not None else float("nan")
     head = float(np.mean(losses[: max(1, len(losses) // 10)]))
     tail = float(np.mean(losses[-max(1, len(losses) // 10) :]))
     return {
@@ -105,6 +108,8 @@ def train_timed(
         "samples_timed": timed,
         "seconds_timed": elapsed,
         "samples_per_s": timed * per_step_samples / elapsed if timed else float("nan"),
+        # Per second of this process's CPU time: less sensitive to other load on the machine.
+        "samples_per_cpu_s": timed * per_step_samples / cpu if timed else float("nan"),
         "loss_first_tenth": head,
         "loss_last_tenth": tail,
     }
