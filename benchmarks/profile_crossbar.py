@@ -62,11 +62,33 @@ def wrap(owner: Any, name: str, label: str, spent: dict[str, float]) -> None:
     setattr(owner, name, timed)
 
 
+def count_ops(trainer: Any, x: torch.Tensor, y: torch.Tensor, batches: int = 20) -> float:
+    """Tensor operations (aten calls, views included) per mini-batch, by a dispatch hook."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = 0
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            nonlocal calls
+            calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        for b in range(batches):
+            i = 1000 + 10 * b
+            trainer.train_batch(x[i : i + 10], y[i : i + 10])
+    return calls / batches
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     p.add_argument("--instances", type=int, default=1)
     p.add_argument("--batches", type=int, default=200)
+    p.add_argument("--count-ops", action="store_true", help="count tensor operations instead")
     args = p.parse_args()
     torch.set_num_threads(1)
     data = load_mnist(args.data_dir)
@@ -87,6 +109,9 @@ def main() -> None:
     )
     for i in range(0, 1000, 10):  # warm-up
         trainer.train_batch(x[i : i + 10], y[i : i + 10])
+    if args.count_ops:
+        print(json.dumps({"instances": args.instances, "ops_per_batch": count_ops(trainer, x, y)}))
+        return
     spent: dict[str, float] = defaultdict(float)
     done: set[str] = set()
     for label, owner, name in PHASES:

@@ -318,7 +318,9 @@ def plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     right.set_xlabel("hidden width W (784-W-W-10)")
     right.set_ylabel("ms per training sample")
     right.set_title("1 chip, batch 10")
-    for ax in (left, right):
+    for ax, ticks in ((left, sorted({p["instances"] for p in points})), (right, xs)):
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     save_figure(fig, path)
