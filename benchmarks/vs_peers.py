@@ -12,6 +12,12 @@ and the speed ratios measured within each repeat.
     .venv/bin/python benchmarks/vs_peers.py --scaling [--scaling-samples 2000]
 
 Results (JSON, markdown table, plot) go to a new directory under ``--out``.
+
+Adding a contender: write a script in ``benchmarks/peers/`` that takes ``--data-dir --seed
+--samples --warmup --threads`` (and ``--no-test``), trains, and prints one JSON object as its last
+stdout line with at least ``samples_per_s``, ``samples_per_cpu_s``, ``loss_first_tenth``,
+``loss_last_tenth`` and ``test_accuracy`` (``common.report`` adds memory and versions); then add
+a :class:`Contender` to its :class:`Task` below (and a ratio, if the issue states a target).
 """
 
 from __future__ import annotations
