@@ -41,6 +41,5 @@ class AnalogSGD(ChipTrainer):
                 d = chip.read_transposed(layer, d) * chip.derivative(layer - 1, acts[layer])
                 stored += d.numel()
         chip.log.add(Event.STORED_VALUE, stored)
-        for layer in range(chip.n_layers):
-            chip.update(layer, acts[layer], errors[layer], self.lr)
+        chip.update_layers(acts[:-1], errors, self.lr)
         return loss

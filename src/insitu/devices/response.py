@@ -115,6 +115,53 @@ def step_size(params: DeviceParams, array: DeviceArray, g: Tensor, up: bool) -> 
     return array.dw_down * u.pow(params.exponent)
 
 
+def linear_constants(
+    params: DeviceParams, dw: Tensor, kappa: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-device constants of the exponent-1 closed form for one pulse direction.
+
+    Returns ``(a, linear, log_q, log_r)``: the relative step loss per pulse ``a = kappa*dw``
+    (1 where the device is treated as constant-step), the constant-step mask, ``log(1 - a)``
+    and ``log(1 + a^2 sigma^2 / (1 - a)^2)`` (the per-step growth of the multiplicative noise).
+    They depend on the device only, so a tile computes them once, not per update.
+    """
+    sigma2 = params.dw_min_std**2
+    a = kappa * dw
+    linear = a < _TINY
+    a_safe = torch.where(linear, torch.ones_like(a), a)
+    log_q = torch.log1p(-a_safe)
+    q2 = torch.exp(2 * log_q)
+    log_r = torch.log1p(a_safe * a_safe * sigma2 / q2)
+    return a_safe, linear, log_q, log_r
+
+
+def linear_drive(
+    params: DeviceParams,
+    constants: tuple[Tensor, Tensor, Tensor, Tensor],
+    x0: Tensor,
+    n: Tensor,
+    dw: Tensor,
+    kappa: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Mean and variance of the displacement after ``n >= 0`` pulses, exponent 1 (exact).
+
+    ``constants`` come from :func:`linear_constants` for the same ``dw`` and ``kappa``.
+    """
+    sigma2 = params.dw_min_std**2
+    a_safe, linear, log_q, log_r = constants
+    u0 = (1 - kappa * x0).clamp(min=0.0)
+    # (1 - q**n) / a: number of nominal steps taken, -> n as a -> 0.
+    steps = torch.where(linear, n, -torch.expm1(n * log_q) / a_safe)
+    mean = u0 * dw * steps
+    if params.noise_mode is NoiseMode.MULTIPLICATIVE:
+        v = torch.exp(n * 2 * log_q) * torch.expm1(n * log_r) / (a_safe * a_safe)
+        var = (u0 * dw) ** 2 * torch.where(linear, n * sigma2, v)
+    else:
+        v = -torch.expm1(2 * n * log_q) / (a_safe * (2 - a_safe))
+        var = (dw**2) * sigma2 * torch.where(linear, n, v)
+    return mean, var
+
+
 def _drive(
     params: DeviceParams, x0: Tensor, n: Tensor, dw: Tensor, kappa: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -124,25 +171,11 @@ def _drive(
     exponent 1 (the steps form a linear recursion); small-step (ODE) limits otherwise.
     """
     sigma2 = params.dw_min_std**2
-    u0 = (1 - kappa * x0).clamp(min=0.0)
-    a = kappa * dw
-    linear = a < _TINY
-    a_safe = torch.where(linear, torch.ones_like(a), a)
     mult = params.noise_mode is NoiseMode.MULTIPLICATIVE
     if params.exponent == 1.0:
-        log_q = torch.log1p(-a_safe)
-        # (1 - q**n) / a: number of nominal steps taken, -> n as a -> 0.
-        steps = torch.where(linear, n, -torch.expm1(n * log_q) / a_safe)
-        mean = u0 * dw * steps
-        if mult:
-            q2 = torch.exp(2 * log_q)
-            ratio = a_safe * a_safe * sigma2 / q2
-            v = torch.exp(n * 2 * log_q) * torch.expm1(n * torch.log1p(ratio)) / (a_safe * a_safe)
-            var = (u0 * dw) ** 2 * torch.where(linear, n * sigma2, v)
-        else:
-            v = -torch.expm1(2 * n * log_q) / (a_safe * (2 - a_safe))
-            var = (dw**2) * sigma2 * torch.where(linear, n, v)
-        return mean, var
+        constants = linear_constants(params, dw, kappa)
+        return linear_drive(params, constants, x0, n, dw, kappa)
+    u0 = (1 - kappa * x0).clamp(min=0.0)
     p = params.exponent
     kappa = kappa.clamp(min=1e-6)
     a = kappa * dw

@@ -13,7 +13,7 @@ from torch import Tensor
 from insitu.errors import ConfigError
 from insitu.hardware.activation import Activation
 from insitu.hardware.events import Event, EventLog
-from insitu.hardware.tile import ProgramResult, Tile, TileConfig
+from insitu.hardware.tile import ProgramResult, Tile, TileConfig, apply_tile_entries
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,22 @@ class CrossbarChip:
         instead of 1, for updates whose rows carry differences or sums of activities.
         """
         self.tiles[layer].update(self.with_bias(x, bias), d, lr)
+
+    def update_layers(self, xs: Sequence[Tensor], ds: Sequence[Tensor], lr: float) -> None:
+        """Pulsed SGD step on every layer in one update cycle (layer k from ``xs[k]``, ``ds[k]``).
+
+        The same pulses as :meth:`update` layer by layer (the tiles hold separate devices), with
+        the physics of all tiles computed in one pass.
+        """
+        if len(xs) != self.n_layers or len(ds) != self.n_layers:
+            raise ValueError(
+                f"got {len(xs)} inputs and {len(ds)} errors for {self.n_layers} layers"
+            )
+        entries = [
+            t.update_entries(self.with_bias(x), d, lr)
+            for t, x, d in zip(self.tiles, xs, ds, strict=True)
+        ]
+        apply_tile_entries(self.tiles, entries)
 
     def activate(self, layer: int, y: Tensor) -> Tensor:
         """Activation circuit of ``layer`` (identity for the output layer)."""

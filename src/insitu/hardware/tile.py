@@ -10,6 +10,8 @@ device-to-device variation, driven by the same inputs, trained at once.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -26,9 +28,11 @@ from insitu.devices import (
     relax,
     sample_device_array,
 )
+from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.periphery import Periphery
+from insitu.hardware.pulse_runs import apply_runs, schedule_runs
 
 
 class PairMode(StrEnum):
@@ -162,6 +166,7 @@ class Tile:
         self._arrays = sample_device_array(dev, full, generator, device)
         self._g = initial_conductance(dev, self._arrays)
         self._packed = self._pack()
+        self._table = pulse_table(dev, self._arrays) if has_table(dev) else None
         self._pulses = torch.zeros(shape, device=device)
         self._w: Tensor | None = None
 
@@ -240,59 +245,61 @@ class Tile:
     # -- writes ---------------------------------------------------------------------------
     def _apply(self, n: Tensor) -> None:
         """Apply signed pulse counts of S rank-1 updates (I, S, out, in), in order."""
+        entries = self._count_entries(n)
+        if entries is not None:
+            self._apply_entries(*entries)
+
+    def _count_entries(self, n: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Non-zero counts of (I, S, out, in) as entries: (weight index, signed count)."""
         nz = n.flatten(2) != 0  # (I, S, out*in); flattening keeps S order for each device
         inst, _, cell = nz.nonzero(as_tuple=True)
         if inst.numel() == 0:
-            return
+            return None
         counts = n.flatten(2)[nz]
-        self._apply_entries(inst * (self.out_features * self.in_features) + cell, counts)
+        return inst * (self.out_features * self.in_features) + cell, counts
+
+    @property
+    def n_devices(self) -> int:
+        """Devices in the tile, all instances: P * I * out * in."""
+        return self.devices_per_weight * self.instances * self.out_features * self.in_features
+
+    def _device_entries(self, weight: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """Weight entries to device entries: (device index, signed pulses on that device)."""
+        size = self.instances * self.out_features * self.in_features
+        if self.config.one_sided:
+            return torch.where(counts > 0, weight, weight + size), counts.abs()
+        if self.devices_per_weight == 2:
+            return torch.cat([weight, weight + size]), torch.cat([counts, -counts])
+        return weight, counts
+
+    def _record_pulses(self, weight: Tensor, counts: Tensor) -> None:
+        self._pulses.view(-1).index_add_(0, weight, counts.abs())
+        per_weight = 1 if self.config.one_sided else self.devices_per_weight
+        self.log.add(Event.PULSE, counts.abs().sum() * per_weight)
+        self._w = None
 
     def _apply_entries(self, weight: Tensor, counts: Tensor) -> None:
         """Apply pulse-count entries to the devices of their weights.
 
         ``weight`` indexes (I, out, in) flattened; for each weight its entries come in time
-        order. Only devices that receive pulses are computed. Consecutive same-sign pulses on a
-        device compose exactly in the closed form, so a device's entries merge into runs of
-        one sign, and the whole batch costs one physics call per run *rank* (rarely more than
-        a few) with the distribution of applying the entries one after another.
+        order. Only devices that receive pulses are computed, run by run
+        (:mod:`insitu.hardware.pulse_runs`).
         """
         if weight.numel() == 0:
             return  # lines fired, but no row and column pulse coincided
-        size = self.instances * self.out_features * self.in_features
-        if self.config.one_sided:
-            index = torch.where(counts > 0, weight, weight + size)
-            dev_counts = counts.abs()
-        elif self.devices_per_weight == 2:
-            index = torch.cat([weight, weight + size])
-            dev_counts = torch.cat([counts, -counts])
-        else:
-            index, dev_counts = weight, counts
-        order = torch.sort(index, stable=True).indices
-        index, dev_counts = index[order], dev_counts[order]
-        first = torch.ones_like(index, dtype=torch.bool)
-        first[1:] = index[1:] != index[:-1]
-        sign = dev_counts.sign()
-        new_run = first.clone()
-        new_run[1:] |= sign[1:] != sign[:-1]
-        run_id = new_run.cumsum(0) - 1
-        runs = torch.zeros(int(run_id[-1]) + 1, dtype=counts.dtype, device=counts.device)
-        runs.scatter_add_(0, run_id, dev_counts)
-        device_of_run = (first.cumsum(0) - 1)[new_run]
-        first_run = run_id[first]
-        rank = torch.arange(runs.numel(), device=runs.device) - first_run[device_of_run]
-        width = int(rank.max()) + 1
-        schedule = torch.zeros(first_run.numel(), width, dtype=counts.dtype, device=counts.device)
-        schedule[device_of_run, rank] = runs
-        devices = index[first]
-        params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
+        index, dev_counts = self._device_entries(weight, counts)
+        devices, schedule = schedule_runs(index, dev_counts)
         g = self._g.view(-1)
         g_hit = g.index_select(0, devices)
-        for r in range(width):
-            g_hit = apply_pulses(self.config.device, params, g_hit, schedule[:, r], self._gen)
+        if self._table is not None:
+            rows = self._table.index_select(0, devices)
+            g_hit = apply_runs(self.config.device, rows, g_hit, schedule, self._gen)
+        else:
+            params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
+            for r in range(schedule.shape[1]):
+                g_hit = apply_pulses(self.config.device, params, g_hit, schedule[:, r], self._gen)
         g.index_copy_(0, devices, g_hit)
-        self._pulses.view(-1).index_add_(0, weight, counts.abs())
-        self.log.add(Event.PULSE, dev_counts.abs().sum())
-        self._w = None
+        self._record_pulses(weight, counts)
 
     def pulse(self, counts: Tensor) -> None:
         """Apply signed pulse counts per weight (I, out, in), programmed row by row."""
@@ -309,11 +316,21 @@ class Tile:
         ``x``: (B, in) or (I, B, in) inputs; ``d``: (I, B, out) errors (dLoss/dOutput).
         With ``sequential`` updates every sample is one rank-1 update, applied in order.
         """
+        entries = self.update_entries(x, d, lr)
+        if entries is not None:
+            self._apply_entries(*entries)
+
+    def update_entries(self, x: Tensor, d: Tensor, lr: float) -> tuple[Tensor, Tensor] | None:
+        """The pulses of :meth:`update` as entries (weight index, signed count), not applied.
+
+        Lets a chip apply the updates of all its tiles in one pass (:func:`update_tiles`).
+        """
         check_range("learning rate", lr, low=0.0)
         x = self._batch(x, self.in_features, "update input")
         d = self._batch(d, self.out_features, "update error")
         u = self.config.update
         samples = x.shape[1]
+        self.log.add(Event.UPDATE, self.instances * (samples if u.sequential else 1))
         if u.mode is UpdateMode.COUNT:
             if u.sequential:
                 want = -lr * d.unsqueeze(-1) * x.unsqueeze(-2) / self.config.weight_step
@@ -321,17 +338,16 @@ class Tile:
                 want = (
                     -lr * torch.matmul(d.transpose(1, 2), x).unsqueeze(1) / self.config.weight_step
                 )
-            self._apply(self._round_counts(want))
-        elif u.mode is UpdateMode.MANHATTAN:
+            return self._count_entries(self._round_counts(want))
+        if u.mode is UpdateMode.MANHATTAN:
             fx = x.sign() * (x.abs() > u.threshold * x.abs().amax(-1, keepdim=True))
             fd = d.sign() * (d.abs() > u.threshold * d.abs().amax(-1, keepdim=True))
             self.log.add(Event.LINE_PULSE, fx.abs().sum() + fd.abs().sum())
-            self._apply_coincidences(fx.unsqueeze(2), fd.unsqueeze(2), u.sequential)
-        else:
-            trains = self._pulse_trains(x, d, lr)
-            if trains is not None:
-                self._apply_coincidences(*trains, sequential=u.sequential)
-        self.log.add(Event.UPDATE, self.instances * (samples if u.sequential else 1))
+            return self._coincidence_entries(fx.unsqueeze(2), fd.unsqueeze(2), u.sequential)
+        trains = self._pulse_trains(x, d, lr)
+        if trains is None:
+            return None
+        return self._coincidence_entries(*trains, sequential=u.sequential)
 
     def _round_counts(self, want: Tensor) -> Tensor:
         """Pulse counts from wanted steps, stochastically rounded (unbiased) and capped."""
@@ -350,35 +366,48 @@ class Tile:
         """
         u = self.config.update
         lam = lr / self.config.weight_step
-        mx = x.abs().amax(-1, keepdim=True)
-        md = d.abs().amax(-1, keepdim=True)
+        ax, ad = x.abs(), d.abs()
+        mx = ax.amax(-1, keepdim=True)
+        md = ad.amax(-1, keepdim=True)
         need = lam * mx * md
+        top = float(need.max())  # the one synchronisation: the longest train sets the slots
+        if top == 0.0:
+            return None
         if u.dynamic_length:
             length = need.ceil().clamp(1, u.max_pulses)
+            slots = int(min(max(math.ceil(top), 1), u.max_pulses))
         else:
             length = torch.full_like(need, float(u.max_pulses))
-        if not bool(need.any()):
-            return None
-        slots = int(length.max().item())
+            slots = u.max_pulses
         inst, samples = x.shape[0], x.shape[1]
-        c = (lam / length).sqrt()
-        cx = c * (md / mx.clamp(min=1e-30)).sqrt()
-        cd = c * (mx / md.clamp(min=1e-30)).sqrt()
-        px = (x.abs() * cx).clamp(max=1.0).unsqueeze(2)  # (I, S, 1, in)
-        pd = (d.abs() * cd).clamp(max=1.0).unsqueeze(2)
-        t = torch.arange(slots, device=x.device).view(1, 1, slots, 1)
-        live = t < length.unsqueeze(2)
+        # Balanced scales: cx * cd = lam / length, cx / cd = md / mx.
+        cx = (lam * md / (length * mx.clamp(min=1e-30))).sqrt()
+        cd = (lam * mx / (length * md.clamp(min=1e-30))).sqrt()
+        px = (ax * cx).clamp(max=1.0).unsqueeze(2)  # (I, S, 1, in)
+        pd = (ad * cd).clamp(max=1.0).unsqueeze(2)
         shape_x = (inst, samples, slots, self.in_features)
         shape_d = (inst, samples, slots, self.out_features)
-        bx = (torch.rand(shape_x, generator=self._gen, device=x.device) < px) & live
-        bd = (torch.rand(shape_d, generator=self._gen, device=x.device) < pd) & live
+        bx = torch.rand(shape_x, generator=self._gen, device=x.device) < px
+        bd = torch.rand(shape_d, generator=self._gen, device=x.device) < pd
+        if slots > 1 and u.dynamic_length:  # samples with shorter trains leave slots silent
+            live = torch.arange(slots, device=x.device).view(1, 1, slots, 1) < length.unsqueeze(2)
+            bx &= live
+            bd &= live
         self.log.add(Event.LINE_PULSE, bx.sum() + bd.sum())
-        sx = bx.to(x.dtype) * x.sign().unsqueeze(2)
-        sd = bd.to(d.dtype) * d.sign().unsqueeze(2)
+        sx = torch.where(bx, x.sign().unsqueeze(2), 0.0)
+        sd = torch.where(bd, d.sign().unsqueeze(2), 0.0)
         return sx, sd
 
     def _apply_coincidences(self, sx: Tensor, sd: Tensor, sequential: bool) -> None:
-        """Pulse the devices where row and column trains coincide.
+        """Pulse the devices where row and column trains coincide (see _coincidence_entries)."""
+        entries = self._coincidence_entries(sx, sd, sequential)
+        if entries is not None:
+            self._apply_entries(*entries)
+
+    def _coincidence_entries(
+        self, sx: Tensor, sd: Tensor, sequential: bool
+    ) -> tuple[Tensor, Tensor] | None:
+        """Entries (weight index, signed count) where row and column trains coincide.
 
         ``sx`` (I, S, T, in) and ``sd`` (I, S, T, out) are the signed trains of S samples. Only
         lines that fired can see a coincidence: each sample's counts are formed on its own
@@ -389,7 +418,7 @@ class Tile:
         rows, row_n = _fired(sd)
         cols, col_n = _fired(sx)
         if row_n == 0 or col_n == 0:
-            return
+            return None
         sd_b = sd.gather(3, rows.unsqueeze(2).expand(-1, -1, sd.shape[2], -1))
         sx_b = sx.gather(3, cols.unsqueeze(2).expand(-1, -1, sx.shape[2], -1))
         n = -torch.matmul(sd_b.transpose(2, 3), sx_b)  # (I, S, R, C); padding gives zeros
@@ -398,7 +427,7 @@ class Tile:
         weight = inst * (self.out_features * self.in_features) + cell
         nz = n != 0
         # Entries in (I, S, R, C) order: for each weight, its samples come in time order.
-        self._apply_entries(weight.expand_as(n)[nz], n[nz])
+        return weight.expand_as(n)[nz], n[nz]
 
     def program(
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
@@ -456,5 +485,48 @@ class Tile:
         self._g = state["g"].clone()
         self._arrays = DeviceArray(**{k: v.clone() for k, v in state["arrays"].items()})
         self._packed = self._pack()
+        dev = self.config.device
+        self._table = pulse_table(dev, self._arrays) if has_table(dev) else None
         self._pulses = state["pulses"].clone()
         self._w = None
+
+
+def apply_tile_entries(
+    tiles: Sequence[Tile], entries: Sequence[tuple[Tensor, Tensor] | None]
+) -> None:
+    """Apply the update entries of several tiles in one pass.
+
+    The tiles' devices are numbered one after another, so one run schedule and one physics call
+    per run rank serve them all (fewer, larger operations than tile by tile). Tiles that do not
+    share a tabled device kind and a generator are applied one by one instead.
+    """
+    live = [(t, e) for t, e in zip(tiles, entries, strict=True) if e is not None and e[0].numel()]
+    if not live:
+        return
+    head = live[0][0]
+    dev = head.config.device
+    if len(live) == 1 or any(
+        t._table is None or t.config.device != dev or t._gen is not head._gen for t, _ in live
+    ):
+        for t, e in live:
+            t._apply_entries(*e)
+        return
+    index_parts, count_parts, offsets = [], [], []
+    offset = 0
+    for t, (weight, counts) in live:
+        index, dev_counts = t._device_entries(weight, counts)
+        index_parts.append(index + offset)
+        count_parts.append(dev_counts)
+        offsets.append(offset)
+        offset += t.n_devices
+    devices, schedule = schedule_runs(torch.cat(index_parts), torch.cat(count_parts))
+    starts = torch.tensor(offsets[1:], dtype=devices.dtype, device=devices.device)
+    bounds = torch.searchsorted(devices, starts).tolist()
+    local = [p - o for p, o in zip(devices.tensor_split(bounds), offsets, strict=True)]
+    pairs = list(zip(live, local, strict=True))
+    g_hit = torch.cat([t._g.view(-1).index_select(0, i) for (t, _), i in pairs])
+    rows = torch.cat([t._table.index_select(0, i) for (t, _), i in pairs if t._table is not None])
+    g_hit = apply_runs(dev, rows, g_hit, schedule, head._gen)
+    for ((t, (weight, counts)), i), g_new in zip(pairs, g_hit.tensor_split(bounds), strict=True):
+        t._g.view(-1).index_copy_(0, i, g_new)
+        t._record_pulses(weight, counts)

@@ -1,0 +1,380 @@
+"""insitu against its peers (aihwkit, snnTorch) on the same work, measured alternately.
+
+Every contender is a small script in ``benchmarks/peers/`` run in a subprocess under its own
+environment (the project's ``.venv`` or the peers' ``.venv-peers``, built by
+``make bench-peers``). Each repeat runs every contender once, in an order rotated from repeat to
+repeat, with the repeat index as seed, so a burst of background load hits all of them alike. A
+contender trains after a warm-up (the first samples of its epoch, untimed) and reports its
+training samples/s, peak memory (ru_maxrss) and final test accuracy; the table gives medians
+and the speed ratios measured within each repeat.
+
+    .venv/bin/python benchmarks/vs_peers.py [--task crossbar] [--repeats 3] [--samples 60000]
+    .venv/bin/python benchmarks/vs_peers.py --scaling [--scaling-samples 2000]
+
+Results (JSON, markdown table, plot) go to a new directory under ``--out``.
+
+Adding a contender: write a script in ``benchmarks/peers/`` that takes ``--data-dir --seed
+--samples --warmup --threads`` (and ``--no-test``), trains, and prints one JSON object as its last
+stdout line with at least ``samples_per_s``, ``samples_per_cpu_s``, ``loss_first_tenth``,
+``loss_last_tenth`` and ``test_accuracy`` (``common.report`` adds memory and versions); then add
+a :class:`Contender` to its :class:`Task` below (and a ratio, if the issue states a target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from insitu import atomic
+from insitu.experiments.run import fresh_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT / "benchmarks" / "peers"
+ENVS = {
+    "project": ROOT / ".venv" / "bin" / "python",
+    "peers": ROOT / ".venv-peers" / "bin" / "python",
+}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row of the table: a script in ``benchmarks/peers`` run under an environment."""
+
+    name: str
+    env: str  # "project" or "peers"
+    script: str
+    args: tuple[str, ...] = ()
+    instances: int = 1  # chips trained at once (samples/s counts chip-samples)
+    note: str = ""
+
+    def command(self, extra: list[str]) -> list[str]:
+        """The command line; the contender's own arguments override the common ones."""
+        return [str(ENVS[self.env]), str(PEERS / self.script), *extra, *self.args]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A workload, its contenders, and the ratios that the issue's targets are stated in."""
+
+    name: str
+    description: str
+    contenders: tuple[Contender, ...]
+    # (numerator, denominator, label): ratios of samples/s taken within one repeat.
+    ratios: tuple[tuple[str, str, str], ...] = ()
+
+
+CROSSBAR = Task(
+    name="crossbar",
+    description=(
+        "MLP 784-256-128-10, sigmoid, SGD lr 0.05, mini-batch 10, real MNIST, one epoch; "
+        "analog rows: Li/WO3 ECRAM (aihwkit's EcRamPresetDevice values), one device per weight, "
+        "7-bit DAC, 9-bit ADC, output bound 20, output noise 0.1, stochastic pulse trains of "
+        "at most 31 slots with dynamic length"
+    ),
+    contenders=(
+        Contender("insitu analog-sgd, 1 chip", "project", "crossbar_insitu.py"),
+        Contender(
+            "insitu analog-sgd, 8 chips",
+            "project",
+            "crossbar_insitu.py",
+            ("--instances", "8", "--samples", "10000", "--no-test"),
+            instances=8,
+            note="chip-samples/s (8 chips x samples), timed on the first 10,000 samples",
+        ),
+        Contender(
+            "insitu analog-sgd, 1 chip, aggregated",
+            "project",
+            "crossbar_insitu.py",
+            ("--update", "aggregated"),
+            note="a mini-batch's pulses summed per device, applied once",
+        ),
+        Contender("aihwkit EcRamPreset", "peers", "crossbar_aihwkit.py", ("--rpu", "ecram")),
+        Contender(
+            "aihwkit FloatingPoint", "peers", "crossbar_aihwkit.py", ("--rpu", "floating-point")
+        ),
+        Contender("torch float (SGD)", "project", "crossbar_aihwkit.py", ("--rpu", "torch")),
+    ),
+    ratios=(
+        ("insitu analog-sgd, 1 chip", "aihwkit EcRamPreset", "1 chip vs aihwkit (target >= 2)"),
+        (
+            "insitu analog-sgd, 8 chips",
+            "aihwkit EcRamPreset",
+            "8 chips total vs aihwkit single chip (target >= 8)",
+        ),
+    ),
+)
+
+SPIKING = Task(
+    name="spiking",
+    description=(
+        "256-246-10 on MNIST cropped to 24x24, area-averaged to 16x16, latency-coded (tau 8 "
+        "steps, threshold 0.2), 30 steps, batch 256, synaptic hidden layer (tau_m = tau_s = "
+        "3.5 steps), leaky readout, cross-entropy on its maximum over time, Adam 1e-3, 3 epochs"
+    ),
+    # insitu's software SNN and in-the-loop trainers join here (issue 9, spiking half).
+    contenders=(Contender("snnTorch", "peers", "snntorch_mnist.py"),),
+)
+
+TASKS: dict[str, Task] = {CROSSBAR.name: CROSSBAR, SPIKING.name: SPIKING}
+
+
+def run_one(c: Contender, extra: list[str], threads: int) -> dict[str, Any]:
+    """Run one contender to completion; its last stdout line is its JSON result."""
+    python = ENVS[c.env]
+    if not python.exists():
+        raise SystemExit(
+            f"{c.name}: {python} is missing; build it with `make install` (project) or "
+            "`make peers-env` (peers)"
+        )
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env["PYTHONWARNINGS"] = "ignore"
+    cmd = c.command([*extra, "--threads", str(threads)])
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=PEERS, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{c.name} failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def check_training(name: str, r: dict[str, Any], min_accuracy: float) -> None:
+    """A contender that did not learn is not worth timing: the loss must fall, accuracy >> 10%."""
+    fell = r["loss_last_tenth"] < r["loss_first_tenth"]
+    acc = r.get("test_accuracy")
+    if not fell or (acc is not None and acc < min_accuracy):
+        raise SystemExit(
+            f"{name} did not train: loss {r['loss_first_tenth']:.3f} -> "
+            f"{r['loss_last_tenth']:.3f}, test accuracy {acc}"
+        )
+
+
+def compare(task: Task, args: argparse.Namespace) -> dict[str, Any]:
+    """Run every contender ``args.repeats`` times, alternately; medians and same-run ratios."""
+    chosen = [c for c in task.contenders if not args.only or c.name in args.only]
+    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
+    extra = ["--samples", str(args.samples), "--warmup", str(args.warmup)]
+    extra += ["--data-dir", str(args.data_dir)]
+    with Progress() as progress:
+        bar = progress.add_task(task.name, total=args.repeats * len(chosen))
+        for rep in range(args.repeats):
+            k = rep % len(chosen)
+            for c in chosen[k:] + chosen[:k]:
+                progress.update(bar, description=f"repeat {rep + 1}: {c.name}")
+                r = run_one(c, [*extra, "--seed", str(rep)], args.threads)
+                check_training(c.name, r, args.min_accuracy)
+                runs[c.name].append(r)
+                progress.advance(bar)
+    rows = []
+    for c in chosen:
+        rs = runs[c.name]
+        accs = [r["test_accuracy"] for r in rs if "test_accuracy" in r]
+        rows.append(
+            {
+                "contender": c.name,
+                "environment": c.env,
+                "torch": rs[0]["torch"],
+                "samples_per_s_median": statistics.median(r["samples_per_s"] for r in rs),
+                "samples_per_s_all": [round(r["samples_per_s"], 1) for r in rs],
+                "samples_per_cpu_s_median": statistics.median(r["samples_per_cpu_s"] for r in rs),
+                "test_accuracy_median": statistics.median(accs) if accs else None,
+                "test_accuracy_mean": statistics.fmean(accs) if accs else None,
+                "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "peak_rss_mib_max": max(r["peak_rss_mib"] for r in rs),
+                "note": c.note,
+            }
+        )
+    ratios = []
+    for num, den, label in task.ratios:
+        if num in runs and den in runs:
+            per_rep = [
+                a["samples_per_s"] / b["samples_per_s"]
+                for a, b in zip(runs[num], runs[den], strict=True)
+            ]
+            per_cpu = [
+                a["samples_per_cpu_s"] / b["samples_per_cpu_s"]
+                for a, b in zip(runs[num], runs[den], strict=True)
+            ]
+            ratios.append(
+                {
+                    "ratio": label,
+                    "median": statistics.median(per_rep),
+                    "per_repeat": per_rep,
+                    "cpu_time_median": statistics.median(per_cpu),
+                }
+            )
+    return {
+        "task": task.name,
+        "workload": task.description,
+        "rows": rows,
+        "ratios": ratios,
+        "runs": runs,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The comparison as a markdown table plus the same-run ratios."""
+    lines = [
+        "| contender | torch | samples/s (median) | per CPU-second | test accuracy "
+        "| peak memory (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        acc = (
+            f"{r['test_accuracy_mean']:.1f} ± {r['test_accuracy_std']:.1f} %"
+            if r["test_accuracy_mean"] is not None
+            else "-"
+        )
+        lines.append(
+            f"| {r['contender']} | {r['torch']} | {r['samples_per_s_median']:,.0f} | "
+            f"{r['samples_per_cpu_s_median']:,.0f} | {acc} | "
+            f"{r['peak_rss_mib_max']:,.0f} |"
+        )
+    for q in result["ratios"]:
+        each = ", ".join(f"{v:.2f}" for v in q["per_repeat"])
+        lines.append(
+            f"\n{q['ratio']}: median {q['median']:.2f} (per repeat: {each}); "
+            f"per CPU-second: {q['cpu_time_median']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def scaling(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Time per training sample vs chip instances and vs hidden width, insitu and aihwkit."""
+    base = ["--samples", str(args.scaling_samples), "--warmup", str(args.scaling_samples // 4)]
+    base += ["--data-dir", str(args.data_dir), "--no-test"]
+    insitu = Contender("insitu", "project", "crossbar_insitu.py")
+    aihwkit = Contender("aihwkit", "peers", "crossbar_aihwkit.py", ("--rpu", "ecram"))
+    points: list[dict[str, Any]] = []
+    plan: list[tuple[str, Contender, list[str], int, int]] = []
+    for n in args.instances:
+        plan.append(("instances", insitu, ["--instances", str(n)], n, 256))
+    plan.append(("instances", aihwkit, [], 1, 256))
+    for w in args.widths:
+        hidden = ["--hidden", str(w), str(w)]
+        plan.append(("width", insitu, hidden, 1, w))
+        plan.append(("width", aihwkit, hidden, 1, w))
+    with Progress() as progress:
+        bar = progress.add_task("scaling", total=len(plan) * args.repeats)
+        for rep in range(args.repeats):
+            for axis, c, extra, n, width in plan:
+                progress.update(bar, description=f"{axis}: {c.name} {n} x {width}")
+                r = run_one(c, [*base, *extra, "--seed", str(rep)], args.threads)
+                points.append(
+                    {
+                        "axis": axis,
+                        "contender": c.name,
+                        "instances": n,
+                        "width": width,
+                        "repeat": rep,
+                        "seconds_per_chip_sample": 1.0 / r["samples_per_s"],
+                        "peak_rss_mib": r["peak_rss_mib"],
+                    }
+                )
+                progress.advance(bar)
+    plot_scaling(points, out / "scaling.png")
+    return {"points": points}
+
+
+def _median_curve(
+    points: list[dict[str, Any]], axis: str, who: str, key: str
+) -> tuple[list[int], list[float]]:
+    xs = sorted({p[key] for p in points if p["axis"] == axis and p["contender"] == who})
+    ys = [
+        statistics.median(
+            p["seconds_per_chip_sample"]
+            for p in points
+            if p["axis"] == axis and p["contender"] == who and p[key] == x
+        )
+        for x in xs
+    ]
+    return xs, ys
+
+
+def plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
+    """Log-log: time per chip-sample vs instances, and vs hidden width."""
+    from matplotlib.figure import Figure
+
+    from insitu.experiments.plots import save_figure
+
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    xs, ys = _median_curve(points, "instances", "insitu", "instances")
+    left.loglog(xs, [1e3 * y for y in ys], "o-", label="insitu analog-sgd (per chip-sample)")
+    _, ya = _median_curve(points, "instances", "aihwkit", "instances")
+    if ya:
+        left.axhline(1e3 * ya[0], color="C1", ls="--", label="aihwkit EcRamPreset (1 chip)")
+    left.set_xlabel("chip instances trained at once")
+    left.set_ylabel("ms per training sample per chip")
+    left.set_title("784-256-128-10, batch 10")
+    for i, who in enumerate(("insitu", "aihwkit")):
+        xs, ys = _median_curve(points, "width", who, "width")
+        right.loglog(xs, [1e3 * y for y in ys], "o-", color=f"C{i}", label=who)
+    right.set_xlabel("hidden width W (784-W-W-10)")
+    right.set_ylabel("ms per training sample")
+    right.set_title("1 chip, batch 10")
+    for ax, ticks in ((left, sorted({p["instances"] for p in points})), (right, xs)):
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    save_figure(fig, path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=sorted(TASKS), default="crossbar")
+    p.add_argument("--only", nargs="+", help="contender names to run (default: all)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--samples", type=int, default=60000, help="training samples per run")
+    p.add_argument("--warmup", type=int, default=1000, help="untimed first samples")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of every contender")
+    p.add_argument(
+        "--min-accuracy", type=float, default=50.0, help="test accuracy (%%) a run must reach"
+    )
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "vs_peers")
+    p.add_argument("--scaling", action="store_true", help="time vs instances and vs width")
+    p.add_argument("--scaling-samples", type=int, default=2000)
+    p.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    p.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
+    args = p.parse_args()
+    if args.repeats < 1 or args.samples <= args.warmup:
+        raise SystemExit("need --repeats >= 1 and --samples > --warmup")
+    out = fresh_dir(args.out, "scaling" if args.scaling else args.task)
+    meta = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": args.threads,
+    }
+    if args.scaling:
+        result = {**meta, **scaling(args, out)}
+        atomic.write_json(out / "scaling.json", result)
+        print(json.dumps(result, indent=2))
+        print(f"\nplot: {out / 'scaling.png'}")
+        return
+    result = {**meta, **compare(TASKS[args.task], args)}
+    table = markdown(result)
+    atomic.write_json(out / "result.json", result)
+    atomic.write_text(out / "table.md", table + "\n")
+    summary = {k: v for k, v in result.items() if k != "runs"}
+    print(json.dumps(summary, indent=2))
+    print()
+    print(table)
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
