@@ -122,8 +122,21 @@ SPIKING = Task(
         "steps, threshold 0.2), 30 steps, batch 256, synaptic hidden layer (tau_m = tau_s = "
         "3.5 steps), leaky readout, cross-entropy on its maximum over time, Adam 1e-3, 3 epochs"
     ),
-    # insitu's software SNN and in-the-loop trainers join here (issue 9, spiking half).
-    contenders=(Contender("snnTorch", "peers", "snntorch_mnist.py"),),
+    contenders=(
+        Contender("insitu snn-software", "project", "spiking_insitu.py"),
+        Contender(
+            "insitu in-the-loop",
+            "project",
+            "spiking_insitu.py",
+            ("--algorithm", "in-the-loop"),
+            note="chip emulation (mismatch, noise, 8-bit ADC) plus the model's backward pass",
+        ),
+        Contender("snnTorch", "peers", "snntorch_mnist.py"),
+    ),
+    ratios=(
+        ("insitu snn-software", "snnTorch", "software SNN vs snnTorch (target >= 2)"),
+        ("insitu in-the-loop", "snnTorch", "in the loop vs snnTorch (target >= 1)"),
+    ),
 )
 
 TASKS: dict[str, Task] = {CROSSBAR.name: CROSSBAR, SPIKING.name: SPIKING}

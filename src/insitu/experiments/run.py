@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from insitu import atomic
 from insitu.algorithms import ChipTrainer, Trainer, make_trainer
@@ -31,6 +30,7 @@ from insitu.experiments.checkpoint import (
     save_checkpoint,
 )
 from insitu.experiments.config import TrainConfig, load_config
+from insitu.experiments.progress import progress_bar
 from insitu.hardware import Event, SpikingChip, inspection
 
 METRIC_FIELDS = (
@@ -272,14 +272,7 @@ def train(
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
     status, message = "finished", ""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+    with progress_bar(console, progress) as bar:
         epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=epochs_done, info="")
         batch_task = bar.add_task("samples", total=n, info="")
         try:

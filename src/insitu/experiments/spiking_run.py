@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from insitu import atomic
 from insitu.algorithms.spiking import SpikingTrainer, make_spiking_trainer
@@ -20,6 +19,7 @@ from insitu.data.shd import load_shd
 from insitu.energy import energy_report, get_profile, summary_totals
 from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import plots
+from insitu.experiments.progress import progress_bar
 from insitu.experiments.run import (
     _add_difference,
     accuracy,
@@ -180,14 +180,7 @@ def train_spiking(
     status, message = "finished", ""
     eval_events: dict[str, float] = {}  # events of the evaluations alone (priced apart)
     eval_samples = 0
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-    with Progress(*columns, console=console, disable=not progress) as bar:
+    with progress_bar(console, progress) as bar:
         epochs_task = bar.add_task("epochs", total=cfg.epochs, info="")
         batch_task = bar.add_task("samples", total=n, info="")
         try:

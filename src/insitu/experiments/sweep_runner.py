@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from insitu import atomic
 from insitu.errors import ConfigError
+from insitu.experiments.progress import progress_bar
 from insitu.experiments.sweep import SweepConfig, Trial, expand, resolved_text
 from insitu.experiments.sweep_results import write_results
 
@@ -237,14 +237,7 @@ def run_sweep(
         runner = lambda: run_ray(jobs, address, workers, sweep.retries)  # noqa: E731
     else:
         runner = lambda: run_local(jobs, workers)  # noqa: E731
-    columns = (
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-    with Progress(*columns, console=console, disable=not progress) as bar:
+    with progress_bar(console, progress, "trials") as bar:
         task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
         for trial, outcome in runner():
             outcomes[trial.name] = outcome
