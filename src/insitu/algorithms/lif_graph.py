@@ -28,13 +28,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from insitu.hardware.synapses import (
-    Events,
-    is_sparse,
-    spike_events,
-    synaptic_drive,
-    weight_gradient,
-)
+from insitu.hardware.synapses import synaptic_drive, weight_gradient
 
 
 class LIFModelParams(NamedTuple):
@@ -163,16 +157,9 @@ def _time_major(rows: Tensor, t_steps: int) -> Tensor:
     return rows.view(i_n, t_steps, tb // t_steps, n).transpose(0, 1).contiguous()
 
 
-def layer_drive(inp: Tensor, w: Tensor, events: Events | None = None) -> Tensor:
+def layer_drive(inp: Tensor, w: Tensor) -> Tensor:
     """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in)."""
-    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w, events), inp.shape[0])
-
-
-def _events(inp: Tensor, w: Tensor) -> Events | None:
-    """The spike events of ``inp`` if the event-driven sum suits it (found once per layer and
-    pass, used by the drive and by the weight gradient)."""
-    rows = _rows(inp, w.shape[0])
-    return spike_events(rows, w.shape[0]) if is_sparse(rows, w.shape[1]) else None
+    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w), inp.shape[0])
 
 
 class _LIFLayer(torch.autograd.Function):
@@ -186,16 +173,14 @@ class _LIFLayer(torch.autograd.Function):
         measured_v: Tensor | None,
         measured_z: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        events = _events(inp.detach(), w)
         if measured_v is None or measured_z is None:
             w_r = None if w_rec is None else w_rec.detach()
-            v, z = simulate(layer_drive(inp.detach(), w.detach(), events), w_r, p)
+            v, z = simulate(layer_drive(inp.detach(), w.detach()), w_r, p)
         else:
             # The forward value is the measurement: the model's drive is never needed.
             v, z = measured_v.detach().clone(), measured_z.detach().clone()
         ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
-        ctx.events = events  # type: ignore[attr-defined]
         return v, z
 
     @staticmethod
@@ -206,9 +191,7 @@ class _LIFLayer(torch.autograd.Function):
         grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
         i_n, t_steps = w.shape[0], v.shape[0]
         rows = grad_drive.transpose(0, 1).reshape(i_n, -1, grad_drive.shape[-1])  # (I, T*B, out)
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            grad_w = weight_gradient(_rows(inp, i_n), rows, ctx.events)
+        grad_w = weight_gradient(_rows(inp, i_n), rows) if ctx.needs_input_grad[1] else None
         grad_inp = None
         if ctx.needs_input_grad[0]:
             grad_inp = _time_major(torch.matmul(rows, w), t_steps)
