@@ -115,6 +115,36 @@ def train_timed(
     }
 
 
+def epochs_timed(
+    step: Callable[[torch.Tensor], float], n: int, epochs: int, batch: int, warmup: int, seed: int
+) -> dict[str, Any]:
+    """Train ``epochs`` passes over ``n`` samples in shuffled mini-batches (numpy's order for
+    ``seed``); ``step(indices)`` trains one batch and returns its loss. All batches after the
+    first ``warmup`` samples are timed (wall and CPU)."""
+    rng = np.random.default_rng(seed)
+    losses: list[float] = []
+    timed, seconds, cpu = 0, 0.0, 0.0
+    for _ in range(epochs):
+        order = torch.from_numpy(rng.permutation(n))
+        for i in range(0, order.numel() - batch + 1, batch):
+            t0, c0 = time.perf_counter(), time.process_time()
+            losses.append(step(order[i : i + batch]))
+            if len(losses) * batch > warmup:  # past the untimed first batches
+                seconds += time.perf_counter() - t0
+                cpu += time.process_time() - c0
+                timed += batch
+    tenth = max(1, len(losses) // 10)
+    return {
+        "samples_timed": timed,
+        "seconds_timed": seconds,
+        "samples_per_s": timed / seconds,
+        "samples_per_cpu_s": timed / cpu,
+        "loss_first_tenth": float(np.mean(losses[:tenth])),
+        "loss_last_tenth": float(np.mean(losses[-tenth:])),
+        "epochs": epochs,
+    }
+
+
 def report(result: dict[str, Any]) -> None:
     """Add peak memory and versions, then print the result as the last line of stdout."""
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

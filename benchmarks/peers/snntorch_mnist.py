@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import DEFAULT_DATA, load_mnist, report
+from common import DEFAULT_DATA, epochs_timed, load_mnist, report
 from torch import nn
 
 
@@ -103,34 +101,17 @@ def main() -> None:
     net = Net(args.hidden, args.tau_m, args.tau_s)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(args.seed)
-    losses: list[float] = []
-    timed, seconds, cpu = 0, 0.0, 0.0
-    for _ in range(args.epochs):
-        order = torch.from_numpy(rng.permutation(x_train.shape[0]))
-        for i in range(0, order.numel() - args.batch + 1, args.batch):
-            idx = order[i : i + args.batch]
-            t0, c0 = time.perf_counter(), time.process_time()
-            logits = net(x_train[idx].float()).amax(0)
-            loss = loss_fn(logits, y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            if len(losses) * args.batch > args.warmup:  # past the untimed first batches
-                seconds += time.perf_counter() - t0
-                cpu += time.process_time() - c0
-                timed += args.batch
-    tenth = max(1, len(losses) // 10)
-    result = {
-        "samples_timed": timed,
-        "seconds_timed": seconds,
-        "samples_per_s": timed / seconds,
-        "samples_per_cpu_s": timed / cpu,
-        "loss_first_tenth": float(np.mean(losses[:tenth])),
-        "loss_last_tenth": float(np.mean(losses[-tenth:])),
-        "epochs": args.epochs,
-    }
+
+    def step(idx: torch.Tensor) -> float:
+        logits = net(x_train[idx].float()).amax(0)
+        loss = loss_fn(logits, y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    n = x_train.shape[0]
+    result = epochs_timed(step, n, args.epochs, args.batch, args.warmup, args.seed)
     if not args.no_test:
         x_test = encode(data["x_test"], args.steps, args.enc_tau, args.enc_threshold)
         with torch.no_grad():

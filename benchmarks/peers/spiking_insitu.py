@@ -12,12 +12,10 @@ range, and its readout loss carries the config's penalties. Runs under the proje
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import DEFAULT_DATA, report
+from common import DEFAULT_DATA, epochs_timed, report
 
 from insitu.algorithms.spiking import make_spiking_trainer
 from insitu.experiments.config import read_config_file
@@ -60,30 +58,12 @@ def main() -> None:
         seed=cfg.seed,
         options=cfg.options(),
     )
-    rng = np.random.default_rng(args.seed)
-    losses: list[float] = []
-    timed, seconds, cpu = 0, 0.0, 0.0
-    for _ in range(args.epochs):
-        order = torch.from_numpy(rng.permutation(ds.x_train.shape[0]))
-        for i in range(0, order.numel() - args.batch + 1, args.batch):
-            idx = order[i : i + args.batch]
-            t0, c0 = time.perf_counter(), time.process_time()
-            loss = trainer.train_batch(ds.x_train[idx], ds.y_train[idx])
-            losses.append(float(loss.mean()))
-            if len(losses) * args.batch > args.warmup:
-                seconds += time.perf_counter() - t0
-                cpu += time.process_time() - c0
-                timed += args.batch
-    tenth = max(1, len(losses) // 10)
-    result = {
-        "samples_timed": timed,
-        "seconds_timed": seconds,
-        "samples_per_s": timed / seconds,
-        "samples_per_cpu_s": timed / cpu,
-        "loss_first_tenth": float(np.mean(losses[:tenth])),
-        "loss_last_tenth": float(np.mean(losses[-tenth:])),
-        "epochs": args.epochs,
-    }
+
+    def step(idx: torch.Tensor) -> float:
+        return float(trainer.train_batch(ds.x_train[idx], ds.y_train[idx]).mean())
+
+    n = ds.x_train.shape[0]
+    result = epochs_timed(step, n, args.epochs, args.batch, args.warmup, args.seed)
     if not args.no_test:
         with torch.no_grad():
             pred = torch.cat(
