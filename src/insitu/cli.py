@@ -43,18 +43,13 @@ def _main(
 
 def _apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides (values parsed as YAML)."""
+    from insitu.experiments.config import set_dotted
+
     for item in sets:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr=0.05")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = values
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {part} is not a group of settings")
-            node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        set_dotted(values, key, yaml.safe_load(raw))
     return values
 
 

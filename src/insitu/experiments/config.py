@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import typing
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,18 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
     except UnknownNameError:
         raise
     return cfg
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``values[a][b] = value`` for ``key`` "a.b", making groups as needed."""
+    parts = key.strip().split(".")
+    node = values
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key!r}: {part} is not a group of settings")
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -366,6 +366,35 @@ def finished_run(cfg: TrainConfig, run_dir: Path) -> RunResult | None:
     )
 
 
+class EvalSplits(TrainSplit, Protocol):
+    """A dataset's training and test splits (image or spike datasets)."""
+
+    @property
+    def x_test(self) -> torch.Tensor: ...
+    @property
+    def y_test(self) -> torch.Tensor: ...
+
+
+def accuracy_fields(
+    trainer: Learner, ds: EvalSplits, losses: torch.Tensor, eval_n: int, chunk: int = 2000
+) -> tuple[dict[str, float], list[float]]:
+    """An epoch's loss and train/test accuracy (mean and spread over instances), and the test
+    accuracy of every instance. Train accuracy is taken on the first ``eval_n`` samples."""
+    train_acc = accuracy(trainer, ds.x_train[:eval_n], ds.y_train[:eval_n], chunk)
+    test_acc = accuracy(trainer, ds.x_test, ds.y_test, chunk)
+    loss_mean, loss_std = _stats(losses)
+    tr_mean, tr_std = _stats(train_acc)
+    te_mean, te_std = _stats(test_acc)
+    return {
+        "loss_mean": loss_mean,
+        "loss_std": loss_std,
+        "train_acc_mean": tr_mean,
+        "train_acc_std": tr_std,
+        "test_acc_mean": te_mean,
+        "test_acc_std": te_std,
+    }, test_acc.tolist()
+
+
 def _epoch_row(
     epoch: int,
     trainer: Trainer,
@@ -374,24 +403,15 @@ def _epoch_row(
     eval_n: int,
     started: float,
 ) -> tuple[dict[str, float], list[float]]:
-    train_acc = accuracy(trainer, ds.x_train[:eval_n], ds.y_train[:eval_n])
-    test_acc = accuracy(trainer, ds.x_test, ds.y_test)
+    fields, test_acc = accuracy_fields(trainer, ds, losses, eval_n)
     counts = trainer.log.counts()
-    loss_mean, loss_std = _stats(losses)
-    tr_mean, tr_std = _stats(train_acc)
-    te_mean, te_std = _stats(test_acc)
     return {
         "epoch": epoch,
-        "loss_mean": loss_mean,
-        "loss_std": loss_std,
-        "train_acc_mean": tr_mean,
-        "train_acc_std": tr_std,
-        "test_acc_mean": te_mean,
-        "test_acc_std": te_std,
+        **fields,
         "device_pulses": counts.get(Event.PULSE, 0.0),
         "array_reads": counts.get(Event.ARRAY_READ, 0.0),
         "wall_s": time.perf_counter() - started,
-    }, test_acc.tolist()
+    }, test_acc
 
 
 def _summary(

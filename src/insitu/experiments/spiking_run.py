@@ -22,7 +22,7 @@ from insitu.experiments import plots
 from insitu.experiments.progress import progress_bar
 from insitu.experiments.run import (
     _add_difference,
-    accuracy,
+    accuracy_fields,
     fresh_dir,
     prepare_run_dir,
     train_epoch,
@@ -126,19 +126,13 @@ def _row(
     eval_n: int,
     started: float,
 ) -> tuple[dict[str, float], list[float]]:
-    train_acc = accuracy(trainer, ds.x_train[:eval_n], ds.y_train[:eval_n], chunk=1000)
-    test_acc = accuracy(trainer, ds.x_test, ds.y_test, chunk=1000)
+    fields, test_acc = accuracy_fields(trainer, ds, losses, eval_n, chunk=1000)
     return {
         "epoch": epoch,
-        "loss_mean": float(losses.mean()),
-        "loss_std": float(losses.std(unbiased=False)),
-        "train_acc_mean": float(train_acc.mean()),
-        "train_acc_std": float(train_acc.std(unbiased=False)),
-        "test_acc_mean": float(test_acc.mean()),
-        "test_acc_std": float(test_acc.std(unbiased=False)),
+        **fields,
         "chip_samples": trainer.log[Event.EMULATION_STEP] / trainer.config.time_steps,
         "wall_s": time.perf_counter() - started,
-    }, test_acc.tolist()
+    }, test_acc
 
 
 def train_spiking(

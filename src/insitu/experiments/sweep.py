@@ -20,7 +20,13 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from insitu.errors import ConfigError
-from insitu.experiments.config import _describe, _Strict, make_config, read_config_file
+from insitu.experiments.config import (
+    _describe,
+    _Strict,
+    make_config,
+    read_config_file,
+    set_dotted,
+)
 
 # Metrics a sweep can compare (final values of a run); energy totals are "energy.<name>".
 SWEEP_METRICS = (
@@ -141,18 +147,6 @@ class Trial:
     params: dict[str, Any]
     seed: int
     values: dict[str, Any]
-
-
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``values[a][b] = value`` for ``key`` "a.b", making groups as needed."""
-    parts = key.split(".")
-    node = values
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set {key!r}: {part} is not a group of settings")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
 
 
 def read_sweep(path: str | Path) -> tuple[SweepConfig, dict[str, Any]]:

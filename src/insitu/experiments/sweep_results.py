@@ -14,20 +14,12 @@ from matplotlib.figure import Figure
 
 from insitu import atomic
 from insitu.experiments.plots import save_figure
-from insitu.experiments.sweep import SweepConfig, Trial
+from insitu.experiments.sweep import SWEEP_METRICS, SweepConfig, Trial
 
 RESULTS_DB = "results.sqlite"
 RESULTS_CSV = "results.csv"
 TABLE = "trials"
-METRIC_COLUMNS = (
-    "test_acc_mean",
-    "test_acc_std",
-    "train_acc_mean",
-    "loss_mean",
-    "device_pulses",
-    "array_reads",
-    "epochs_completed",
-)
+METRIC_COLUMNS = (*SWEEP_METRICS, "epochs_completed")
 
 
 def _cell(value: Any) -> Any:
