@@ -16,7 +16,7 @@ from insitu.devices.params import DeviceParams, NoiseMode
 
 # Below this relative step loss a linear-step device is treated as constant-step (the closed
 # form divides by it).
-_TINY = 1e-7
+TINY = 1e-7
 
 
 class DeviceArray(NamedTuple):
@@ -127,7 +127,7 @@ def linear_constants(
     """
     sigma2 = params.dw_min_std**2
     a = kappa * dw
-    linear = a < _TINY
+    linear = a < TINY
     a_safe = torch.where(linear, torch.ones_like(a), a)
     log_q = torch.log1p(-a_safe)
     q2 = torch.exp(2 * log_q)

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from insitu.devices import (
     DeviceArray,
     DeviceParams,
+    NoiseMode,
     apply_pulses,
     initial_conductance,
     read_conductance,
@@ -30,6 +32,7 @@ from insitu.devices import (
 )
 from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
+from insitu.hardware import crossbar_kernels as kernels
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.periphery import Periphery
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
@@ -40,6 +43,10 @@ class PairMode(StrEnum):
 
     DIFFERENTIAL = "differential"  # w = s * (G+ - G-), two devices per weight
     REFERENCE = "reference"  # w = s * (G - g_ref), one device against a reference column
+
+
+_EMPTY1 = np.zeros(0, dtype=np.float32)  # "none" for the compiled periphery's optional inputs
+_EMPTY2 = np.zeros((0, 0), dtype=np.float32)
 
 
 class UpdateMode(StrEnum):
@@ -167,6 +174,10 @@ class Tile:
         self._g = initial_conductance(dev, self._arrays)
         self._packed = self._pack()
         self._table = pulse_table(dev, self._arrays) if has_table(dev) else None
+        # Compiled update (made on first use): compact table, numpy views, generator streams.
+        self._ktable: Tensor | None = None
+        self._kviews: kernels.TileViews | None = None
+        self._kstreams: tuple[np.ndarray, np.ndarray] | None = None
         self._pulses = torch.zeros(shape, device=device)
         self._w: Tensor | None = None
 
@@ -203,16 +214,27 @@ class Tile:
     # -- reads ----------------------------------------------------------------------------
     def _mvm(self, v: Tensor, weights: Tensor) -> Tensor:
         p = self.config.periphery
-        vq, scale = p.convert_input(v)
-        y = torch.matmul(vq, weights)
         dev = self.config.device
+        fused = kernels.kernels_enabled(v.device) and v.dtype == torch.float32
+        if fused:
+            vq, scale = self._dac_fused(v)
+        else:
+            vq, scale = p.convert_input(v)
+        y = torch.matmul(vq, weights)
+        read_std: Tensor | None = None
+        read_noise: Tensor | None = None
         if dev.read_noise > 0:
             # Independent read noise of every device sums at the output line.
             per_device = dev.read_noise * dev.g_range * self.config.weight_scale
             power = vq.pow(2).sum(-1, keepdim=True) * self.devices_per_weight
-            noise = torch.randn(y.shape, generator=self._gen, device=y.device)
-            y = y + per_device * power.sqrt() * noise
-        y = p.convert_output(y, scale, self._gen)
+            read_std = per_device * power.sqrt()
+            read_noise = torch.randn(y.shape, generator=self._gen, device=y.device)
+            if not fused:
+                y = y + read_std * read_noise
+        if fused:
+            y = self._adc_fused(y, read_std, read_noise, scale)
+        else:
+            y = p.convert_output(y, scale, self._gen)
         n_in, n_out = v.shape[-1], y.shape[-1]
         vectors = v.shape[0] * v.shape[1]
         self.log.add(Event.ARRAY_READ, vectors)
@@ -221,6 +243,48 @@ class Tile:
         self.log.add(Event.ADC, vectors * n_out)
         if scale is not None:
             self.log.add(Event.DIGITAL_OP, vectors * (n_in + n_out))
+        return y
+
+    def _dac_fused(self, v: Tensor) -> tuple[Tensor, Tensor | None]:
+        """:meth:`Periphery.convert_input` as one compiled loop (same numbers)."""
+        p = self.config.periphery
+        n = v.shape[-1]
+        rows = v.numel() // n
+        out = np.empty((rows, n), dtype=np.float32)
+        scale = np.ones(rows, dtype=np.float32)
+        res = 0.0 if p.dac_bits is None else 2 * p.input_bound / (2**p.dac_bits - 2)
+        src = kernels.as_numpy(v.contiguous()).reshape(rows, n)
+        kernels.dac(src, out, scale, p.noise_management, p.input_bound, res)
+        vq = torch.from_numpy(out).view(v.shape)
+        if not p.noise_management:
+            return vq, None
+        return vq, torch.from_numpy(scale).view(*v.shape[:-1], 1)
+
+    def _adc_fused(
+        self, y: Tensor, read_std: Tensor | None, read_noise: Tensor | None, scale: Tensor | None
+    ) -> Tensor:
+        """Read noise plus :meth:`Periphery.convert_output` as one compiled loop (same numbers
+        for the same generator state)."""
+        p = self.config.periphery
+        m = y.shape[-1]
+        rows = y.numel() // m
+        y = y.contiguous()
+        noise = _EMPTY2
+        if p.output_noise > 0:
+            draw = torch.randn(y.shape, generator=self._gen, device=y.device)
+            noise = kernels.as_numpy(draw).reshape(rows, m)
+        res = 0.0 if p.adc_bits is None else 2 * p.output_bound / (2**p.adc_bits - 2)
+        kernels.adc(
+            kernels.as_numpy(y).reshape(rows, m),
+            _EMPTY2 if read_noise is None else kernels.as_numpy(read_noise).reshape(rows, m),
+            _EMPTY1 if read_std is None else kernels.as_numpy(read_std.contiguous()).reshape(rows),
+            noise,
+            p.output_noise,
+            p.output_bound,
+            res,
+            _EMPTY1 if scale is None else kernels.as_numpy(scale).reshape(rows),
+            scale is not None,
+        )
         return y
 
     def read(self, x: Tensor) -> Tensor:
@@ -316,9 +380,92 @@ class Tile:
         ``x``: (B, in) or (I, B, in) inputs; ``d``: (I, B, out) errors (dLoss/dOutput).
         With ``sequential`` updates every sample is one rank-1 update, applied in order.
         """
+        if self.kernel_ready():
+            self._kernel_update(x, d, lr)
+            return
         entries = self.update_entries(x, d, lr)
         if entries is not None:
             self._apply_entries(*entries)
+
+    def kernel_ready(self) -> bool:
+        """Whether :meth:`update` runs as one compiled loop (CPU, stochastic trains of at most
+        64 slots, a tabled device kind, two-sided pairs) rather than as tensor operations."""
+        u = self.config.update
+        return (
+            kernels.kernels_enabled(self._g.device)
+            and u.mode is UpdateMode.STOCHASTIC
+            and u.max_pulses <= kernels.MAX_KERNEL_SLOTS
+            and self._table is not None
+            and not self.config.one_sided
+            and self._g.dtype == torch.float32
+        )
+
+    def _kernel_update(self, x: Tensor, d: Tensor, lr: float) -> None:
+        """:meth:`update` by :func:`insitu.hardware.crossbar_kernels.stochastic_update`."""
+        check_range("learning rate", lr, low=0.0)
+        x = self._batch(x, self.in_features, "update input")
+        d = self._batch(d, self.out_features, "update error")
+        u = self.config.update
+        self.log.add(Event.UPDATE, self.instances * (x.shape[1] if u.sequential else 1))
+        if lr == 0.0:
+            return
+        k = self._kernel_views()
+        k.params[kernels.P_LAM] = lr / self.config.weight_step
+        totals = np.zeros((self.instances, 2))
+        kernels.stochastic_update(
+            k.g,
+            k.table,
+            k.w,
+            k.pulses,
+            kernels.as_numpy(x.to(torch.float32).contiguous()),
+            kernels.as_numpy(d.to(torch.float32).contiguous()),
+            k.params,
+            k.state,
+            k.spare,
+            totals,
+        )
+        line, device = totals.sum(0)
+        self.log.add(Event.LINE_PULSE, int(line))
+        self.log.add(Event.PULSE, int(device))
+
+    def _kernel_views(self) -> kernels.TileViews:
+        """The kernel's numpy views of this tile's state, made again when a tensor was replaced
+        (relax, load_state_dict) and kept otherwise."""
+        k = self._kviews
+        w = self._weights()
+        if k is None or k.g_tensor is not self._g or k.w_tensor is not w:
+            if self._ktable is None:
+                assert self._table is not None  # kernel_ready checked it
+                self._ktable = kernels.kernel_table(self._table)
+            if not w.is_contiguous():
+                w = self._w = w.contiguous()
+            if self._kstreams is None:
+                self._kstreams = kernels.new_streams(self._gen, self.instances)
+            dev, u = self.config.device, self.config.update
+            params = np.zeros(kernels.N_PARAMS)
+            params[kernels.P_MAX_PULSES] = u.max_pulses
+            params[kernels.P_DYNAMIC] = u.dynamic_length
+            params[kernels.P_SEQUENTIAL] = u.sequential
+            params[kernels.P_PAIR] = self.devices_per_weight
+            params[kernels.P_WEIGHT_SCALE] = self.config.weight_scale
+            params[kernels.P_G_REF] = dev.g_ref
+            params[kernels.P_SIGMA2] = dev.dw_min_std**2
+            params[kernels.P_MULTIPLICATIVE] = dev.noise_mode is NoiseMode.MULTIPLICATIVE
+            params[kernels.P_G_MIN] = dev.g_min
+            params[kernels.P_DELTA] = (
+                0.0 if dev.n_states is None else dev.g_range / (dev.n_states - 1)
+            )
+            k = self._kviews = kernels.TileViews(
+                self._g,
+                w,
+                kernels.as_numpy(self._g.view(-1)),
+                kernels.as_numpy(self._ktable),
+                kernels.as_numpy(w),
+                kernels.as_numpy(self._pulses),
+                params,
+                *self._kstreams,
+            )
+        return k
 
     def update_entries(self, x: Tensor, d: Tensor, lr: float) -> tuple[Tensor, Tensor] | None:
         """The pulses of :meth:`update` as entries (weight index, signed count), not applied.
@@ -474,11 +621,18 @@ class Tile:
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Conductances, device draws and pulse counts (generator state lives with the chip)."""
-        return {
+        state = {
             "g": self._g.clone(),
             "arrays": {k: v.clone() for k, v in self._arrays._asdict().items()},
             "pulses": self._pulses.clone(),
         }
+        if self._kstreams is not None:
+            words, spare = self._kstreams
+            state["kernel_streams"] = (
+                torch.from_numpy(words.view(np.int64).copy()),
+                torch.from_numpy(spare.copy()),
+            )
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict`."""
@@ -487,6 +641,12 @@ class Tile:
         self._packed = self._pack()
         dev = self.config.device
         self._table = pulse_table(dev, self._arrays) if has_table(dev) else None
+        self._ktable = None
+        self._kviews = None
+        self._kstreams = None
+        if "kernel_streams" in state:
+            words, spare = state["kernel_streams"]
+            self._kstreams = (words.numpy().view(np.uint64).copy(), spare.numpy().copy())
         self._pulses = state["pulses"].clone()
         self._w = None
 

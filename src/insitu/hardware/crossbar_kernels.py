@@ -1,0 +1,497 @@
+"""Compiled CPU kernels for a tile's hot path: stochastic pulsed updates and periphery reads.
+
+The torch implementation in :mod:`insitu.hardware.tile` is the reference (and what runs on a
+GPU). On the CPU a mini-batch of sequential rank-1 updates costs hundreds of small tensor
+operations there; here it is one loop per chip instance, as the hardware does it: for every
+sample draw the row and column pulse trains, count where they coincide, and move each pulsed
+device by the closed-form response of its pulses (the same per-device table and arithmetic as
+:func:`insitu.devices.pulse_table.apply_pulses_tabled`, in float64).
+
+Random numbers come from a small counter-free generator (splitmix64) per chip instance, seeded
+from the chip's torch generator on every call: runs stay reproducible from the run seed and
+independent of the number of threads. The draws differ from the torch path's, so the two paths
+agree in distribution, not number for number (tests check both the deterministic cases exactly
+and the statistics).
+
+``INSITU_KERNELS=0`` switches the kernels off (torch path everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+from torch import Tensor
+
+from insitu.devices.pulse_table import DOWN, G_MAX, G_MIN, UP, WORKING
+from insitu.devices.response import TINY as _TINY
+
+# numba's OpenMP layer would load the system's libgomp beside torch's own: two OpenMP runtimes
+# in one process made every small torch operation several times slower here. The workqueue
+# layer has no such conflict (an explicit NUMBA_THREADING_LAYER still wins).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+_U1 = np.uint64(1)
+_U2 = np.uint64(2)
+_U4 = np.uint64(4)
+_U11 = np.uint64(11)
+_U27 = np.uint64(27)
+_U30 = np.uint64(30)
+_U31 = np.uint64(31)
+_U56 = np.uint64(56)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+# Longest pulse train a kernel holds as one 64-bit word; longer trains take the torch path.
+MAX_KERNEL_SLOTS = 64
+
+
+# Read once: INSITU_KERNELS=0 in the environment runs the torch path everywhere (tests flip it).
+ENABLED = os.environ.get("INSITU_KERNELS", "1") not in ("", "0")
+
+
+def kernels_enabled(device: torch.device) -> bool:
+    """Whether the compiled kernels serve tensors on ``device`` (CPU only)."""
+    return ENABLED and device.type == "cpu"
+
+
+def new_streams(gen: torch.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` kernel generator streams seeded from a torch generator: states (uint64) and kept
+    normal draws (inf: none kept)."""
+    draw = torch.randint(0, 2**62, (n,), generator=gen, device=gen.device, dtype=torch.int64)
+    return draw.cpu().numpy().view(np.uint64).copy(), np.full(n, np.inf)
+
+
+_threads = [0]
+
+
+def sync_threads() -> int:
+    """Use as many kernel threads as torch uses (the user's thread setting governs both)."""
+    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    want = max(1, min(torch.get_num_threads(), most))
+    if _threads[0] != want:
+        numba.set_num_threads(want)
+        _threads[0] = want
+    return want
+
+
+@njit(inline="always")
+def _next(state: np.ndarray, k: int) -> Any:
+    z = state[k] + _GOLDEN
+    state[k] = z
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
+@njit(inline="always")
+def _uniform(state: np.ndarray, k: int) -> Any:
+    return float(_next(state, k) >> _U11) * _INV53
+
+
+@njit(inline="always")
+def _normal(state: np.ndarray, spare: np.ndarray, k: int) -> Any:
+    """A standard normal draw (Marsaglia's polar method: two per accepted point, the second
+    kept for the next call; no trigonometric functions)."""
+    v = spare[k]
+    if v < math.inf:  # inf marks "none kept"
+        spare[k] = math.inf
+        return v
+    while True:
+        a = 2.0 * _uniform(state, k) - 1.0
+        b = 2.0 * _uniform(state, k) - 1.0
+        s = a * a + b * b
+        if 0.0 < s < 1.0:
+            break
+    f = math.sqrt(-2.0 * math.log(s) / s)
+    spare[k] = b * f
+    return a * f
+
+
+@njit(inline="always")
+def _popcount(x: np.uint64) -> int:
+    x = x - ((x >> _U1) & _M1)
+    x = (x & _M2) + ((x >> _U2) & _M2)
+    x = (x + (x >> _U4)) & _M4
+    return int((x * _H01) >> _U56)
+
+
+@njit(inline="always")
+def _train(state: np.ndarray, k: int, p: float, slots: int) -> np.uint64:
+    """A pulse train of ``slots`` slots, each firing with probability ``p``, as a bit mask."""
+    mask = _ZERO
+    if p <= 0.0:
+        return mask
+    if p >= 1.0:
+        for t in range(slots):
+            mask |= _ONE << np.uint64(t)
+        return mask
+    for t in range(slots):
+        if _uniform(state, k) < p:
+            mask |= _ONE << np.uint64(t)
+    return mask
+
+
+# Columns of a kernel table: the per-device constants one pulse needs, 32 bytes per device
+# (the 15-column pulse table is 60): fewer cache lines per pulsed device.
+K_DW_UP, K_KAPPA_UP, K_DW_DOWN, K_KAPPA_DOWN, K_G_MIN, K_G_MAX, K_WORKING = range(7)
+K_COLUMNS = 8
+
+
+def kernel_table(table: Tensor) -> Tensor:
+    """The compact per-device table (devices, 8) of a pulse table (devices, 15)."""
+    cols = [
+        table[:, UP.start],
+        table[:, UP.start + 1],
+        table[:, DOWN.start],
+        table[:, DOWN.start + 1],
+        table[:, G_MIN],
+        table[:, G_MAX],
+        table[:, WORKING],
+        torch.zeros_like(table[:, 0]),
+    ]
+    return torch.stack(cols, dim=-1).contiguous()
+
+
+@njit(inline="always")
+def _pulse_device(
+    g: np.ndarray,
+    table: np.ndarray,
+    dev: int,
+    n: int,
+    noise: float,
+    g_ref: float,
+    sigma2: float,
+    multiplicative: bool,
+    g_min_nominal: float,
+    delta: float,
+) -> None:
+    """``n`` signed pulses on device ``dev``: closed-form mean and variance, one Gaussian draw
+    (the arithmetic of :func:`insitu.devices.response.linear_drive`)."""
+    if table[dev, K_WORKING] <= 0.0:
+        return
+    up = n > 0
+    if up:
+        dw = float(table[dev, K_DW_UP])
+        kappa = float(table[dev, K_KAPPA_UP])
+    else:
+        dw = float(table[dev, K_DW_DOWN])
+        kappa = float(table[dev, K_KAPPA_DOWN])
+    g0 = float(g[dev])
+    x0 = g0 - g_ref if up else g_ref - g0
+    u0 = max(1.0 - kappa * x0, 0.0)
+    m = float(abs(n))
+    if m == 1.0:  # one pulse, the common case: one nominal step, no transcendental terms
+        mean = u0 * dw
+        var = mean * mean * sigma2 if multiplicative else dw * dw * sigma2
+    else:
+        a = kappa * dw
+        linear = a < _TINY
+        if linear:
+            a = 1.0
+        log_q = math.log1p(-a)
+        steps = m if linear else -math.expm1(m * log_q) / a
+        mean = u0 * dw * steps
+        if multiplicative:
+            if linear:
+                var = (u0 * dw) ** 2 * m * sigma2
+            else:
+                log_r = math.log1p(a * a * sigma2 / math.exp(2.0 * log_q))
+                var = (u0 * dw) ** 2 * math.exp(2.0 * m * log_q) * math.expm1(m * log_r) / (a * a)
+        elif linear:
+            var = dw * dw * sigma2 * m
+        else:
+            var = dw * dw * sigma2 * (-math.expm1(2.0 * m * log_q) / (a * (2.0 - a)))
+    g_new = g0 + (mean if up else -mean) + math.sqrt(max(var, 0.0)) * noise
+    if delta > 0.0:
+        g_new = g_min_nominal + round((g_new - g_min_nominal) / delta) * delta
+    g[dev] = min(max(g_new, float(table[dev, K_G_MIN])), float(table[dev, K_G_MAX]))
+
+
+# Fields of the scalar parameter vector of :func:`stochastic_update`.
+(
+    P_LAM,
+    P_MAX_PULSES,
+    P_DYNAMIC,
+    P_SEQUENTIAL,
+    P_PAIR,
+    P_WEIGHT_SCALE,
+    P_G_REF,
+    P_SIGMA2,
+    P_MULTIPLICATIVE,
+    P_G_MIN,
+    P_DELTA,
+) = range(11)
+N_PARAMS = 11
+
+
+def _stochastic_update(
+    g: np.ndarray,
+    table: np.ndarray,
+    w: np.ndarray,
+    pulses: np.ndarray,
+    x: np.ndarray,
+    d: np.ndarray,
+    params: np.ndarray,
+    state: np.ndarray,
+    spare: np.ndarray,
+    totals: np.ndarray,
+) -> None:
+    """Pulsed SGD step ``W -= lr sum_s d_s x_s^T`` on every instance (in place).
+
+    ``g`` (pair * I * out * in,) conductances, ``table`` their :func:`kernel_table` rows, ``w``
+    (I, out, in) the weights kept in step with ``g``, ``pulses`` (I, out, in) pulse counts per
+    weight, ``x`` (I, S, in) and ``d`` (I, S, out). ``params`` holds the scalars (``P_*``):
+    ``lam`` = lr / weight step, the train length cap, dynamic length, sequential, ``pair`` (2: a
+    differential pair whose device 1 mirrors device 0; 1: one device against ``g_ref``), the
+    weight scale and the device constants. Sequential: every sample is one rank-1 update;
+    otherwise a mini-batch's coincidences are summed per device and applied once. ``state`` and
+    ``spare`` (I,) are each instance's generator state and kept normal draw; ``totals`` (I, 2)
+    receives the line pulses and device pulses of each instance.
+    """
+    lam = params[P_LAM]
+    max_pulses = int(params[P_MAX_PULSES])
+    dynamic_length = params[P_DYNAMIC] > 0
+    sequential = params[P_SEQUENTIAL] > 0
+    pair = int(params[P_PAIR])
+    weight_scale = params[P_WEIGHT_SCALE]
+    g_ref = params[P_G_REF]
+    sigma2 = params[P_SIGMA2]
+    multiplicative = params[P_MULTIPLICATIVE] > 0
+    g_min_nominal = params[P_G_MIN]
+    delta = params[P_DELTA]
+    inst, samples, n_in = x.shape
+    n_out = d.shape[2]
+    size = inst * n_out * n_in
+    for i in prange(inst):
+        xm = np.zeros(n_in, dtype=np.uint64)
+        dm = np.zeros(n_out, dtype=np.uint64)
+        cols = np.zeros(n_in, dtype=np.int64)
+        rows = np.zeros(n_out, dtype=np.int64)
+        acc = (
+            np.zeros((1, 1), dtype=np.int32)
+            if sequential
+            else np.zeros((n_out, n_in), dtype=np.int32)
+        )
+        line_pulses = 0
+        device_pulses = 0
+        for s in range(samples):
+            mx = 0.0
+            for j in range(n_in):
+                mx = max(mx, abs(x[i, s, j]))
+            md = 0.0
+            for r in range(n_out):
+                md = max(md, abs(d[i, s, r]))
+            need = lam * mx * md
+            if need == 0.0:
+                continue
+            slots = min(max(math.ceil(need), 1), max_pulses) if dynamic_length else max_pulses
+            # Balanced scales: cx * cd = lam / slots, cx / cd = md / mx.
+            cx = math.sqrt(lam * md / (slots * mx))
+            cd = math.sqrt(lam * mx / (slots * md))
+            n_cols = 0
+            for j in range(n_in):
+                m = _train(state, i, abs(x[i, s, j]) * cx, slots)
+                if m != _ZERO:
+                    xm[n_cols] = m
+                    cols[n_cols] = j
+                    n_cols += 1
+                    line_pulses += _popcount(m)
+            n_rows = 0
+            for r in range(n_out):
+                m = _train(state, i, abs(d[i, s, r]) * cd, slots)
+                if m != _ZERO:
+                    dm[n_rows] = m
+                    rows[n_rows] = r
+                    n_rows += 1
+                    line_pulses += _popcount(m)
+            for a in range(n_rows):
+                r = rows[a]
+                sr = -1 if d[i, s, r] > 0 else 1  # descent: minus the error's sign
+                for b in range(n_cols):
+                    k = _popcount(dm[a] & xm[b])
+                    if k == 0:
+                        continue
+                    c = cols[b]
+                    n = sr * k if x[i, s, c] > 0 else -sr * k
+                    if not sequential:
+                        acc[r, c] += n
+                        continue
+                    pulses[i, r, c] += k
+                    device_pulses += k * pair
+                    cell = (i * n_out + r) * n_in + c
+                    _pulse_device(
+                        g,
+                        table,
+                        cell,
+                        n,
+                        _normal(state, spare, i),
+                        g_ref,
+                        sigma2,
+                        multiplicative,
+                        g_min_nominal,
+                        delta,
+                    )
+                    if pair == 2:
+                        _pulse_device(
+                            g,
+                            table,
+                            cell + size,
+                            -n,
+                            _normal(state, spare, i),
+                            g_ref,
+                            sigma2,
+                            multiplicative,
+                            g_min_nominal,
+                            delta,
+                        )
+                        w[i, r, c] = weight_scale * (g[cell] - g[cell + size])
+                    else:
+                        w[i, r, c] = weight_scale * (g[cell] - g_ref)
+        if not sequential:
+            for r in range(n_out):
+                for c in range(n_in):
+                    n = acc[r, c]
+                    if n == 0:
+                        continue
+                    k = abs(n)
+                    pulses[i, r, c] += k
+                    device_pulses += k * pair
+                    cell = (i * n_out + r) * n_in + c
+                    _pulse_device(
+                        g,
+                        table,
+                        cell,
+                        n,
+                        _normal(state, spare, i),
+                        g_ref,
+                        sigma2,
+                        multiplicative,
+                        g_min_nominal,
+                        delta,
+                    )
+                    if pair == 2:
+                        _pulse_device(
+                            g,
+                            table,
+                            cell + size,
+                            -n,
+                            _normal(state, spare, i),
+                            g_ref,
+                            sigma2,
+                            multiplicative,
+                            g_min_nominal,
+                            delta,
+                        )
+                        w[i, r, c] = weight_scale * (g[cell] - g[cell + size])
+                    else:
+                        w[i, r, c] = weight_scale * (g[cell] - g_ref)
+        totals[i, 0] = line_pulses
+        totals[i, 1] = device_pulses
+
+
+_update_serial = njit(cache=True)(_stochastic_update)
+_update_parallel = njit(cache=True, parallel=True)(_stochastic_update)
+
+
+def stochastic_update(*args: np.ndarray) -> None:
+    """:func:`_stochastic_update`, its chip instances spread over the kernel threads."""
+    if args[4].shape[0] > 1 and sync_threads() > 1:
+        _update_parallel(*args)
+    else:
+        _update_serial(*args)
+
+
+@njit(cache=True)
+def dac(
+    v: np.ndarray, out: np.ndarray, scale: np.ndarray, manage: bool, bound: float, res: float
+) -> None:
+    """Input conversion of every row of ``v`` (R, n) into ``out``: optional noise management
+    (divide by the row's largest magnitude over ``bound``, kept in ``scale``), saturation at
+    +-``bound``, rounding to the DAC step ``res`` (0: ideal). The arithmetic of
+    :meth:`insitu.hardware.periphery.Periphery.convert_input`, in float32."""
+    rows, n = v.shape
+    for r in range(rows):
+        s = np.float32(1.0)
+        if manage:
+            top = np.float32(0.0)
+            for j in range(n):
+                top = max(top, abs(v[r, j]))
+            s = max(top, np.float32(1e-12)) / np.float32(bound)
+            scale[r] = s
+        for j in range(n):
+            x = v[r, j] / s if manage else v[r, j]
+            x = min(max(x, np.float32(-bound)), np.float32(bound))
+            if res > 0.0:
+                x = np.rint(x / np.float32(res)) * np.float32(res)
+            out[r, j] = x
+
+
+@njit(cache=True)
+def adc(
+    y: np.ndarray,
+    read_noise: np.ndarray,
+    read_std: np.ndarray,
+    noise: np.ndarray,
+    sigma: float,
+    bound: float,
+    res: float,
+    scale: np.ndarray,
+    manage: bool,
+) -> None:
+    """Output conversion of ``y`` (R, m) in place: read noise (``read_std`` per row times
+    ``read_noise``; skipped when empty), output noise ``sigma * noise`` (skipped when empty),
+    saturation, rounding to the ADC step ``res`` (0: ideal), the digital rescale by ``scale``.
+    The arithmetic of :meth:`insitu.hardware.tile.Tile._mvm` after the array, in float32."""
+    rows, m = y.shape
+    with_read = read_noise.size > 0
+    with_noise = noise.size > 0
+    for r in range(rows):
+        for o in range(m):
+            v = y[r, o]
+            if with_read:
+                v = v + read_std[r] * read_noise[r, o]
+            if with_noise:
+                v = v + np.float32(sigma) * noise[r, o]
+            v = min(max(v, np.float32(-bound)), np.float32(bound))
+            if res > 0.0:
+                v = np.rint(v / np.float32(res)) * np.float32(res)
+            if manage:
+                v = v * scale[r]
+            y[r, o] = v
+
+
+def as_numpy(t: Tensor) -> np.ndarray:
+    """A zero-copy numpy view of a contiguous CPU tensor."""
+    if not t.is_contiguous():
+        raise ValueError("kernel arguments must be contiguous")
+    return t.detach().numpy()
+
+
+class TileViews(NamedTuple):
+    """What a tile's compiled update works on: its tensors (to notice when one is replaced)
+    and their numpy views, the scalar parameters and the generator streams."""
+
+    g_tensor: Tensor
+    w_tensor: Tensor
+    g: np.ndarray
+    table: np.ndarray
+    w: np.ndarray
+    pulses: np.ndarray
+    params: np.ndarray
+    state: np.ndarray
+    spare: np.ndarray
