@@ -1,0 +1,187 @@
+"""The compiled crossbar kernels give what the torch path (the reference) gives: the same
+numbers where no randomness is drawn, the same statistics where it is."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from insitu.devices import get_device
+from insitu.hardware import (
+    Event,
+    PairMode,
+    Periphery,
+    Tile,
+    TileConfig,
+    UpdateMode,
+    UpdateParams,
+)
+from insitu.hardware import crossbar_kernels as kernels
+from insitu.hardware.inspection import conductances, pulse_counts, true_weights
+
+
+def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> tuple[Tile, Tile]:
+    """The same tile (same seed) driven by ``run`` once with the kernels, once without."""
+    assert callable(build) and callable(run)
+    fast = build()
+    assert fast.kernel_ready()
+    run(fast)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "ENABLED", False)
+        slow = build()
+        assert not slow.kernel_ready()
+        run(slow)
+    return fast, slow
+
+
+def _exact_tile(device: str, pair: str, sequential: bool) -> Tile:
+    # Noise-free devices (but with device-to-device spread and soft bounds) and a weight step
+    # of a power of two, so that lr / step and the train probabilities come out exactly.
+    params = get_device(device).replace(
+        dw_min=2.0**-8, dw_min_std=0.0, read_noise=0.0, stuck_low=0.0, stuck_high=0.0
+    )
+    config = TileConfig(
+        params,
+        periphery=Periphery(noise_management=False, output_noise=0.0),
+        update=UpdateParams(mode=UpdateMode.STOCHASTIC, sequential=sequential, max_pulses=31),
+        pair=PairMode(pair),
+    )
+    return Tile(9, 5, config, instances=3, generator=torch.Generator().manual_seed(4))
+
+
+@pytest.mark.parametrize("slots", [1, 2, 5])
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "aggregated"])
+@pytest.mark.parametrize("pair", ["differential", "reference"])
+@pytest.mark.parametrize("device", ["reram-taox", "ecram-liwo3"])
+def test_update_equals_torch_path_when_every_line_fires_for_sure(
+    monkeypatch: pytest.MonkeyPatch, device: str, pair: str, sequential: bool, slots: int
+) -> None:
+    # |x| is 0 or 1 and |d| is 0 or 1/2 in every sample; with lr / step = 2 * slots every
+    # line that carries a value fires in every slot of a train of `slots` slots (probability
+    # exactly 1), so both paths pulse the same devices the same number of times.
+    g = torch.Generator().manual_seed(9)
+    x = torch.randint(-1, 2, (3, 6, 9), generator=g).float()
+    d = 0.5 * torch.randint(-1, 2, (3, 6, 5), generator=g).float()
+    x[:, :, 0] = 1.0  # every sample has a largest input of 1 and a largest error of 1/2
+    d[:, :, 0] = -0.5
+
+    def run(tile: Tile) -> None:
+        lr = 2 * slots * tile.config.weight_step
+        for _ in range(3):
+            tile.update(x, d, lr)
+
+    fast, slow = _both_paths(monkeypatch, lambda: _exact_tile(device, pair, sequential), run)
+    for a, b in zip(conductances(fast), conductances(slow), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
+    for kind in (Event.PULSE, Event.LINE_PULSE, Event.UPDATE):
+        assert fast.log[kind] == slow.log[kind] > 0
+    assert pulse_counts(fast).max() >= (3 * slots if sequential else 1)
+
+
+def _noisy_tile(instances: int) -> Tile:
+    config = TileConfig(
+        get_device("reram-taox").replace(stuck_low=0.0, stuck_high=0.0),
+        periphery=Periphery(noise_management=False, output_noise=0.0),
+        update=UpdateParams(mode=UpdateMode.STOCHASTIC, max_pulses=31),
+    )
+    return Tile(3, 2, config, instances=instances, generator=torch.Generator().manual_seed(2))
+
+
+def test_update_has_the_torch_paths_mean_and_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Random trains and cycle-to-cycle noise: the draws differ, the distribution must not.
+    x = torch.tensor([[0.5, -0.8, 0.2], [-0.3, 0.1, 0.9], [0.05, 0.0, -0.4]])
+    d = torch.tensor([[0.3, -0.6], [0.7, 0.2], [-0.1, 0.5]])
+    changes = {}
+
+    def run(tile: Tile) -> None:
+        before = true_weights(tile)
+        tile.update(x, d, 8 * tile.config.weight_step)
+        changes[tile.kernel_ready()] = true_weights(tile) - before
+
+    _both_paths(monkeypatch, lambda: _noisy_tile(4000), run)
+    fast, slow = changes[True], changes[False]
+    se = (fast.var(0) / fast.shape[0] + slow.var(0) / slow.shape[0]).sqrt()
+    assert ((fast.mean(0) - slow.mean(0)).abs() <= 4 * se).all()
+    ratio = fast.std(0) / slow.std(0)
+    assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
+
+
+@pytest.mark.parametrize(
+    "periphery",
+    [
+        Periphery(),
+        Periphery(noise_management=False, dac_bits=None, output_noise=0.2),
+        Periphery(output_noise=0.0, adc_bits=5, output_bound=0.5),
+    ],
+    ids=["default", "unmanaged", "saturating"],
+)
+@pytest.mark.parametrize("device", ["ecram-liwo3", "reram-taox", "pcm"])
+def test_fused_periphery_reads_are_the_torch_paths_numbers(
+    monkeypatch: pytest.MonkeyPatch, periphery: Periphery, device: str
+) -> None:
+    # Same generator state, same draws: the compiled DAC/ADC must give identical outputs.
+    config = TileConfig(get_device(device), periphery=periphery)
+    g = torch.Generator().manual_seed(1)
+    x, e = torch.randn(2, 7, 10, generator=g), 1e-3 * torch.randn(2, 7, 4, generator=g)
+    outs = []
+    for enabled in (True, False):
+        with monkeypatch.context() as m:
+            m.setattr(kernels, "ENABLED", enabled)
+            tile = Tile(10, 4, config, instances=2, generator=torch.Generator().manual_seed(0))
+            counts = torch.randint(-40, 41, tile.shape, generator=torch.Generator().manual_seed(3))
+            tile.pulse(counts.float())  # weights away from zero
+            outs.append((tile.read(x), tile.read_transposed(e), tile.log.counts()))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])
+    assert outs[0][2] == outs[1][2]
+    assert outs[0][0].abs().sum() > 0
+
+
+def test_kernels_serve_only_what_they_implement(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = torch.Generator().manual_seed(0)
+
+    def tile(device: str = "ecram-liwo3", **update: object) -> Tile:
+        config = TileConfig(get_device(device), update=UpdateParams(**update))  # type: ignore[arg-type]
+        return Tile(4, 3, config, generator=gen)
+
+    assert tile().kernel_ready()
+    assert not tile(mode=UpdateMode.COUNT).kernel_ready()
+    assert not tile(mode=UpdateMode.MANHATTAN).kernel_ready()
+    assert not tile(max_pulses=kernels.MAX_KERNEL_SLOTS + 1).kernel_ready()
+    assert not tile("pcm").kernel_ready()  # one-sided pairs with abrupt RESET: torch path
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert not tile().kernel_ready()
+
+
+def test_kernel_streams_resume_bit_identically() -> None:
+    tile = _noisy_tile(3)
+    x, d = torch.rand(4, 3), torch.randn(3, 4, 2)
+    lr = 8 * tile.config.weight_step
+    tile.update(x, d, lr)
+    state = copy.deepcopy(tile.state_dict())
+    assert "kernel_streams" in state
+    tile.update(x, d, lr)
+    after = conductances(tile)
+    other = _noisy_tile(3)
+    other.load_state_dict(state)
+    other.update(x, d, lr)
+    for a, b in zip(after, conductances(other), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_update_after_relax_sees_the_relaxed_conductances() -> None:
+    # relax replaces the conductance tensor: the kernel must not keep writing the old one.
+    params = get_device("ecram-liwo3").replace(retention_tau=10.0)
+    config = TileConfig(params, periphery=Periphery(noise_management=False, output_noise=0.0))
+    tile = Tile(3, 2, config, instances=2, generator=torch.Generator().manual_seed(0))
+    x, d = torch.ones(1, 3), torch.full((2, 1, 2), -1.0)
+    tile.update(x, d, 4 * tile.config.weight_step)
+    tile.relax(5.0)
+    relaxed = true_weights(tile)
+    tile.update(x, d, 4 * tile.config.weight_step)
+    moved = true_weights(tile) - relaxed
+    assert (moved > 0).all()  # potentiated from the relaxed state, not from the old one
+    assert moved.max() < 0.5 * tile.config.weight_bounds[1]
