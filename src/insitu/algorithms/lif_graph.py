@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
+from insitu.algorithms import lif_kernels
 from insitu.hardware.synapses import synaptic_drive, weight_gradient
 
 
@@ -66,7 +67,11 @@ def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Te
     ``drive``: (T, *batch, N) feed-forward input current per step (e.g. batch = instances,
     samples); ``w_rec``: (..., N, N) recurrent weights (row = receiving neuron), broadcast over
     the batch dimensions (e.g. (instances, N, N)), or None.
+
+    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
     """
+    if lif_kernels.supported(drive, w_rec):
+        return lif_kernels.simulate(drive, w_rec, p)
     t_steps = drive.shape[0]
     rest = p.leak * (1.0 - p.decay_m)
     v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
@@ -105,7 +110,12 @@ def backward_through_time(
     p: LIFModelParams,
 ) -> tuple[Tensor, Tensor | None]:
     """Adjoints of the drive (T, *batch, N) and of ``w_rec``, given the output gradients and the
-    membrane and spikes at which to evaluate the local derivatives."""
+    membrane and spikes at which to evaluate the local derivatives.
+
+    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
+    """
+    if lif_kernels.supported(v, w_rec):
+        return lif_kernels.backward_through_time(grad_v, grad_z, v, z, w_rec, p)
     t_steps = v.shape[0]
     grad_drive = torch.empty_like(v)
     a_u = torch.zeros_like(v[0])  # adjoint of the next step's pre-hold membrane

@@ -3,13 +3,16 @@
 Spike trains are sparse (a latency-coded pixel fires once in 30 steps; hidden neurons fire a few
 times per sample), so summing only the weight rows of inputs that spiked, as the chip's event
 routing does, costs (spikes x outputs) instead of (steps x inputs x outputs). Below
-``SPARSE_BELOW`` density the event-driven path is used; the result is the same sum.
+``SPARSE_BELOW`` density the event-driven path is used; the result is the same sum. On the CPU
+the event-driven sums run as compiled kernels (:mod:`insitu.hardware.synapse_kernels`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from insitu.hardware import synapse_kernels
 
 SPARSE_BELOW = 0.05
 """Spike density (fraction of nonzero entries) under which the drive is summed event by event."""
@@ -32,6 +35,11 @@ def synaptic_drive(spikes: Tensor, weights: Tensor) -> Tensor:
         (I, R, out) float, the summed weights of the inputs that spiked in each row.
     """
     i_n, n_out, _ = weights.shape
+    if synapse_kernels.supported(spikes, weights):
+        events = synapse_kernels.events(spikes)
+        if events.n_events < SPARSE_BELOW * spikes.numel():
+            return synapse_kernels.drive_from_events(events, spikes.shape, weights)
+        return torch.matmul(spikes.to(weights.dtype), weights.transpose(-1, -2))
     if not is_sparse(spikes):
         return torch.matmul(spikes.to(weights.dtype), weights.transpose(-1, -2))
     rows_n = spikes.shape[-2]
@@ -50,6 +58,11 @@ def weight_gradient(spikes: Tensor, grad_drive: Tensor) -> Tensor:
     the drive ``grad_drive`` (I, R, out): ``grad_drive^T @ spikes`` per instance."""
     i_n, _, n_out = grad_drive.shape
     n_in = spikes.shape[-1]
+    if synapse_kernels.supported(spikes, grad_drive):
+        events = synapse_kernels.events(spikes)
+        if events.n_events < SPARSE_BELOW * spikes.numel():
+            return synapse_kernels.weight_gradient_from_events(events, spikes.shape, grad_drive)
+        return torch.matmul(grad_drive.transpose(-1, -2), spikes.to(grad_drive.dtype))
     if not is_sparse(spikes):
         x = spikes.to(grad_drive.dtype)
         return torch.matmul(grad_drive.transpose(-1, -2), x)
