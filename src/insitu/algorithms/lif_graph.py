@@ -29,7 +29,8 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from insitu.algorithms import lif_kernels
-from insitu.hardware.synapses import synaptic_drive, weight_gradient
+from insitu.hardware.synapse_kernels import Events
+from insitu.hardware.synapses import spike_events, synaptic_drive, weight_gradient
 
 
 class LIFModelParams(NamedTuple):
@@ -167,9 +168,10 @@ def _time_major(rows: Tensor, t_steps: int) -> Tensor:
     return rows.view(i_n, t_steps, tb // t_steps, n).transpose(0, 1).contiguous()
 
 
-def layer_drive(inp: Tensor, w: Tensor) -> Tensor:
-    """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in)."""
-    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w), inp.shape[0])
+def layer_drive(inp: Tensor, w: Tensor, events: Events | None = None) -> Tensor:
+    """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in);
+    ``events``: ``spike_events`` of ``inp``'s rows if already found."""
+    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w, events), inp.shape[0])
 
 
 class _LIFLayer(torch.autograd.Function):
@@ -183,14 +185,18 @@ class _LIFLayer(torch.autograd.Function):
         measured_v: Tensor | None,
         measured_z: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
+        events = None
         if measured_v is None or measured_z is None:
             w_r = None if w_rec is None else w_rec.detach()
-            v, z = simulate(layer_drive(inp.detach(), w.detach()), w_r, p)
+            # The input's events serve the drive now and the weight gradient later.
+            events = spike_events(_rows(inp.detach(), w.shape[0]), w)
+            v, z = simulate(layer_drive(inp.detach(), w.detach(), events), w_r, p)
         else:
             # The forward value is the measurement: the model's drive is never needed.
             v, z = measured_v.detach().clone(), measured_z.detach().clone()
         ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
+        ctx.events = events  # type: ignore[attr-defined]
         return v, z
 
     @staticmethod
@@ -201,7 +207,9 @@ class _LIFLayer(torch.autograd.Function):
         grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
         i_n, t_steps = w.shape[0], v.shape[0]
         rows = grad_drive.transpose(0, 1).reshape(i_n, -1, grad_drive.shape[-1])  # (I, T*B, out)
-        grad_w = weight_gradient(_rows(inp, i_n), rows) if ctx.needs_input_grad[1] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = weight_gradient(_rows(inp, i_n), rows, ctx.events)
         grad_inp = None
         if ctx.needs_input_grad[0]:
             grad_inp = _time_major(torch.matmul(rows, w), t_steps)

@@ -175,14 +175,16 @@ def _backward(
         a_u = np.zeros(n, dtype=v.dtype)  # adjoint of the next step's pre-hold membrane
         a_i = np.zeros(n, dtype=v.dtype)  # adjoint of the current this step feeds forward
         g_z = np.zeros(n, dtype=v.dtype)
-        # held[t, k]: neuron k was held at reset at step t (it spiked within `refractory`
-        # steps before); found forward, used backward.
-        held = np.zeros((t_steps, n), dtype=np.bool_)
+        # free[t, k]: 0 where neuron k was held at reset at step t (it spiked within
+        # `refractory` steps before), else 1; found forward, used backward as a factor (no
+        # branch in the loop below, so the compiler vectorises it).
+        free = np.ones((t_steps, n), dtype=v.dtype)
         if spiking and refractory > 0:
             last = np.full(n, -refractory - 1, dtype=np.int64)
             for t in range(t_steps):
                 for k in range(n):
-                    held[t, k] = t - last[k] <= refractory
+                    if t - last[k] <= refractory:
+                        free[t, k] = zero
                     if z[t, r, k] != zero:
                         last[k] = t
         for t in range(t_steps - 1, -1, -1):
@@ -202,12 +204,9 @@ def _backward(
                         for k in range(n):
                             g_z[k] += a * w_rec[g, i, k]
             for k in range(n):
-                if held[t, k]:
-                    a_u[k] = zero
-                    continue
                 s = one / (beta * abs(v[t, r, k] - threshold) + one)
                 keep = (one - z[t, r, k]) * decay_m
-                a_u[k] = grad_v[t, r, k] + g_z[k] * (s * s) + keep * a_u[k]
+                a_u[k] = free[t, k] * (grad_v[t, r, k] + g_z[k] * (s * s) + keep * a_u[k])
 
 
 def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Tensor, Tensor]:

@@ -44,8 +44,7 @@ def _row_events(spikes: npt.NDArray[np.generic]) -> tuple[Index, Index]:
     for r in prange(rows):
         c = 0
         for j in range(n_in):
-            if spikes[r, j] != 0:
-                c += 1
+            c += spikes[r, j] != 0  # branch-free: the compiler vectorises the count
         counts[r] = c
     indptr = np.zeros(rows + 1, dtype=np.int64)
     for r in range(rows):
