@@ -9,9 +9,16 @@ from insitu.hardware import spiking_kernels
 from insitu.hardware.spiking import NeuronParams, Recording, SpikingChip, SpikingChipConfig
 
 
-def _run(recurrent: bool, refractory: int, noise: float) -> tuple[list[Recording], SpikingChip]:
+def _run(
+    recurrent: bool, refractory: int, noise: float, adc_bits: int | None
+) -> tuple[list[Recording], SpikingChip]:
     n = NeuronParams(
-        synapse_gain=0.05, refractory_steps=refractory, membrane_noise=noise, dead_fraction=0.1
+        synapse_gain=0.05,
+        refractory_steps=refractory,
+        membrane_noise=noise,
+        dead_fraction=0.1,
+        adc_bits=adc_bits,
+        adc_range=(-0.5, 1.5),  # narrow enough that the membrane clips at both ends
     ).with_mismatch(0.2)
     cfg = SpikingChipConfig.from_sizes(
         (20, 15, 12, 4), recurrent=recurrent, neuron=n, time_steps=25
@@ -27,18 +34,23 @@ def _run(recurrent: bool, refractory: int, noise: float) -> tuple[list[Recording
     return [chip.run(x), chip.run(x)], chip  # two runs: fresh noise each
 
 
-@pytest.mark.parametrize(("recurrent", "refractory", "noise"), [
-    (False, 0, 0.0), (False, 2, 0.05), (True, 0, 0.05), (True, 2, 0.0),
+@pytest.mark.parametrize(("recurrent", "refractory", "noise", "adc_bits"), [
+    (False, 0, 0.0, 8), (False, 2, 0.05, 6), (False, 1, 0.05, None), (True, 0, 0.05, 8),
+    (True, 2, 0.0, 8),
 ])  # fmt: skip
 def test_kernel_recordings_equal_torch_recordings(
-    monkeypatch: pytest.MonkeyPatch, recurrent: bool, refractory: int, noise: float
+    monkeypatch: pytest.MonkeyPatch,
+    recurrent: bool,
+    refractory: int,
+    noise: float,
+    adc_bits: int | None,
 ) -> None:
     monkeypatch.setenv("INSITU_KERNELS", "1")
     assert spiking_kernels.supported(torch.zeros(1))
-    runs, chip = _run(recurrent, refractory, noise)
+    runs, chip = _run(recurrent, refractory, noise, adc_bits)
     monkeypatch.setenv("INSITU_KERNELS", "0")
     assert not spiking_kernels.supported(torch.zeros(1))
-    runs_ref, chip_ref = _run(recurrent, refractory, noise)
+    runs_ref, chip_ref = _run(recurrent, refractory, noise, adc_bits)
     for rec, ref in zip(runs, runs_ref, strict=True):
         for a, b in zip(rec.spikes + rec.membrane, ref.spikes + ref.membrane, strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype
@@ -49,6 +61,10 @@ def test_kernel_recordings_equal_torch_recordings(
         for a, b in zip(rec.spikes, ref.spikes, strict=True):
             assert torch.equal(a, b)
         assert 0.02 < float(rec.spikes[0].mean()) < 0.6
+        if adc_bits is not None:  # the ADC clips and quantises: few distinct levels
+            levels = torch.unique(rec.membrane[0])
+            assert len(levels) <= 2**adc_bits
+            assert float(levels.min()) == -0.5 or float(levels.max()) == 1.5
     if noise:  # the noise is fresh on every run, drawn in the same bulk call on both paths
         assert not torch.equal(runs[0].membrane[0], runs[1].membrane[0])
     assert torch.equal(chip.generator.get_state(), chip_ref.generator.get_state())

@@ -192,8 +192,11 @@ class _LIFLayer(torch.autograd.Function):
             events = spike_events(_rows(inp.detach(), w.shape[0]), w)
             v, z = simulate(layer_drive(inp.detach(), w.detach(), events), w_r, p)
         else:
-            # The forward value is the measurement: the model's drive is never needed.
-            v, z = measured_v.detach().clone(), measured_z.detach().clone()
+            # The forward value is the measurement: the model's drive is never needed. Copied
+            # time-major (the chip records time-last), as the backward loops read it.
+            fmt = torch.contiguous_format
+            v = measured_v.detach().clone(memory_format=fmt)
+            z = measured_z.detach().clone(memory_format=fmt)
         ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
         ctx.events = events  # type: ignore[attr-defined]

@@ -483,7 +483,7 @@ class SpikingChip:
         refractory = p.refractory_steps if lay.spiking else 0
         if spiking_kernels.supported(drive):
             decay = torch.exp(-1.0 / nrn.tau_m), torch.exp(-1.0 / nrn.tau_s)
-            v_pre, z_out = spiking_kernels.emulate_layer(
+            trace, z_out = spiking_kernels.emulate_layer(
                 drive,
                 noise,
                 *decay,
@@ -494,8 +494,10 @@ class SpikingChip:
                 refractory,
                 lay.spiking,
                 rec_t,
+                p.adc_bits,
+                p.adc_range,
             )
-            return z_out, adc_measure(v_pre, p)
+            return z_out, trace
         drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
 
         decay_m = torch.exp(-1.0 / nrn.tau_m).unsqueeze(1)  # (I, 1, N)

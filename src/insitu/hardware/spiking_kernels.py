@@ -45,7 +45,12 @@ def _emulate(
     refractory: int,
     spiking: bool,
     recurrent: bool,
-    v_out: F32,  # (I, B, T, N): membrane before reset
+    adc: bool,  # False: an ideal ADC (the membrane as it is)
+    adc_lo: np.float32,  # the ADC: voltage of code 0, code step, highest code, highest voltage
+    adc_step: np.float32,
+    adc_top: np.float32,
+    adc_hi: np.float32,
+    v_out: F32,  # (I, B, T, N): membrane before reset, as the ADC reports it
     z_out: F32,  # (I, B, T, N): 0/1 spikes
 ) -> None:
     i_n, b_n, t_n, n = drive.shape
@@ -66,19 +71,19 @@ def _emulate(
                 if noisy:
                     u = u + noise[t, i, b, k]
                 cur[k] = decay_s[i, k] * cur[k] + drive[i, b, t, k]
-                if not spiking:
-                    v_out[i, b, t, k] = u
-                    z_out[i, b, t, k] = zero
-                    v[k] = u
-                    continue
                 spike = False
-                if refractory > 0 and held_for[k] > 0:
-                    u = reset
-                    held_for[k] -= 1
-                elif u >= threshold[i, k] and alive[i, k]:
-                    spike = True
-                    held_for[k] = refractory
-                v_out[i, b, t, k] = u
+                if spiking:
+                    if refractory > 0 and held_for[k] > 0:
+                        u = reset
+                        held_for[k] -= 1
+                    elif u >= threshold[i, k] and alive[i, k]:
+                        spike = True
+                        held_for[k] = refractory
+                m = u  # the sample: :func:`insitu.hardware.spiking.adc_measure`, same float32 ops
+                if adc:
+                    code = min(max(np.rint((u - adc_lo) / adc_step), zero), adc_top)
+                    m = min(max(code * adc_step + adc_lo, adc_lo), adc_hi)
+                v_out[i, b, t, k] = m
                 if spike:
                     z_out[i, b, t, k] = one
                     v[k] = reset
@@ -109,8 +114,11 @@ def emulate_layer(
     refractory: int,
     spiking: bool,
     rec_t: Tensor | None,
+    adc_bits: int | None,
+    adc_range: tuple[float, float],
 ) -> tuple[Tensor, Tensor]:
-    """Membrane before reset and 0/1 spikes, each (I, B, T, N), of one layer of the chip.
+    """Measured membrane (before reset, through the ADC of ``adc_bits`` over ``adc_range``; None
+    = ideal) and 0/1 spikes, each (I, B, T, N), of one layer of the chip.
 
     ``drive`` (I, B, T, N) float32; ``noise`` (T, I, B, N) or None; neuron parameters (I, N);
     ``rec_t`` (I, N, N) recurrent weights with the gain folded in, transposed (row j = the
@@ -125,6 +133,9 @@ def emulate_layer(
         rt = rec_t.detach().to(torch.float32).contiguous().numpy()
     v_out = np.empty_like(d)
     z_out = np.empty_like(d)
+    lo, hi = adc_range
+    top = 1 if adc_bits is None else (1 << adc_bits) - 1
+    step = (hi - lo) / top  # as adc_measure has it: in double, then float32
     sync_threads()
     _emulate(
         d,
@@ -140,6 +151,11 @@ def emulate_layer(
         int(refractory),
         bool(spiking),
         rec_t is not None and spiking,
+        adc_bits is not None,
+        np.float32(lo),
+        np.float32(step),
+        np.float32(top),
+        np.float32(hi),
         v_out,
         z_out,
     )
