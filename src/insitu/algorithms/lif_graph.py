@@ -28,7 +28,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from insitu.hardware.synapses import synaptic_drive, weight_gradient
+from insitu.algorithms import lif_kernels
+from insitu.hardware.synapse_kernels import Events
+from insitu.hardware.synapses import spike_events, synaptic_drive, weight_gradient
 
 
 class LIFModelParams(NamedTuple):
@@ -66,7 +68,11 @@ def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Te
     ``drive``: (T, *batch, N) feed-forward input current per step (e.g. batch = instances,
     samples); ``w_rec``: (..., N, N) recurrent weights (row = receiving neuron), broadcast over
     the batch dimensions (e.g. (instances, N, N)), or None.
+
+    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
     """
+    if lif_kernels.supported(drive, w_rec):
+        return lif_kernels.simulate(drive, w_rec, p)
     t_steps = drive.shape[0]
     rest = p.leak * (1.0 - p.decay_m)
     v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
@@ -105,7 +111,12 @@ def backward_through_time(
     p: LIFModelParams,
 ) -> tuple[Tensor, Tensor | None]:
     """Adjoints of the drive (T, *batch, N) and of ``w_rec``, given the output gradients and the
-    membrane and spikes at which to evaluate the local derivatives."""
+    membrane and spikes at which to evaluate the local derivatives.
+
+    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
+    """
+    if lif_kernels.supported(v, w_rec):
+        return lif_kernels.backward_through_time(grad_v, grad_z, v, z, w_rec, p)
     t_steps = v.shape[0]
     grad_drive = torch.empty_like(v)
     a_u = torch.zeros_like(v[0])  # adjoint of the next step's pre-hold membrane
@@ -157,9 +168,10 @@ def _time_major(rows: Tensor, t_steps: int) -> Tensor:
     return rows.view(i_n, t_steps, tb // t_steps, n).transpose(0, 1).contiguous()
 
 
-def layer_drive(inp: Tensor, w: Tensor) -> Tensor:
-    """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in)."""
-    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w), inp.shape[0])
+def layer_drive(inp: Tensor, w: Tensor, events: Events | None = None) -> Tensor:
+    """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in);
+    ``events``: ``spike_events`` of ``inp``'s rows if already found."""
+    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w, events), inp.shape[0])
 
 
 class _LIFLayer(torch.autograd.Function):
@@ -173,14 +185,21 @@ class _LIFLayer(torch.autograd.Function):
         measured_v: Tensor | None,
         measured_z: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
+        events = None
         if measured_v is None or measured_z is None:
             w_r = None if w_rec is None else w_rec.detach()
-            v, z = simulate(layer_drive(inp.detach(), w.detach()), w_r, p)
+            # The input's events serve the drive now and the weight gradient later.
+            events = spike_events(_rows(inp.detach(), w.shape[0]), w)
+            v, z = simulate(layer_drive(inp.detach(), w.detach(), events), w_r, p)
         else:
-            # The forward value is the measurement: the model's drive is never needed.
-            v, z = measured_v.detach().clone(), measured_z.detach().clone()
+            # The forward value is the measurement: the model's drive is never needed. Copied
+            # time-major (the chip records time-last), as the backward loops read it.
+            fmt = torch.contiguous_format
+            v = measured_v.detach().clone(memory_format=fmt)
+            z = measured_z.detach().clone(memory_format=fmt)
         ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
+        ctx.events = events  # type: ignore[attr-defined]
         return v, z
 
     @staticmethod
@@ -191,7 +210,9 @@ class _LIFLayer(torch.autograd.Function):
         grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
         i_n, t_steps = w.shape[0], v.shape[0]
         rows = grad_drive.transpose(0, 1).reshape(i_n, -1, grad_drive.shape[-1])  # (I, T*B, out)
-        grad_w = weight_gradient(_rows(inp, i_n), rows) if ctx.needs_input_grad[1] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = weight_gradient(_rows(inp, i_n), rows, ctx.events)
         grad_inp = None
         if ctx.needs_input_grad[0]:
             grad_inp = _time_major(torch.matmul(rows, w), t_steps)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from insitu.errors import ConfigError, check_range
+from insitu.hardware import spiking_kernels
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.synapses import synaptic_drive
 
@@ -471,7 +472,6 @@ class SpikingChip:
         w = self._w[layer].to(torch.float32) * nrn.gain.unsqueeze(-1)  # (I, N, in)
         flat = x.reshape(b * t_steps, n_in) if x.dim() == 3 else x.reshape(i_n, b * t_steps, n_in)
         drive = synaptic_drive(flat, w).view(i_n, b, t_steps, n)
-        drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
         w_rec = self._w_rec[layer]
         rec_t = None
         if w_rec is not None:
@@ -480,6 +480,25 @@ class SpikingChip:
         if p.membrane_noise > 0:
             shape = (t_steps, i_n, b, n)
             noise = p.membrane_noise * torch.randn(shape, generator=self.generator, device=x.device)
+        refractory = p.refractory_steps if lay.spiking else 0
+        if spiking_kernels.supported(drive):
+            decay = torch.exp(-1.0 / nrn.tau_m), torch.exp(-1.0 / nrn.tau_s)
+            trace, z_out = spiking_kernels.emulate_layer(
+                drive,
+                noise,
+                *decay,
+                nrn.leak,
+                nrn.threshold,
+                nrn.alive,
+                p.reset,
+                refractory,
+                lay.spiking,
+                rec_t,
+                p.adc_bits,
+                p.adc_range,
+            )
+            return z_out, trace
+        drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
 
         decay_m = torch.exp(-1.0 / nrn.tau_m).unsqueeze(1)  # (I, 1, N)
         decay_s = torch.exp(-1.0 / nrn.tau_s).unsqueeze(1)
@@ -487,7 +506,6 @@ class SpikingChip:
         rest = leak * (1.0 - decay_m)
         threshold = nrn.threshold.unsqueeze(1)
         alive = nrn.alive.unsqueeze(1)
-        refractory = p.refractory_steps if lay.spiking else 0
 
         v = leak.expand(i_n, b, n)
         cur = torch.zeros((i_n, b, n), device=x.device)
