@@ -29,7 +29,7 @@ def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> 
     assert fast.kernel_ready()
     run(fast)
     with monkeypatch.context() as m:
-        m.setattr(kernels, "ENABLED", False)
+        m.setenv("INSITU_KERNELS", "0")
         slow = build()
         assert not slow.kernel_ready()
         run(slow)
@@ -129,7 +129,7 @@ def test_fused_periphery_reads_are_the_torch_paths_numbers(
     outs = []
     for enabled in (True, False):
         with monkeypatch.context() as m:
-            m.setattr(kernels, "ENABLED", enabled)
+            m.setenv("INSITU_KERNELS", "1" if enabled else "0")
             tile = Tile(10, 4, config, instances=2, generator=torch.Generator().manual_seed(0))
             counts = torch.randint(-40, 41, tile.shape, generator=torch.Generator().manual_seed(3))
             tile.pulse(counts.float())  # weights away from zero
@@ -152,7 +152,7 @@ def test_kernels_serve_only_what_they_implement(monkeypatch: pytest.MonkeyPatch)
     assert not tile(mode=UpdateMode.MANHATTAN).kernel_ready()
     assert not tile(max_pulses=kernels.MAX_KERNEL_SLOTS + 1).kernel_ready()
     assert not tile("pcm").kernel_ready()  # one-sided pairs with abrupt RESET: torch path
-    monkeypatch.setattr(kernels, "ENABLED", False)
+    monkeypatch.setenv("INSITU_KERNELS", "0")
     assert not tile().kernel_ready()
 
 

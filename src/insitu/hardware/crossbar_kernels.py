@@ -19,10 +19,8 @@ and the statistics).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -30,12 +28,7 @@ from torch import Tensor
 
 from insitu.devices.pulse_table import DOWN, G_MAX, G_MIN, UP, WORKING
 from insitu.devices.response import TINY as _TINY
-
-# numba's OpenMP layer would load the system's libgomp beside torch's own: two OpenMP runtimes
-# in one process made every small torch operation several times slower here. The workqueue
-# layer has no such conflict (an explicit NUMBA_THREADING_LAYER still wins).
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+from insitu.hardware.kernel_switch import sync_threads
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -60,33 +53,11 @@ _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 MAX_KERNEL_SLOTS = 64
 
 
-# Read once: INSITU_KERNELS=0 in the environment runs the torch path everywhere (tests flip it).
-ENABLED = os.environ.get("INSITU_KERNELS", "1") not in ("", "0")
-
-
-def kernels_enabled(device: torch.device) -> bool:
-    """Whether the compiled kernels serve tensors on ``device`` (CPU only)."""
-    return ENABLED and device.type == "cpu"
-
-
 def new_streams(gen: torch.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` kernel generator streams seeded from a torch generator: states (uint64) and kept
     normal draws (inf: none kept)."""
     draw = torch.randint(0, 2**62, (n,), generator=gen, device=gen.device, dtype=torch.int64)
     return draw.cpu().numpy().view(np.uint64).copy(), np.full(n, np.inf)
-
-
-_threads = [0]
-
-
-def sync_threads() -> int:
-    """Use as many kernel threads as torch uses (the user's thread setting governs both)."""
-    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    want = max(1, min(torch.get_num_threads(), most))
-    if _threads[0] != want:
-        numba.set_num_threads(want)
-        _threads[0] = want
-    return want
 
 
 @njit(inline="always")

@@ -18,9 +18,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _CONFIG: Any = numba.config  # numba's settings (untyped)
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    # numba's own thread pool, whose idle threads sleep. With the OpenMP layer they spin after
-    # every parallel loop and starve torch's threads: a training step of the spiking network
-    # took 500 ms instead of 40 ms on a loaded 2-core machine (same run, 1 torch thread).
+    # numba's own thread pool, whose idle threads sleep. The OpenMP layer loads the system's
+    # libgomp beside torch's own; its threads spin after every parallel loop and starve torch's:
+    # a spiking training step took 500 ms instead of 40 ms on a loaded 2-core machine, and every
+    # small torch op of the crossbar path became several times slower.
     _CONFIG.THREADING_LAYER = "workqueue"
 
 
@@ -30,11 +31,13 @@ def kernels_enabled(device: torch.device) -> bool:
     return device.type == "cpu" and os.environ.get("INSITU_KERNELS", "1") not in ("", "0")
 
 
-def sync_threads() -> None:
-    """Use as many kernel threads as torch uses (the user's thread setting governs both)."""
+def sync_threads() -> int:
+    """Use as many kernel threads as torch uses (the user's thread setting governs both);
+    returns that number."""
     want = max(1, min(torch.get_num_threads(), int(_CONFIG.NUMBA_NUM_THREADS)))
     if numba.get_num_threads() != want:
         numba.set_num_threads(want)
+    return want
 
 
 def jit(*, parallel: bool = False) -> Callable[[F], F]:

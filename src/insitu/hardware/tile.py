@@ -34,6 +34,7 @@ from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware import crossbar_kernels as kernels
 from insitu.hardware.events import Event, EventLog
+from insitu.hardware.kernel_switch import kernels_enabled
 from insitu.hardware.periphery import Periphery
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
 
@@ -215,7 +216,7 @@ class Tile:
     def _mvm(self, v: Tensor, weights: Tensor) -> Tensor:
         p = self.config.periphery
         dev = self.config.device
-        fused = kernels.kernels_enabled(v.device) and v.dtype == torch.float32
+        fused = kernels_enabled(v.device) and v.dtype == torch.float32
         if fused:
             vq, scale = self._dac_fused(v)
         else:
@@ -392,7 +393,7 @@ class Tile:
         64 slots, a tabled device kind, two-sided pairs) rather than as tensor operations."""
         u = self.config.update
         return (
-            kernels.kernels_enabled(self._g.device)
+            kernels_enabled(self._g.device)
             and u.mode is UpdateMode.STOCHASTIC
             and u.max_pulses <= kernels.MAX_KERNEL_SLOTS
             and self._table is not None
