@@ -31,6 +31,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", nargs="+", type=float, default=[0.05])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--layer-lr-scale",
+        nargs="+",
+        type=float,
+        default=None,
+        help="backprop only: per-layer factors on lr (input layer first), e.g. the error "
+        "ratios progressive measured, to test whether they alone explain its curve",
+    )
     parser.add_argument("--data-dir", default="../shared/data")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -39,13 +47,15 @@ def main() -> None:
     for schedule in args.schedule:
         for lr in args.lr:
             for seed in args.seeds:
-                curve, ratios = train(ds, sizes, schedule, lr, seed, args.epochs)
+                scale = args.layer_lr_scale or [1.0] * (len(sizes) - 1)
+                curve, ratios = train(ds, sizes, schedule, lr, seed, args.epochs, scale)
                 print(
                     json.dumps(
                         {
                             "schedule": schedule,
                             "lr": lr,
                             "seed": seed,
+                            "layer_lr_scale": scale,
                             "test_acc": [round(a, 4) for a in curve],
                             "error_ratio": [round(r, 3) for r in ratios],
                         }
@@ -78,7 +88,13 @@ def errors(ws: list[Tensor], acts: list[Tensor], y: Tensor) -> list[Tensor]:
 
 
 def train(
-    ds: object, sizes: list[int], schedule: str, lr: float, seed: int, epochs: int
+    ds: object,
+    sizes: list[int],
+    schedule: str,
+    lr: float,
+    seed: int,
+    epochs: int,
+    scale: list[float],
 ) -> tuple[list[float], list[float]]:
     x_tr, y_tr = ds.x_train, ds.y_train  # type: ignore[attr-defined]
     x_te, y_te = ds.x_test, ds.y_test  # type: ignore[attr-defined]
@@ -103,7 +119,7 @@ def train(
             ds0 = errors(ws, acts, y)
             if schedule == "backprop":
                 for k in range(n_layers):
-                    ws[k] -= lr * ds0[k].T @ with_bias(acts[k])
+                    ws[k] -= lr * scale[k] * ds0[k].T @ with_bias(acts[k])
             else:
                 layers = (
                     range(n_layers - 1, -1, -1) if schedule == "output-first" else range(n_layers)
