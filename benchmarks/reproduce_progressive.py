@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--activation", default="sigmoid")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--progressive-options",
+        type=json.loads,
+        default={},
+        help="options of progressive as JSON, e.g. '{\"saturation_gate\": true}'",
+    )
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", type=Path, default=Path("runs/progressive"))
     args = parser.parse_args()
@@ -69,6 +75,9 @@ def main() -> None:
                     "lr": args.lr,
                     "seed": args.seed,
                     "data_dir": args.data_dir,
+                    "algorithm_options": args.progressive_options
+                    if method == "progressive"
+                    else {},
                 }
             )
             run_dir = args.out / f"{dataset}-{depth}layers-{method}"
@@ -96,8 +105,8 @@ def main() -> None:
     atomic.write_json(args.out / "progressive.json", results)
     lines = [
         f"{args.device}, {args.activation}, {args.epochs} epochs, lr {args.lr}, batch 10, "
-        f"{args.instances} "
-        f"instances, seed {args.seed}; costs per training sample per chip (evaluation excluded "
+        f"{args.instances} instances, seed {args.seed}, progressive options "
+        f"{args.progressive_options}; costs per training sample per chip (evaluation excluded "
         "only from pulses; reads include the per-epoch test and train evaluation)",
         "",
         "| dataset | weight layers | method | test accuracy | array reads | device pulses |"

@@ -8,7 +8,14 @@ import torch
 from insitu.algorithms import make_trainer
 from insitu.devices import get_device
 from insitu.errors import ConfigError
-from insitu.hardware import IDEAL_PERIPHERY, ChipConfig, Event, TileConfig, UpdateParams
+from insitu.hardware import (
+    IDEAL_PERIPHERY,
+    ChipConfig,
+    Event,
+    Periphery,
+    TileConfig,
+    UpdateParams,
+)
 from insitu.hardware.inspection import true_weights
 
 LAYERS = (3, 4, 3, 2)
@@ -89,7 +96,7 @@ def test_forward_passes_and_storage_per_sample() -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ConfigError, match="valid: order, refresh"):
+    with pytest.raises(ConfigError, match="valid: order, refresh, saturation_gate"):
         make_trainer("progressive", _ideal_config(), options={"ordr": "input-first"})
     with pytest.raises(ConfigError, match="output-first, input-first"):
         make_trainer("progressive", _ideal_config(), options={"order": "sideways"})
@@ -110,3 +117,35 @@ def test_progressive_learns_digits_subset() -> None:
             trainer.train_batch(ds.x_train[i : i + 10], ds.y_train[i : i + 10])
     after = accuracy(trainer, ds.x_test, ds.y_test).mean()
     assert after > 0.75 > 0.3 > before
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_saturation_gate_drops_only_the_push_beyond_full_scale(gate: bool) -> None:
+    # Both logits of a 3-4-2 network read beyond the ADC's full scale (1.5); the label is 0.
+    periphery = Periphery(dac_bits=None, adc_bits=None, output_bound=1.5, output_noise=0.0)
+    tile = TileConfig(
+        get_device("ideal"),
+        periphery=periphery,
+        update=UpdateParams(mode="count", max_pulses=10_000, sequential=False),
+    )
+    trainer = make_trainer(
+        "progressive",
+        ChipConfig((3, 4, 2), tile, "sigmoid"),
+        instances=1,
+        lr=1.0,
+        options={"saturation_gate": gate},
+    )
+    chip = trainer.chip  # type: ignore[attr-defined]
+    chip.program([torch.full((4, 4), 0.1), torch.full((2, 5), 0.8)])
+    before = true_weights(chip.tiles[1])[0].clone()
+    x = torch.tensor([[0.5, 0.2, 0.9]])
+    assert bool(chip.over_range(1, chip.forward(x)[-2], chip.forward(x)[-1]).all())
+    trainer.train_batch(x, torch.tensor([0]))
+    change = true_weights(chip.tiles[1])[0] - before
+    step = tile.weight_step
+    # The wrong class is pulled back into range either way.
+    assert float(change[1].max()) < -10 * step
+    if gate:  # the label's logit is already at full scale: no push to grow it further
+        assert float(change[0].abs().max()) <= step
+    else:  # without the gate its weights grow, though the ADC can not show the effect
+        assert float(change[0].min()) > 10 * step

@@ -14,6 +14,7 @@ from insitu.hardware import (
     ChipConfig,
     CrossbarChip,
     Event,
+    Periphery,
     TileConfig,
     UpdateMode,
     UpdateParams,
@@ -213,3 +214,25 @@ def test_activation_from_string() -> None:
     assert ChipConfig(layers=(2, 2), tile=tile, activation="tanh").activation is Activation.TANH  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ChipConfig(layers=(2, 2), tile=tile, activation="swish")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("noise_management", [True, False])
+def test_over_range_flags_exactly_the_clipped_outputs(noise_management: bool) -> None:
+    periphery = Periphery(
+        dac_bits=None, adc_bits=8, output_bound=2.0, output_noise=0.0,
+        noise_management=noise_management,
+    )  # fmt: skip
+    tile = TileConfig(device=get_device("ideal"), periphery=periphery)
+    chip = CrossbarChip(ChipConfig(layers=(3, 4), tile=tile), instances=2)
+    w = torch.tensor([[0.9, 0.9, 0.9, 0.0], [0.1, 0.0, 0.0, 0.0], [-0.9, -0.9, -0.9, 0.0],
+                      [0.3, 0.3, 0.0, 0.0]])  # fmt: skip
+    chip.program([w])
+    x = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    y = chip.read(0, x)
+    over = chip.over_range(0, x, y)
+    # Rows 0 and 2 of the first sample reach about +-2.7, beyond the 2.0 full scale.
+    true = x @ true_weights(chip.tiles[0])[:, :, :3].transpose(1, 2)
+    assert torch.equal(over, true.abs() > 2.0)
+    assert over[:, 0].tolist() == [[True, False, True, False]] * 2
+    assert not bool(over[:, 1].any())
+    assert bool((y[over].abs() - 2.0).abs().max() < 1e-5)

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from insitu.algorithms.chip_trainer import ChipTrainer
@@ -44,12 +45,25 @@ class ProgressiveOptions:
 
     order: Literal["output-first", "input-first"] = "output-first"
     refresh: bool = True
+    saturation_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.order not in ("output-first", "input-first"):
             raise ValueError(f"order = {self.order!r}; valid: output-first, input-first")
         if not isinstance(self.refresh, bool):
             raise ValueError(f"refresh = {self.refresh!r}; expected true or false")
+        if not isinstance(self.saturation_gate, bool):
+            raise ValueError(f"saturation_gate = {self.saturation_gate!r}; expected true or false")
+
+
+def gate_over_range(d: Tensor, out: Tensor, over: Tensor) -> Tensor:
+    """Output errors ``d`` with the components that push an over-range output (flag ``over``)
+    further out of range set to zero: the step ``-lr * d`` must not grow ``|out|`` there.
+
+    The clipped read has zero slope beyond full scale, so such a component only grows the
+    weights; components that pull the output back into range are kept (a projected gradient).
+    """
+    return torch.where(over & (d * out < 0), torch.zeros_like(d), d)
 
 
 class Progressive(ChipTrainer):
@@ -81,6 +95,10 @@ class Progressive(ChipTrainer):
                 chip.log.add(Event.STORED_VALUE, held)
             loss, d = self.output_error(acts[-1], y)
             chip.log.add(Event.DIGITAL_OP, 3 * d.numel())
+            if self.options.saturation_gate:
+                d = gate_over_range(
+                    d, acts[-1], chip.over_range(chip.n_layers - 1, acts[-2], acts[-1])
+                )
             if first_loss is None:
                 first_loss = loss
             for above in range(chip.n_layers - 1, layer, -1):

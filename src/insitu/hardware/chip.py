@@ -82,6 +82,13 @@ class CrossbarChip:
         """Pre-activation of ``layer`` for inputs ``x`` (bias column added here)."""
         return self.tiles[layer].read(self.with_bias(x))
 
+    def over_range(self, layer: int, x: Tensor, y: Tensor) -> Tensor:
+        """The ADC overflow flags of ``layer``'s read ``y`` (I, B, out) from inputs ``x``: True
+        where an output line reads at full scale (its true value may lie beyond)."""
+        full = self.config.tile.periphery.full_scale(self.with_bias(x))
+        self.log.add(Event.DIGITAL_OP, y.numel())  # one comparison per output line
+        return y.abs() >= full * (1 - 1e-6)
+
     def read_transposed(self, layer: int, d: Tensor) -> Tensor:
         """Error carried back through ``layer`` (the bias row dropped)."""
         return self.tiles[layer].read_transposed(d)[..., :-1]

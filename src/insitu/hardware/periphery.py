@@ -54,6 +54,18 @@ class Periphery:
             x = torch.round(x / res) * res
         return x, scale
 
+    def full_scale(self, x: Tensor) -> Tensor:
+        """Largest output magnitude the ADC reports for input vectors ``x`` (..., in): its
+        full-scale code after the digital rescale, one value per vector (..., 1).
+
+        An output read at this magnitude is over range (the ADC's overflow flag): the true
+        value may be anywhere beyond it.
+        """
+        bound = torch.full((*x.shape[:-1], 1), self.output_bound, dtype=x.dtype, device=x.device)
+        if self.noise_management:
+            bound = bound * x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / self.input_bound
+        return bound
+
     def convert_output(self, y: Tensor, scale: Tensor | None, gen: torch.Generator) -> Tensor:
         """Output noise, ADC saturation and quantisation, then the digital rescale."""
         if self.output_noise > 0:
