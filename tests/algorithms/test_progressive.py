@@ -46,11 +46,21 @@ def _gradient_step(
     return weights[layer] - lr * grad
 
 
-@pytest.mark.parametrize("order", ["output-first", "input-first"])
-def test_one_step_equals_gradients_with_already_updated_layers(order: str) -> None:
+@pytest.mark.parametrize(
+    ("order", "factors"),
+    [("output-first", None), ("input-first", None), ("output-first", (0.5, 1.5, 1.0))],
+)
+def test_one_step_equals_gradients_with_already_updated_layers(
+    order: str, factors: tuple[float, ...] | None
+) -> None:
     lr = 2.0
     trainer = make_trainer(
-        "progressive", _ideal_config(), instances=1, seed=4, lr=lr, options={"order": order}
+        "progressive",
+        _ideal_config(),
+        instances=1,
+        seed=4,
+        lr=lr,
+        options={"order": order, "layer_lr": factors},
     )
     chip = trainer.chip  # type: ignore[attr-defined]
     x = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.8, 0.3]])
@@ -60,7 +70,8 @@ def test_one_step_equals_gradients_with_already_updated_layers(order: str) -> No
     trainer.train_batch(x, y)
     layers = range(len(weights) - 1, -1, -1) if order == "output-first" else range(len(weights))
     for layer in layers:
-        weights[layer] = _gradient_step(weights, x, y, layer, lr)
+        rate = lr * (factors[layer] if factors else 1.0)  # layer_lr: a pulse gain per tile
+        weights[layer] = _gradient_step(weights, x, y, layer, rate)
     step = chip.config.tile.weight_step
     for tile, w in zip(chip.tiles, weights, strict=True):
         assert (true_weights(tile)[0] - w).abs().max() <= 2 * step
@@ -96,12 +107,16 @@ def test_forward_passes_and_storage_per_sample() -> None:
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ConfigError, match="valid: order, refresh, saturation_gate"):
+    with pytest.raises(ConfigError, match="valid: layer_lr, order, refresh, saturation_gate"):
         make_trainer("progressive", _ideal_config(), options={"ordr": "input-first"})
     with pytest.raises(ConfigError, match="output-first, input-first"):
         make_trainer("progressive", _ideal_config(), options={"order": "sideways"})
     with pytest.raises(ConfigError, match="takes no options"):
         make_trainer("analog-sgd", _ideal_config(), options={"order": "input-first"})
+    with pytest.raises(ConfigError, match="need a list of positive numbers"):
+        make_trainer("progressive", _ideal_config(), options={"layer_lr": [1.0, 0.0, 1.0]})
+    with pytest.raises(ConfigError, match=r"2 factor.*3 weight layer"):
+        make_trainer("progressive", _ideal_config(), options={"layer_lr": [1.2, 1.0]})
 
 
 def test_progressive_learns_digits_subset() -> None:

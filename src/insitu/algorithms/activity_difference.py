@@ -49,9 +49,9 @@ import torch
 from torch import Tensor
 
 from insitu.algorithms.base import Trainer, glorot_weights, squared_error
-from insitu.algorithms.chip_trainer import ChipTrainer
+from insitu.algorithms.chip_trainer import ChipTrainer, check_layer_lr, parse_layer_lr
 from insitu.algorithms.software import SoftwareMLP
-from insitu.errors import ConfigError, DivergenceError
+from insitu.errors import DivergenceError
 from insitu.hardware import ChipConfig, Event, EventLog
 
 Nudging = Literal["one-sided", "random-sign", "symmetric"]
@@ -101,13 +101,7 @@ class ActivityDifferenceOptions:
             raise ValueError(f"update_form = {self.update_form!r}; valid: difference, two-phase")
         if self.output not in ("activation", "linear"):
             raise ValueError(f"output = {self.output!r}; valid: activation, linear")
-        if self.layer_lr is not None:
-            factors = tuple(self.layer_lr)
-            if not factors or not all(
-                isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors
-            ):
-                raise ValueError(f"layer_lr = {self.layer_lr!r}; need a list of positive numbers")
-            object.__setattr__(self, "layer_lr", tuple(float(f) for f in factors))
+        object.__setattr__(self, "layer_lr", parse_layer_lr(self.layer_lr))
         if self.phase not in ("nudged", "clamped"):
             raise ValueError(f"phase = {self.phase!r}; valid: nudged, clamped")
         if self.nudging is not None:
@@ -266,12 +260,7 @@ class _ActivityDifferenceRule:
     config: ChipConfig
 
     def _check_options(self) -> None:
-        factors = self.options.layer_lr
-        n = len(self.config.layers) - 1
-        if factors is not None and len(factors) != n:
-            raise ConfigError(
-                f"layer_lr has {len(factors)} factor(s); the network has {n} weight layer(s)"
-            )
+        check_layer_lr(self.options.layer_lr, self.config)
 
     settle_steps = 0  # settling steps taken so far (a measure of the phases' duration)
 

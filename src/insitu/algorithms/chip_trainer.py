@@ -7,7 +7,30 @@ from typing import Any
 from torch import Tensor
 
 from insitu.algorithms.base import Trainer, glorot_weights
+from insitu.errors import ConfigError
 from insitu.hardware import ChipConfig, CrossbarChip
+
+
+def parse_layer_lr(value: Any) -> tuple[float, ...] | None:
+    """Per-weight-layer factors on the learning rate (inputs first; None: all 1), validated:
+    the hardware knob is a pulse gain per tile."""
+    if value is None:
+        return None
+    factors = tuple(value)
+    if not factors or not all(
+        isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors
+    ):
+        raise ValueError(f"layer_lr = {value!r}; need a list of positive numbers")
+    return tuple(float(f) for f in factors)
+
+
+def check_layer_lr(factors: tuple[float, ...] | None, config: ChipConfig) -> None:
+    """One factor per weight layer of ``config``, or none at all."""
+    n = len(config.layers) - 1
+    if factors is not None and len(factors) != n:
+        raise ConfigError(
+            f"layer_lr has {len(factors)} factor(s); the network has {n} weight layer(s)"
+        )
 
 
 class ChipTrainer(Trainer):
