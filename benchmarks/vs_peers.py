@@ -9,7 +9,8 @@ training samples/s, peak memory (ru_maxrss) and final test accuracy; the table g
 and the speed ratios measured within each repeat.
 
     .venv/bin/python benchmarks/vs_peers.py [--task crossbar] [--repeats 3] [--samples 60000]
-    .venv/bin/python benchmarks/vs_peers.py --scaling [--scaling-samples 2000]
+    .venv/bin/python benchmarks/vs_peers.py --scaling [--scaling-samples 2000]   # instances, width
+    .venv/bin/python benchmarks/vs_peers.py --task spiking --scaling [--steps 10 20 30 60 120]
 
 Results (JSON, markdown table, plot) go to a new directory under ``--out``.
 
@@ -300,6 +301,50 @@ def scaling(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     return {"points": points}
 
 
+def spiking_scaling(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Time per training sample vs simulated time steps: insitu's two trainers and snnTorch."""
+    base = ["--samples", str(args.scaling_samples), "--warmup", str(args.scaling_samples // 4)]
+    base += ["--epochs", "1", "--data-dir", str(args.data_dir), "--no-test"]
+    chosen = [c for c in SPIKING.contenders if not args.only or c.name in args.only]
+    plan = [(c, steps) for steps in args.steps for c in chosen]
+    points: list[dict[str, Any]] = []
+    with Progress() as progress:
+        bar = progress.add_task("scaling", total=len(plan) * args.repeats)
+        for rep in range(args.repeats):
+            for c, steps in plan:
+                progress.update(bar, description=f"time steps: {c.name} {steps}")
+                r = run_one(c, [*base, "--steps", str(steps), "--seed", str(rep)], args.threads)
+                points.append(
+                    {
+                        "axis": "steps",
+                        "contender": c.name,
+                        "steps": steps,
+                        "repeat": rep,
+                        "seconds_per_chip_sample": 1.0 / r["samples_per_s"],
+                        "peak_rss_mib": r["peak_rss_mib"],
+                    }
+                )
+                progress.advance(bar)
+    from matplotlib.figure import Figure
+
+    from insitu.experiments.plots import save_figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    for i, c in enumerate(chosen):
+        xs, ys = _median_curve(points, "steps", c.name, "steps")
+        ax.loglog(xs, [1e3 * y for y in ys], "o-", color=f"C{i}", label=c.name)
+    ax.set_xticks(args.steps, [str(t) for t in args.steps])
+    ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
+    ax.set_xlabel("time steps per sample")
+    ax.set_ylabel("ms per training sample")
+    ax.set_title("256-246-10, batch 256")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    save_figure(fig, out / "scaling.png")
+    return {"points": points}
+
+
 def _median_curve(
     points: list[dict[str, Any]], axis: str, who: str, key: str
 ) -> tuple[list[int], list[float]]:
@@ -358,14 +403,21 @@ def main() -> None:
     )
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "vs_peers")
-    p.add_argument("--scaling", action="store_true", help="time vs instances and vs width")
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="crossbar: time vs instances and vs width; spiking: time vs time steps",
+    )
     p.add_argument("--scaling-samples", type=int, default=2000)
     p.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
+    p.add_argument(
+        "--steps", type=int, nargs="+", default=[10, 20, 30, 60, 120], help="spiking scaling"
+    )
     args = p.parse_args()
     if args.repeats < 1 or args.samples <= args.warmup:
         raise SystemExit("need --repeats >= 1 and --samples > --warmup")
-    out = fresh_dir(args.out, "scaling" if args.scaling else args.task)
+    out = fresh_dir(args.out, f"scaling-{args.task}" if args.scaling else args.task)
     meta = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
@@ -373,7 +425,8 @@ def main() -> None:
         "threads": args.threads,
     }
     if args.scaling:
-        result = {**meta, **scaling(args, out)}
+        run = spiking_scaling if args.task == "spiking" else scaling
+        result = {**meta, **run(args, out)}
         atomic.write_json(out / "scaling.json", result)
         print(json.dumps(result, indent=2))
         print(f"\nplot: {out / 'scaling.png'}")
