@@ -334,15 +334,20 @@ def spiking_scaling(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     for i, c in enumerate(chosen):
         xs, ys = _median_curve(points, "steps", c.name, "steps")
         ax.loglog(xs, [1e3 * y for y in ys], "o-", color=f"C{i}", label=c.name)
-    ax.set_xticks(args.steps, [str(t) for t in args.steps])
-    ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
     ax.set_xlabel("time steps per sample")
     ax.set_ylabel("ms per training sample")
     ax.set_title("256-246-10, batch 256")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    _log_axes(ax, args.steps)
     save_figure(fig, out / "scaling.png")
     return {"points": points}
+
+
+def _log_axes(ax: Any, ticks: list[int]) -> None:
+    """Log-log axes labelled at the measured points, with a grid and a legend."""
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
 
 
 def _median_curve(
@@ -383,10 +388,7 @@ def plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     right.set_ylabel("ms per training sample")
     right.set_title("1 chip, batch 10")
     for ax, ticks in ((left, sorted({p["instances"] for p in points})), (right, xs)):
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
+        _log_axes(ax, ticks)
     save_figure(fig, path)
 
 
