@@ -185,3 +185,20 @@ def test_update_after_relax_sees_the_relaxed_conductances() -> None:
     moved = true_weights(tile) - relaxed
     assert (moved > 0).all()  # potentiated from the relaxed state, not from the old one
     assert moved.max() < 0.5 * tile.config.weight_bounds[1]
+
+
+def test_checkpoints_with_a_kept_normal_draw_still_load() -> None:
+    # Older checkpoints saved (stream words, kept normal draws); the words carry on.
+    tile = _noisy_tile(3)
+    x, d = torch.rand(4, 3), torch.randn(3, 4, 2)
+    lr = 8 * tile.config.weight_step
+    tile.update(x, d, lr)
+    state = copy.deepcopy(tile.state_dict())
+    words = state["kernel_streams"]
+    state["kernel_streams"] = (words, torch.full((3,), float("inf"), dtype=torch.float64))
+    tile.update(x, d, lr)
+    other = _noisy_tile(3)
+    other.load_state_dict(state)
+    other.update(x, d, lr)
+    for a, b in zip(conductances(tile), conductances(other), strict=True):
+        assert torch.equal(a, b)

@@ -7,11 +7,11 @@ sample draw the row and column pulse trains, count where they coincide, and move
 device by the closed-form response of its pulses (the same per-device table and arithmetic as
 :func:`insitu.devices.pulse_table.apply_pulses_tabled`, in float64).
 
-Random numbers come from a small counter-free generator (splitmix64) per chip instance, seeded
-from the chip's torch generator on every call: runs stay reproducible from the run seed and
-independent of the number of threads. The draws differ from the torch path's, so the two paths
-agree in distribution, not number for number (tests check both the deterministic cases exactly
-and the statistics).
+Random numbers come from one stream per chip instance (:mod:`insitu.hardware.kernel_rng`),
+seeded from the chip's torch generator and saved in checkpoints: runs stay reproducible from
+the run seed and independent of the number of threads. The draws differ from the torch path's,
+so the two paths agree in distribution, not number for number (tests check both the
+deterministic cases exactly and the statistics).
 
 ``INSITU_KERNELS=0`` switches the kernels off (torch path everywhere).
 """
@@ -19,20 +19,21 @@ and the statistics).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from torch import Tensor
 
 from insitu.devices.pulse_table import DOWN, G_MAX, G_MIN, UP, WORKING
 from insitu.devices.response import TINY as _TINY
-from insitu.hardware.kernel_switch import sync_threads
+from insitu.hardware.kernel_rng import normal, uniform
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -42,55 +43,10 @@ _ZERO = np.uint64(0)
 _U1 = np.uint64(1)
 _U2 = np.uint64(2)
 _U4 = np.uint64(4)
-_U11 = np.uint64(11)
-_U27 = np.uint64(27)
-_U30 = np.uint64(30)
-_U31 = np.uint64(31)
 _U56 = np.uint64(56)
-_INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 # Longest pulse train a kernel holds as one 64-bit word; longer trains take the torch path.
 MAX_KERNEL_SLOTS = 64
-
-
-def new_streams(gen: torch.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` kernel generator streams seeded from a torch generator: states (uint64) and kept
-    normal draws (inf: none kept)."""
-    draw = torch.randint(0, 2**62, (n,), generator=gen, device=gen.device, dtype=torch.int64)
-    return draw.cpu().numpy().view(np.uint64).copy(), np.full(n, np.inf)
-
-
-@njit(inline="always")
-def _next(state: np.ndarray, k: int) -> Any:
-    z = state[k] + _GOLDEN
-    state[k] = z
-    z = (z ^ (z >> _U30)) * _MIX1
-    z = (z ^ (z >> _U27)) * _MIX2
-    return z ^ (z >> _U31)
-
-
-@njit(inline="always")
-def _uniform(state: np.ndarray, k: int) -> Any:
-    return float(_next(state, k) >> _U11) * _INV53
-
-
-@njit(inline="always")
-def _normal(state: np.ndarray, spare: np.ndarray, k: int) -> Any:
-    """A standard normal draw (Marsaglia's polar method: two per accepted point, the second
-    kept for the next call; no trigonometric functions)."""
-    v = spare[k]
-    if v < math.inf:  # inf marks "none kept"
-        spare[k] = math.inf
-        return v
-    while True:
-        a = 2.0 * _uniform(state, k) - 1.0
-        b = 2.0 * _uniform(state, k) - 1.0
-        s = a * a + b * b
-        if 0.0 < s < 1.0:
-            break
-    f = math.sqrt(-2.0 * math.log(s) / s)
-    spare[k] = b * f
-    return a * f
 
 
 @njit(inline="always")
@@ -112,9 +68,32 @@ def _train(state: np.ndarray, k: int, p: float, slots: int) -> np.uint64:
             mask |= _ONE << np.uint64(t)
         return mask
     for t in range(slots):
-        if _uniform(state, k) < p:
+        if uniform(state, k) < p:
             mask |= _ONE << np.uint64(t)
     return mask
+
+
+@intrinsic
+def _prefetch_intrinsic(typingctx: Any, array: Any, index: Any) -> Any:
+    """Ask the CPU to bring element ``index`` of a C-contiguous ``array`` (counted in elements
+    of its flat data) into the cache, without waiting for it: ``llvm.prefetch``."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte)
+        i32 = ir.IntType(32)
+        hint = ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32])
+        fetch = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0i8")
+        builder.call(fetch, [address, i32(0), i32(3), i32(1)])  # read, keep, data cache
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
+
+_prefetch = cast(Callable[[np.ndarray, int], None], _prefetch_intrinsic)
 
 
 # Columns of a kernel table: the per-device constants one pulse needs, 32 bytes per device
@@ -168,7 +147,7 @@ def _pulse_device(
     m = float(abs(n))
     if m == 1.0:  # one pulse, the common case: one nominal step, no transcendental terms
         mean = u0 * dw
-        var = mean * mean * sigma2 if multiplicative else dw * dw * sigma2
+        std = (mean if multiplicative else dw) * math.sqrt(sigma2)  # the sqrt leaves the loop
     else:
         a = kappa * dw
         linear = a < _TINY
@@ -187,7 +166,8 @@ def _pulse_device(
             var = dw * dw * sigma2 * m
         else:
             var = dw * dw * sigma2 * (-math.expm1(2.0 * m * log_q) / (a * (2.0 - a)))
-    g_new = g0 + (mean if up else -mean) + math.sqrt(max(var, 0.0)) * noise
+        std = math.sqrt(max(var, 0.0))
+    g_new = g0 + (mean if up else -mean) + std * noise
     if delta > 0.0:
         g_new = g_min_nominal + round((g_new - g_min_nominal) / delta) * delta
     g[dev] = min(max(g_new, float(table[dev, K_G_MIN])), float(table[dev, K_G_MAX]))
@@ -219,7 +199,6 @@ def _stochastic_update(
     d: np.ndarray,
     params: np.ndarray,
     state: np.ndarray,
-    spare: np.ndarray,
     totals: np.ndarray,
 ) -> None:
     """Pulsed SGD step ``W -= lr sum_s d_s x_s^T`` on every instance (in place).
@@ -230,9 +209,9 @@ def _stochastic_update(
     ``lam`` = lr / weight step, the train length cap, dynamic length, sequential, ``pair`` (2: a
     differential pair whose device 1 mirrors device 0; 1: one device against ``g_ref``), the
     weight scale and the device constants. Sequential: every sample is one rank-1 update;
-    otherwise a mini-batch's coincidences are summed per device and applied once. ``state`` and
-    ``spare`` (I,) are each instance's generator state and kept normal draw; ``totals`` (I, 2)
-    receives the line pulses and device pulses of each instance.
+    otherwise a mini-batch's coincidences are summed per device and applied once. ``state`` (I,)
+    holds each instance's generator stream; ``totals`` (I, 2) receives the line pulses and
+    device pulses of each instance.
     """
     lam = params[P_LAM]
     max_pulses = int(params[P_MAX_PULSES])
@@ -248,7 +227,7 @@ def _stochastic_update(
     inst, samples, n_in = x.shape
     n_out = d.shape[2]
     size = inst * n_out * n_in
-    for i in prange(inst):
+    for i in range(inst):
         xm = np.zeros(n_in, dtype=np.uint64)
         dm = np.zeros(n_out, dtype=np.uint64)
         cols = np.zeros(n_in, dtype=np.int64)
@@ -293,6 +272,16 @@ def _stochastic_update(
             for a in range(n_rows):
                 r = rows[a]
                 sr = -1 if d[i, s, r] > 0 else 1  # descent: minus the error's sign
+                if sequential:
+                    # The row's pulsed devices are scattered over a table larger than the
+                    # caches: ask for all of them first, so that the misses overlap (the
+                    # update got 10-20 % faster; prefetching w and pulses too did not help).
+                    row = (i * n_out + r) * n_in
+                    for b in range(n_cols):
+                        if dm[a] & xm[b] != _ZERO:
+                            for cell in range(row + cols[b], pair * size, size):
+                                _prefetch(table, cell * K_COLUMNS)
+                                _prefetch(g, cell)
                 for b in range(n_cols):
                     k = _popcount(dm[a] & xm[b])
                     if k == 0:
@@ -310,7 +299,7 @@ def _stochastic_update(
                         table,
                         cell,
                         n,
-                        _normal(state, spare, i),
+                        normal(state, i),
                         g_ref,
                         sigma2,
                         multiplicative,
@@ -323,7 +312,7 @@ def _stochastic_update(
                             table,
                             cell + size,
                             -n,
-                            _normal(state, spare, i),
+                            normal(state, i),
                             g_ref,
                             sigma2,
                             multiplicative,
@@ -348,7 +337,7 @@ def _stochastic_update(
                         table,
                         cell,
                         n,
-                        _normal(state, spare, i),
+                        normal(state, i),
                         g_ref,
                         sigma2,
                         multiplicative,
@@ -361,7 +350,7 @@ def _stochastic_update(
                             table,
                             cell + size,
                             -n,
-                            _normal(state, spare, i),
+                            normal(state, i),
                             g_ref,
                             sigma2,
                             multiplicative,
@@ -375,16 +364,13 @@ def _stochastic_update(
         totals[i, 1] = device_pulses
 
 
-_update_serial = njit(cache=True)(_stochastic_update)
-_update_parallel = njit(cache=True, parallel=True)(_stochastic_update)
-
-
-def stochastic_update(*args: np.ndarray) -> None:
-    """:func:`_stochastic_update`, its chip instances spread over the kernel threads."""
-    if args[4].shape[0] > 1 and sync_threads() > 1:
-        _update_parallel(*args)
-    else:
-        _update_serial(*args)
+# One thread, on purpose. Measured on the 784-256-128-10 benchmark (2 cores): spreading 8 chip
+# instances over 2 threads made the update no faster (3.2-3.5 vs 3.2-3.5 ms per mini-batch for
+# the 784x256 layers; 1.2-2.2 vs 0.9 ms for the 129x10 ones): a device update is a random
+# access into per-device state far larger than the caches, and a launch of numba's thread pool
+# costs about 0.1 ms. (A serial and a parallel compilation of one function also share numba's
+# on-disk cache entry, so one of them silently ran the other's code.)
+stochastic_update = njit(cache=True)(_stochastic_update)
 
 
 @njit(cache=True)
@@ -465,4 +451,3 @@ class TileViews(NamedTuple):
     pulses: np.ndarray
     params: np.ndarray
     state: np.ndarray
-    spare: np.ndarray

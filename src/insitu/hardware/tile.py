@@ -34,6 +34,7 @@ from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware import crossbar_kernels as kernels
 from insitu.hardware.events import Event, EventLog
+from insitu.hardware.kernel_rng import new_streams
 from insitu.hardware.kernel_switch import kernels_enabled
 from insitu.hardware.periphery import Periphery
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
@@ -178,7 +179,7 @@ class Tile:
         # Compiled update (made on first use): compact table, numpy views, generator streams.
         self._ktable: Tensor | None = None
         self._kviews: kernels.TileViews | None = None
-        self._kstreams: tuple[np.ndarray, np.ndarray] | None = None
+        self._kstreams: np.ndarray | None = None
         self._pulses = torch.zeros(shape, device=device)
         self._w: Tensor | None = None
 
@@ -422,7 +423,6 @@ class Tile:
             kernels.as_numpy(d.to(torch.float32).contiguous()),
             k.params,
             k.state,
-            k.spare,
             totals,
         )
         line, device = totals.sum(0)
@@ -441,7 +441,7 @@ class Tile:
             if not w.is_contiguous():
                 w = self._w = w.contiguous()
             if self._kstreams is None:
-                self._kstreams = kernels.new_streams(self._gen, self.instances)
+                self._kstreams = new_streams(self._gen, self.instances)
             dev, u = self.config.device, self.config.update
             params = np.zeros(kernels.N_PARAMS)
             params[kernels.P_MAX_PULSES] = u.max_pulses
@@ -464,7 +464,7 @@ class Tile:
                 kernels.as_numpy(w),
                 kernels.as_numpy(self._pulses),
                 params,
-                *self._kstreams,
+                self._kstreams,
             )
         return k
 
@@ -628,11 +628,7 @@ class Tile:
             "pulses": self._pulses.clone(),
         }
         if self._kstreams is not None:
-            words, spare = self._kstreams
-            state["kernel_streams"] = (
-                torch.from_numpy(words.view(np.int64).copy()),
-                torch.from_numpy(spare.copy()),
-            )
+            state["kernel_streams"] = torch.from_numpy(self._kstreams.view(np.int64).copy())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -646,8 +642,10 @@ class Tile:
         self._kviews = None
         self._kstreams = None
         if "kernel_streams" in state:
-            words, spare = state["kernel_streams"]
-            self._kstreams = (words.numpy().view(np.uint64).copy(), spare.numpy().copy())
+            words = state["kernel_streams"]
+            if isinstance(words, tuple):  # older checkpoints: (words, kept normal draws)
+                words = words[0]
+            self._kstreams = words.numpy().view(np.uint64).copy()
         self._pulses = state["pulses"].clone()
         self._w = None
 
