@@ -73,9 +73,8 @@ class CrossbarChip:
     def with_bias(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """Append the bias input: 1, or ``bias`` (the value on the bias row per sample)."""
         if bias is None:
-            col = torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)
-        else:
-            col = bias.to(x.dtype).unsqueeze(-1).expand(*x.shape[:-1], 1)
+            return torch.nn.functional.pad(x, (0, 1), value=1.0)  # one op, not ones + cat
+        col = bias.to(x.dtype).unsqueeze(-1).expand(*x.shape[:-1], 1)
         return torch.cat([x, col], dim=-1)
 
     def read(self, layer: int, x: Tensor) -> Tensor:
