@@ -371,7 +371,7 @@ def plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
 
     from insitu.experiments.plots import save_figure
 
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")  # no label over the other panel
     left, right = fig.subplots(1, 2)
     xs, ys = _median_curve(points, "instances", "insitu", "instances")
     left.loglog(xs, [1e3 * y for y in ys], "o-", label="insitu analog-sgd (per chip-sample)")
