@@ -147,7 +147,7 @@ def _pulse_device(
     m = float(abs(n))
     if m == 1.0:  # one pulse, the common case: one nominal step, no transcendental terms
         mean = u0 * dw
-        std = (mean if multiplicative else dw) * math.sqrt(sigma2)  # the sqrt leaves the loop
+        std = (mean if multiplicative else dw) * math.sqrt(sigma2)  # one sqrt per call, hoisted
     else:
         a = kappa * dw
         linear = a < _TINY
