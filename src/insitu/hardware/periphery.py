@@ -42,6 +42,16 @@ class Periphery:
         check_range("output_bound", self.output_bound, low=0.0, low_open=True)
         check_range("output_noise", self.output_noise, low=0.0)
 
+    @property
+    def dac_step(self) -> float:
+        """The DAC's step in input units (0: ideal inputs)."""
+        return 0.0 if self.dac_bits is None else 2 * self.input_bound / (2**self.dac_bits - 2)
+
+    @property
+    def adc_step(self) -> float:
+        """The ADC's step in output units (0: ideal outputs)."""
+        return 0.0 if self.adc_bits is None else 2 * self.output_bound / (2**self.adc_bits - 2)
+
     def convert_input(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """DAC: returns the driven voltages and the per-vector scale to undo (or None)."""
         scale = None
@@ -50,8 +60,7 @@ class Periphery:
             x = x / scale
         x = x.clamp(-self.input_bound, self.input_bound)
         if self.dac_bits is not None:
-            res = 2 * self.input_bound / (2**self.dac_bits - 2)
-            x = torch.round(x / res) * res
+            x = torch.round(x / self.dac_step) * self.dac_step
         return x, scale
 
     def full_scale(self, x: Tensor) -> Tensor:
@@ -72,8 +81,7 @@ class Periphery:
             y = y + self.output_noise * torch.randn(y.shape, generator=gen, device=y.device)
         y = y.clamp(-self.output_bound, self.output_bound)
         if self.adc_bits is not None:
-            res = 2 * self.output_bound / (2**self.adc_bits - 2)
-            y = torch.round(y / res) * res
+            y = torch.round(y / self.adc_step) * self.adc_step
         if scale is not None:
             y = y * scale
         return y
