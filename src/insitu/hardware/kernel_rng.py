@@ -72,38 +72,53 @@ def uniform(state: np.ndarray, k: int) -> Any:
 
 
 @njit
-def _normal_slow(state: np.ndarray, k: int, i: int, x: float) -> float:
-    """The rare cases of :func:`normal`: the tail beyond the base strip (``i`` = 0) or a
-    point in a layer's wedge, accepted under the curve or drawn again."""
+def _outside_box(state: np.ndarray, k: int, i: int, x: float) -> float:
+    """The rare cases of :func:`normal`, a point ``x`` outside layer ``i``'s inner box: in the
+    base strip (``i`` = 0) a draw from the tail beyond it; in a wedge ``x`` itself if it falls
+    under the curve, else NaN (draw again)."""
+    if i == 0:  # the tail beyond r, by Marsaglia's exponential rejection
+        while True:
+            t = -math.log(1.0 - uniform(state, k)) / ZIG_TAIL
+            y = -math.log(1.0 - uniform(state, k))
+            if 2.0 * y > t * t:
+                return ZIG_TAIL + t if x > 0.0 else -ZIG_TAIL - t
+    f0, f1 = ZIG_F[i], ZIG_F[i + 1]
+    if f0 + uniform(state, k) * (f1 - f0) < math.exp(-0.5 * x * x):
+        return x
+    return math.nan
+
+
+@njit(inline="always")
+def _point(state: np.ndarray, k: int) -> tuple[int, float, float]:
+    """A point of the ziggurat: the low 8 bits of one word pick a layer ``i``, the top 53 a
+    signed position ``u`` in (-1, 1) (independent bits); ``x`` = ``u`` times the layer's
+    width."""
+    w = next_word(state, k)
+    i = int(w & _LAYER_MASK)
+    u = 2.0 * (float(w >> _U11) * _INV53) - 1.0
+    return i, u, u * ZIG_X[i]
+
+
+@njit
+def _redraw(state: np.ndarray, k: int, i: int, x: float) -> float:
+    """:func:`normal` after its first point fell outside its layer's inner box."""
     while True:
-        if i == 0:  # the tail beyond r, by Marsaglia's exponential rejection
-            while True:
-                t = -math.log(1.0 - uniform(state, k)) / ZIG_TAIL
-                y = -math.log(1.0 - uniform(state, k))
-                if 2.0 * y > t * t:
-                    return ZIG_TAIL + t if x > 0.0 else -ZIG_TAIL - t
-        f0, f1 = ZIG_F[i], ZIG_F[i + 1]
-        if f0 + uniform(state, k) * (f1 - f0) < math.exp(-0.5 * x * x):
+        x = _outside_box(state, k, i, x)
+        if not math.isnan(x):
             return x
-        w = next_word(state, k)
-        i = int(w & _LAYER_MASK)
-        u = 2.0 * (float(w >> _U11) * _INV53) - 1.0
-        x = u * ZIG_X[i]
+        i, u, x = _point(state, k)
         if abs(u) < ZIG_R[i]:
             return x
 
 
 @njit(inline="always")
 def normal(state: np.ndarray, k: int) -> Any:
-    """A standard normal draw from stream ``k``. The low 8 bits of one word pick a layer, the
-    top 53 a signed position in it (independent bits)."""
-    w = next_word(state, k)
-    i = int(w & _LAYER_MASK)
-    u = 2.0 * (float(w >> _U11) * _INV53) - 1.0
-    x = u * ZIG_X[i]
+    """A standard normal draw from stream ``k``: about 99 % of points fall inside their
+    layer's inner box and are taken at once."""
+    i, u, x = _point(state, k)
     if abs(u) < ZIG_R[i]:
         return x
-    return _normal_slow(state, k, i, x)
+    return _redraw(state, k, i, x)
 
 
 @njit(cache=True)
