@@ -260,11 +260,12 @@ class Tile:
         scale = np.ones(rows, dtype=np.float32)
         src = kernels.as_numpy(v.contiguous()).reshape(rows, n)
         kernels.dac(src, drive, scale, p.noise_management, p.input_bound, p.dac_step)
-        y = torch.matmul(torch.from_numpy(drive).view(i_n, b, n), weights).contiguous()
+        driven = torch.from_numpy(drive).view(i_n, b, n)
+        y = torch.matmul(driven, weights).contiguous()
         m = y.shape[-1]
         read_std, read_noise, noise = _EMPTY1, _EMPTY2, _EMPTY2
         if self.config.device.read_noise > 0:
-            std, draw = self._read_noise(torch.from_numpy(drive).view(i_n, b, n), y)
+            std, draw = self._read_noise(driven, y)
             read_std = kernels.as_numpy(std.contiguous()).reshape(rows)
             read_noise = kernels.as_numpy(draw).reshape(rows, m)
         if p.output_noise > 0:
