@@ -237,6 +237,20 @@ def compare(task: Task, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def pool(paths: list[Path]) -> dict[str, Any]:
+    """Same-repeat ratios pooled over several saved comparisons (``result.json`` files): on a
+    shared machine single runs disagree by tens of percent, the pooled quartiles less so."""
+    per_label: dict[str, list[float]] = {}
+    for path in paths:
+        for q in json.loads(path.read_text())["ratios"]:
+            per_label.setdefault(q["ratio"], []).extend(q["per_repeat"])
+    pooled = []
+    for label, values in per_label.items():
+        low, mid, high = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+        pooled.append({"ratio": label, "n": len(values), "median": mid, "quartiles": [low, high]})
+    return {"runs": [str(p) for p in paths], "pooled": pooled}
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The comparison as a markdown table plus the same-run ratios."""
     lines = [
@@ -410,6 +424,13 @@ def main() -> None:
         action="store_true",
         help="crossbar: time vs instances and vs width; spiking: time vs time steps",
     )
+    p.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        metavar="RESULT_JSON",
+        help="run nothing: pool the same-repeat ratios of saved comparisons",
+    )
     p.add_argument("--scaling-samples", type=int, default=2000)
     p.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
@@ -417,6 +438,19 @@ def main() -> None:
         "--steps", type=int, nargs="+", default=[10, 20, 30, 60, 120], help="spiking scaling"
     )
     args = p.parse_args()
+    if args.pool:
+        missing = [str(f) for f in args.pool if not f.is_file()]
+        if missing:
+            raise SystemExit(f"no such result file: {', '.join(missing)}")
+        pooled = pool(args.pool)
+        print(json.dumps(pooled, indent=2))
+        for q in pooled["pooled"]:
+            low, high = q["quartiles"]
+            print(
+                f"{q['ratio']}: pooled median {q['median']:.2f} over {q['n']} same-repeat "
+                f"ratios (quartiles {low:.2f}-{high:.2f})"
+            )
+        return
     if args.repeats < 1 or args.samples <= args.warmup:
         raise SystemExit("need --repeats >= 1 and --samples > --warmup")
     out = fresh_dir(args.out, f"scaling-{args.task}" if args.scaling else args.task)
