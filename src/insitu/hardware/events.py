@@ -46,25 +46,23 @@ class EventLog:
 
     def add(self, kind: Event | str, count: int | Tensor) -> None:
         """Add ``count`` events of ``kind``."""
+        if not isinstance(count, Tensor):
+            self.add_many(((kind, count),))
+            return
         key = str(kind)
-        if isinstance(count, Tensor):
-            prev = self._tensors.get(key)
-            if prev is None:
-                self._tensors[key] = count.detach().to(torch.float64).clone()
-            else:
-                prev.add_(count.detach())  # one in-place op: this runs per sample
+        prev = self._tensors.get(key)
+        if prev is None:
+            self._tensors[key] = count.detach().to(torch.float64).clone()
         else:
-            if count < 0:
-                raise ValueError(f"event count for {key} must be >= 0, got {count}")
-            self._ints[key] = self._ints.get(key, 0) + int(count)
+            prev.add_(count.detach())  # one in-place op: this runs per sample
 
     def add_many(self, counts: Iterable[tuple[Event | str, int]]) -> None:
         """Add whole-number counts of several kinds at once (the reads' hot path)."""
         ints = self._ints
         for kind, count in counts:
-            if count < 0:
-                raise ValueError(f"event count for {kind} must be >= 0, got {count}")
             key = str(kind)
+            if count < 0:
+                raise ValueError(f"event count for {key} must be >= 0, got {count}")
             ints[key] = ints.get(key, 0) + int(count)
 
     def counts(self) -> dict[str, float]:
