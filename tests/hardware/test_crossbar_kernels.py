@@ -4,6 +4,8 @@ numbers where no randomness is drawn, the same statistics where it is."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from insitu.hardware import (
     UpdateParams,
 )
 from insitu.hardware import crossbar_kernels as kernels
+from insitu.hardware import read_kernels as reads
 from insitu.hardware.inspection import conductances, pulse_counts, true_weights
 
 
@@ -111,35 +114,102 @@ def test_update_has_the_torch_paths_mean_and_spread(monkeypatch: pytest.MonkeyPa
     assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
 
 
-@pytest.mark.parametrize(
-    "periphery",
-    [
-        Periphery(),
-        Periphery(noise_management=False, dac_bits=None, output_noise=0.2),
-        Periphery(output_noise=0.0, adc_bits=5, output_bound=0.5),
-    ],
-    ids=["default", "unmanaged", "saturating"],
-)
+PERIPHERIES = [
+    Periphery(),
+    Periphery(noise_management=False, dac_bits=None, output_noise=0.2),
+    Periphery(output_noise=0.0, adc_bits=5, output_bound=0.5),
+]
+PERIPHERY_IDS = ["default", "unmanaged", "saturating"]
+
+
+def _read_tile(
+    device: str, periphery: Periphery, n_in: int, n_out: int, read_noise: bool = True
+) -> Tile:
+    params = get_device(device)
+    config = TileConfig(
+        params if read_noise else params.replace(read_noise=0.0), periphery=periphery
+    )
+    tile = Tile(n_in, n_out, config, instances=2, generator=torch.Generator().manual_seed(0))
+    counts = torch.randint(-40, 41, tile.shape, generator=torch.Generator().manual_seed(3))
+    tile.pulse(counts.float())  # weights away from zero
+    return tile
+
+
+# (in, out, batch): a read wholly compiled, and one of more than FUSED_MACS multiply-accumulates
+# per instance, where the compiled converters run around torch's matmul.
+SIZES = [(10, 4, 7), (300, 260, 14)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["fused", "around-matmul"])
+@pytest.mark.parametrize("periphery", PERIPHERIES, ids=PERIPHERY_IDS)
 @pytest.mark.parametrize("device", ["ecram-liwo3", "reram-taox", "pcm"])
-def test_fused_periphery_reads_are_the_torch_paths_numbers(
-    monkeypatch: pytest.MonkeyPatch, periphery: Periphery, device: str
+def test_compiled_reads_without_noise_are_the_torch_paths_numbers(
+    monkeypatch: pytest.MonkeyPatch, periphery: Periphery, device: str, size: tuple[int, ...]
 ) -> None:
-    # Same generator state, same draws: the compiled DAC/ADC must give identical outputs.
-    config = TileConfig(get_device(device), periphery=periphery)
+    # No noise drawn: the same conversions of the same sums, taken in another order; a value
+    # on a rounding edge of the ADC may land one step away.
+    n_in, n_out, batch = size
+    quiet = dataclasses.replace(periphery, output_noise=0.0)
     g = torch.Generator().manual_seed(1)
-    x, e = torch.randn(2, 7, 10, generator=g), 1e-3 * torch.randn(2, 7, 4, generator=g)
+    x = torch.randn(2, batch, n_in, generator=g)
+    # Errors are small; without noise management they need to be larger to reach the ADC's steps.
+    e = (1e-3 if quiet.noise_management else 0.3) * torch.randn(2, batch, n_out, generator=g)
+    assert (size == SIZES[0]) == (batch * n_in * n_out <= reads.FUSED_MACS)
     outs = []
     for enabled in (True, False):
         with monkeypatch.context() as m:
             m.setenv("INSITU_KERNELS", "1" if enabled else "0")
-            tile = Tile(10, 4, config, instances=2, generator=torch.Generator().manual_seed(0))
-            counts = torch.randint(-40, 41, tile.shape, generator=torch.Generator().manual_seed(3))
-            tile.pulse(counts.float())  # weights away from zero
+            tile = _read_tile(device, quiet, n_in, n_out, read_noise=False)
             outs.append((tile.read(x), tile.read_transposed(e), tile.log.counts()))
-    assert torch.equal(outs[0][0], outs[1][0])
-    assert torch.equal(outs[0][1], outs[1][1])
-    assert outs[0][2] == outs[1][2]
-    assert outs[0][0].abs().sum() > 0
+    for k, v in enumerate((x, e)):
+        fast, slow = outs[0][k], outs[1][k]
+        scale = v.abs().amax(-1, keepdim=True) if quiet.noise_management else 1.0
+        step = quiet.adc_step * scale if quiet.adc_bits is not None else 0.0
+        assert ((fast - slow).abs() <= step * 1.001 + 1e-5 * slow.abs().max()).all()
+        assert (fast == slow).float().mean() > 0.97
+        assert slow.abs().sum() > 0
+    assert outs[0][2] == outs[1][2]  # the same events logged
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["fused", "around-matmul"])
+@pytest.mark.parametrize("device", ["ecram-liwo3", "reram-taox"])
+def test_compiled_read_noise_has_the_torch_paths_spread(
+    monkeypatch: pytest.MonkeyPatch, device: str, size: tuple[int, ...]
+) -> None:
+    # Output noise (and, on ReRAM, the devices' read noise): other draws, the same statistics.
+    n_in, n_out, batch = size
+    periphery = Periphery(
+        noise_management=False, dac_bits=None, adc_bits=None, output_noise=0.02, output_bound=1e3
+    )
+    x = torch.rand(1, n_in, generator=torch.Generator().manual_seed(1)).expand(batch, n_in)
+    reads_of = {}
+    for enabled in (True, False):
+        with monkeypatch.context() as m:
+            m.setenv("INSITU_KERNELS", "1" if enabled else "0")
+            tile = _read_tile(device, periphery, n_in, n_out)
+            reads_of[enabled] = torch.cat([tile.read(x) for _ in range(3000 // batch)], dim=1)
+    fast, slow = reads_of[True], reads_of[False]
+    samples = fast.shape[1]
+    se = (fast.var(1) / samples + slow.var(1) / samples).sqrt()
+    assert ((fast.mean(1) - slow.mean(1)).abs() <= 4.5 * se).all()
+    ratio = fast.std(1) / slow.std(1)
+    assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
+    expected = periphery.output_noise
+    if device == "reram-taox":  # every device's read noise, summed on the line (2 per weight)
+        dev = get_device(device)
+        per_device = dev.read_noise * dev.g_range * tile.config.weight_scale
+        expected = math.hypot(expected, per_device * float(x[0].norm()) * 2**0.5)
+        assert expected > 1.2 * periphery.output_noise  # the read noise shows
+    assert float(fast.std(1).mean()) == pytest.approx(expected, rel=0.05)
+
+
+def test_compiled_reads_are_reproducible_from_the_seed() -> None:
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(1))
+    first, second = (_read_tile("ecram-liwo3", Periphery(), 10, 4) for _ in range(2))
+    a = [first.read(x), first.read(x)]
+    b = [second.read(x), second.read(x)]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], a[1])  # fresh noise at every read
 
 
 def test_kernels_serve_only_what_they_implement(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,12 +229,14 @@ def test_kernels_serve_only_what_they_implement(monkeypatch: pytest.MonkeyPatch)
 
 
 def _assert_resumes_identically(edit: Callable[[dict[str, Any]], None]) -> None:
-    """Update, save (then ``edit`` the saved state), update again; a fresh tile loaded from
-    the saved state must reach the same conductances with the same update."""
+    """Update and read, save (then ``edit`` the saved state), update and read again; a fresh
+    tile loaded from the saved state must reach the same conductances and read the same
+    (the devices' read noise comes from the same streams)."""
     tile = _noisy_tile(3)
     x, d = torch.rand(4, 3), torch.randn(3, 4, 2)
     lr = 8 * tile.config.weight_step
     tile.update(x, d, lr)
+    tile.read(x)
     state = copy.deepcopy(tile.state_dict())
     assert "kernel_streams" in state
     edit(state)
@@ -174,6 +246,8 @@ def _assert_resumes_identically(edit: Callable[[dict[str, Any]], None]) -> None:
     other.update(x, d, lr)
     for a, b in zip(conductances(tile), conductances(other), strict=True):
         assert torch.equal(a, b)
+    assert torch.equal(tile.read(x), other.read(x))
+    assert tile.config.device.read_noise > 0  # so that the reads draw from the streams
 
 
 def test_kernel_streams_resume_bit_identically() -> None:

@@ -1,4 +1,4 @@
-"""Compiled CPU kernels for a tile's hot path: stochastic pulsed updates and periphery reads.
+"""Compiled CPU kernels for a tile's pulsed updates (reads: :mod:`insitu.hardware.read_kernels`).
 
 The torch implementation in :mod:`insitu.hardware.tile` is the reference (and what runs on a
 GPU). On the CPU a mini-batch of sequential rank-1 updates costs hundreds of small tensor
@@ -58,19 +58,21 @@ def _popcount(x: np.uint64) -> int:
 
 
 @njit(inline="always")
-def _train(state: np.ndarray, k: int, p: float, slots: int) -> np.uint64:
-    """A pulse train of ``slots`` slots, each firing with probability ``p``, as a bit mask."""
+def _train(z: Any, p: float, slots: int) -> tuple[np.uint64, Any]:
+    """A pulse train of ``slots`` slots, each firing with probability ``p``, as a bit mask
+    (and the stream's new state ``z``)."""
     mask = _ZERO
     if p <= 0.0:
-        return mask
+        return mask, z
     if p >= 1.0:
         for t in range(slots):
             mask |= _ONE << np.uint64(t)
-        return mask
+        return mask, z
     for t in range(slots):
-        if uniform(state, k) < p:
+        u, z = uniform(z)
+        if u < p:
             mask |= _ONE << np.uint64(t)
-    return mask
+    return mask, z
 
 
 @intrinsic
@@ -184,12 +186,12 @@ def _pulse_row(
     hits: np.ndarray,
     counts: np.ndarray,
     m: int,
-    state: np.ndarray,
+    z: Any,
     params: np.ndarray,
-) -> int:
+) -> tuple[int, Any]:
     """Signed pulse counts ``counts[:m]`` on the weights in columns ``hits[:m]`` of row ``r``
     of instance ``i``: each weight's device (and the differential pair's second device, pulsed
-    the other way), then the weight. Returns the device pulses."""
+    the other way), then the weight. Returns the device pulses and the stream state ``z``."""
     pair = int(params[P_PAIR])
     weight_scale = params[P_WEIGHT_SCALE]
     g_ref = params[P_G_REF]
@@ -207,17 +209,17 @@ def _pulse_row(
         cell = row + c
         pulses[i, r, c] += abs(n)
         total += abs(n) * pair
-        noise = normal(state, i)
+        noise, z = normal(z)
         _pulse_device(g, table, cell, n, noise, g_ref, sigma2, multiplicative, g_min, delta)
         if pair == 2:
-            noise = normal(state, i)
+            noise, z = normal(z)
             _pulse_device(
                 g, table, cell + size, -n, noise, g_ref, sigma2, multiplicative, g_min, delta
             )
             w[i, r, c] = weight_scale * (g[cell] - g[cell + size])
         else:
             w[i, r, c] = weight_scale * (g[cell] - g_ref)
-    return total
+    return total, z
 
 
 @njit(inline="always")
@@ -292,6 +294,7 @@ def _stochastic_update(
         )
         line_pulses = 0
         device_pulses = 0
+        z = state[i]  # the stream's word in a register while the instance is updated
         for s in range(samples):
             mx = 0.0
             for j in range(n_in):
@@ -308,7 +311,7 @@ def _stochastic_update(
             cd = math.sqrt(lam * mx / (slots * md))
             n_cols = 0
             for j in range(n_in):
-                mask = _train(state, i, abs(x[i, s, j]) * cx, slots)
+                mask, z = _train(z, abs(x[i, s, j]) * cx, slots)
                 if mask != _ZERO:
                     xm[n_cols] = mask
                     cols[n_cols] = j
@@ -316,7 +319,7 @@ def _stochastic_update(
                     line_pulses += _popcount(mask)
             n_rows = 0
             for r in range(n_out):
-                mask = _train(state, i, abs(d[i, s, r]) * cd, slots)
+                mask, z = _train(z, abs(d[i, s, r]) * cd, slots)
                 if mask != _ZERO:
                     dm[n_rows] = mask
                     rows[n_rows] = r
@@ -341,9 +344,8 @@ def _stochastic_update(
                     else:
                         acc[r, c] += n
                 if m > 0:
-                    device_pulses += _pulse_row(
-                        g, table, w, pulses, i, r, hits, counts, m, state, params
-                    )
+                    done, z = _pulse_row(g, table, w, pulses, i, r, hits, counts, m, z, params)
+                    device_pulses += done
         if not sequential:
             for r in range(n_out):
                 m = 0
@@ -353,9 +355,9 @@ def _stochastic_update(
                         counts[m] = acc[r, c]
                         m += 1
                         _ask_for(table, g, (i * n_out + r) * n_in + c, pair, size)
-                device_pulses += _pulse_row(
-                    g, table, w, pulses, i, r, hits, counts, m, state, params
-                )
+                done, z = _pulse_row(g, table, w, pulses, i, r, hits, counts, m, z, params)
+                device_pulses += done
+        state[i] = z
         totals[i, 0] = line_pulses
         totals[i, 1] = device_pulses
 
@@ -367,65 +369,6 @@ def _stochastic_update(
 # costs about 0.1 ms. (A serial and a parallel compilation of one function also share numba's
 # on-disk cache entry, so one of them silently ran the other's code.)
 stochastic_update = njit(cache=True)(_stochastic_update)
-
-
-@njit(cache=True)
-def dac(
-    v: np.ndarray, out: np.ndarray, scale: np.ndarray, manage: bool, bound: float, res: float
-) -> None:
-    """Input conversion of every row of ``v`` (R, n) into ``out``: optional noise management
-    (divide by the row's largest magnitude over ``bound``, kept in ``scale``), saturation at
-    +-``bound``, rounding to the DAC step ``res`` (0: ideal). The arithmetic of
-    :meth:`insitu.hardware.periphery.Periphery.convert_input`, in float32."""
-    rows, n = v.shape
-    for r in range(rows):
-        s = np.float32(1.0)
-        if manage:
-            top = np.float32(0.0)
-            for j in range(n):
-                top = max(top, abs(v[r, j]))
-            s = max(top, np.float32(1e-12)) / np.float32(bound)
-            scale[r] = s
-        for j in range(n):
-            x = v[r, j] / s if manage else v[r, j]
-            x = min(max(x, np.float32(-bound)), np.float32(bound))
-            if res > 0.0:
-                x = np.rint(x / np.float32(res)) * np.float32(res)
-            out[r, j] = x
-
-
-@njit(cache=True)
-def adc(
-    y: np.ndarray,
-    read_noise: np.ndarray,
-    read_std: np.ndarray,
-    noise: np.ndarray,
-    sigma: float,
-    bound: float,
-    res: float,
-    scale: np.ndarray,
-    manage: bool,
-) -> None:
-    """Output conversion of ``y`` (R, m) in place: read noise (``read_std`` per row times
-    ``read_noise``; skipped when empty), output noise ``sigma * noise`` (skipped when empty),
-    saturation, rounding to the ADC step ``res`` (0: ideal), the digital rescale by ``scale``.
-    The arithmetic of :meth:`insitu.hardware.tile.Tile._mvm` after the array, in float32."""
-    rows, m = y.shape
-    with_read = read_noise.size > 0
-    with_noise = noise.size > 0
-    for r in range(rows):
-        for o in range(m):
-            v = y[r, o]
-            if with_read:
-                v = v + read_std[r] * read_noise[r, o]
-            if with_noise:
-                v = v + np.float32(sigma) * noise[r, o]
-            v = min(max(v, np.float32(-bound)), np.float32(bound))
-            if res > 0.0:
-                v = np.rint(v / np.float32(res)) * np.float32(res)
-            if manage:
-                v = v * scale[r]
-            y[r, o] = v
 
 
 def as_numpy(t: Tensor) -> np.ndarray:

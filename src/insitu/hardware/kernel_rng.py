@@ -56,75 +56,85 @@ def new_streams(gen: torch.Generator, n: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def next_word(state: np.ndarray, k: int) -> Any:
-    """The next 64 random bits of stream ``k``."""
-    z = state[k] + _GOLDEN
-    state[k] = z
-    z = (z ^ (z >> _U30)) * _MIX1
-    z = (z ^ (z >> _U27)) * _MIX2
-    return z ^ (z >> _U31)
+def next_word(z: Any) -> tuple[Any, Any]:
+    """The next 64 random bits of a stream whose state word is ``z``, and the new state.
+
+    A kernel loads its stream's word into a local variable, draws with it and stores it back
+    at the end: kept in a register, the draws of a loop overlap, where a state read from and
+    written to memory at every draw chained them (normal draws took twice as long)."""
+    z = z + _GOLDEN
+    w = (z ^ (z >> _U30)) * _MIX1
+    w = (w ^ (w >> _U27)) * _MIX2
+    return w ^ (w >> _U31), z
 
 
 @njit(inline="always")
-def uniform(state: np.ndarray, k: int) -> Any:
-    """A uniform draw in [0, 1) with 53 random bits."""
-    return float(next_word(state, k) >> _U11) * _INV53
+def uniform(z: Any) -> tuple[float, Any]:
+    """A uniform draw in [0, 1) with 53 random bits, and the new state."""
+    w, z = next_word(z)
+    return float(w >> _U11) * _INV53, z
 
 
 @njit
-def _outside_box(state: np.ndarray, k: int, i: int, x: float) -> float:
+def _outside_box(z: Any, i: int, x: float) -> tuple[float, Any]:
     """The rare cases of :func:`normal`, a point ``x`` outside layer ``i``'s inner box: in the
     base strip (``i`` = 0) a draw from the tail beyond it; in a wedge ``x`` itself if it falls
     under the curve, else NaN (draw again)."""
     if i == 0:  # the tail beyond r, by Marsaglia's exponential rejection
         while True:
-            t = -math.log(1.0 - uniform(state, k)) / ZIG_TAIL
-            y = -math.log(1.0 - uniform(state, k))
+            u, z = uniform(z)
+            t = -math.log(1.0 - u) / ZIG_TAIL
+            u, z = uniform(z)
+            y = -math.log(1.0 - u)
             if 2.0 * y > t * t:
-                return ZIG_TAIL + t if x > 0.0 else -ZIG_TAIL - t
+                return (ZIG_TAIL + t if x > 0.0 else -ZIG_TAIL - t), z
     f0, f1 = ZIG_F[i], ZIG_F[i + 1]
-    if f0 + uniform(state, k) * (f1 - f0) < math.exp(-0.5 * x * x):
-        return x
-    return math.nan
+    u, z = uniform(z)
+    if f0 + u * (f1 - f0) < math.exp(-0.5 * x * x):
+        return x, z
+    return math.nan, z
 
 
 @njit(inline="always")
-def _point(state: np.ndarray, k: int) -> tuple[int, float, float]:
+def _point(z: Any) -> tuple[int, float, float, Any]:
     """A point of the ziggurat: the low 8 bits of one word pick a layer ``i``, the top 53 a
     signed position ``u`` in (-1, 1) (independent bits); ``x`` = ``u`` times the layer's
     width."""
-    w = next_word(state, k)
+    w, z = next_word(z)
     i = int(w & _LAYER_MASK)
     u = 2.0 * (float(w >> _U11) * _INV53) - 1.0
-    return i, u, u * ZIG_X[i]
+    return i, u, u * ZIG_X[i], z
 
 
 @njit
-def _redraw(state: np.ndarray, k: int, i: int, x: float) -> float:
+def _redraw(z: Any, i: int, x: float) -> tuple[float, Any]:
     """:func:`normal` after its first point fell outside its layer's inner box."""
     while True:
-        x = _outside_box(state, k, i, x)
+        x, z = _outside_box(z, i, x)
         if not math.isnan(x):
-            return x
-        i, u, x = _point(state, k)
+            return x, z
+        i, u, x, z = _point(z)
         if abs(u) < ZIG_R[i]:
-            return x
+            return x, z
 
 
 @njit(inline="always")
-def normal(state: np.ndarray, k: int) -> Any:
-    """A standard normal draw from stream ``k``: about 99 % of points fall inside their
+def normal(z: Any) -> tuple[float, Any]:
+    """A standard normal draw and the new state: about 99 % of points fall inside their
     layer's inner box and are taken at once."""
-    i, u, x = _point(state, k)
+    i, u, x, z = _point(z)
     if abs(u) < ZIG_R[i]:
-        return x
-    return _redraw(state, k, i, x)
+        return x, z
+    x, z = _redraw(z, i, x)
+    return x, z
 
 
 @njit(cache=True)
 def normal_draws(state: np.ndarray, n: int) -> np.ndarray:
-    """``n`` draws of :func:`normal` from stream 0 (to test the generator)."""
+    """``n`` draws of :func:`normal` from stream 0 of ``state`` (to test the generator)."""
     out = np.empty(n)
+    z = state[0]
     for j in range(n):
-        out[j] = normal(state, 0)
+        out[j], z = normal(z)
+    state[0] = z
     return out

@@ -33,6 +33,7 @@ from insitu.devices import (
 from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware import crossbar_kernels as kernels
+from insitu.hardware import read_kernels as reads
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.kernel_rng import new_streams
 from insitu.hardware.kernel_switch import kernels_enabled
@@ -45,10 +46,6 @@ class PairMode(StrEnum):
 
     DIFFERENTIAL = "differential"  # w = s * (G+ - G-), two devices per weight
     REFERENCE = "reference"  # w = s * (G - g_ref), one device against a reference column
-
-
-_EMPTY1 = np.zeros(0, dtype=np.float32)  # "none" for the compiled periphery's optional inputs
-_EMPTY2 = np.zeros((0, 0), dtype=np.float32)
 
 
 class UpdateMode(StrEnum):
@@ -182,6 +179,16 @@ class Tile:
         self._kstreams: np.ndarray | None = None
         self._pulses = torch.zeros(shape, device=device)
         self._w: Tensor | None = None
+        p, per_device = config.periphery, dev.read_noise * dev.g_range * config.weight_scale
+        self._read_params = reads.read_params(
+            p.noise_management,
+            p.input_bound,
+            p.dac_step,
+            per_device * math.sqrt(self.devices_per_weight),
+            p.output_noise,
+            p.output_bound,
+            p.adc_step,
+        )
 
     def _pack(self) -> Tensor:
         """Per-device parameters (P*I*out*in, fields): one gather fetches a device's parameters."""
@@ -214,12 +221,14 @@ class Tile:
         return v
 
     # -- reads ----------------------------------------------------------------------------
-    def _mvm(self, v: Tensor, weights: Tensor) -> Tensor:
-        """``v @ weights`` through DAC, array (with its read noise) and ADC."""
-        if kernels_enabled(v.device) and v.dtype == torch.float32:
-            y = self._mvm_fused(v, weights)
+    def _mvm(self, v: Tensor, transposed: bool) -> Tensor:
+        """``v`` (I, B, n) through DAC, array (with its read noise) and ADC: ``v @ W.T``, or
+        ``v @ W`` when ``transposed`` (driven from the output side)."""
+        w = self._weights()
+        if kernels_enabled(v.device) and v.dtype == w.dtype == torch.float32:
+            y = self._mvm_compiled(v, w, transposed)
         else:
-            y = self._mvm_torch(v, weights)
+            y = self._mvm_torch(v, w if transposed else w.transpose(1, 2))
         vectors, n_in, n_out = v.shape[0] * v.shape[1], v.shape[-1], y.shape[-1]
         counts = [
             (Event.ARRAY_READ, vectors),
@@ -249,50 +258,40 @@ class Tile:
             y = y + std * noise
         return p.convert_output(y, scale, self._gen)
 
-    def _mvm_fused(self, v: Tensor, weights: Tensor) -> Tensor:
-        """:meth:`_mvm_torch` as two compiled loops around torch's matmul: the same numbers
-        for the same generator state, with little Python between them (a read of a small tile
-        took 48 us this way before, 22 us now)."""
-        p = self.config.periphery
+    def _mvm_compiled(self, v: Tensor, w: Tensor, transposed: bool) -> Tensor:
+        """:meth:`_mvm_torch` by the compiled reads (:mod:`insitu.hardware.read_kernels`): one
+        call for arrays of up to ``FUSED_MACS`` multiply-accumulates per instance, the compiled
+        converters around torch's matmul above that."""
         i_n, b, n = v.shape
-        rows = i_n * b
-        drive = np.empty((rows, n), dtype=np.float32)
-        scale = np.ones(rows, dtype=np.float32)
-        src = kernels.as_numpy(v.contiguous()).reshape(rows, n)
-        kernels.dac(src, drive, scale, p.noise_management, p.input_bound, p.dac_step)
-        driven = torch.from_numpy(drive).view(i_n, b, n)
-        y = torch.matmul(driven, weights).contiguous()
-        m = y.shape[-1]
-        read_std, read_noise, noise = _EMPTY1, _EMPTY2, _EMPTY2
-        if self.config.device.read_noise > 0:
-            std, draw = self._read_noise(driven, y)
-            read_std = kernels.as_numpy(std.contiguous()).reshape(rows)
-            read_noise = kernels.as_numpy(draw).reshape(rows, m)
-        if p.output_noise > 0:
-            draw = torch.randn(y.shape, generator=self._gen, device=y.device)
-            noise = kernels.as_numpy(draw).reshape(rows, m)
-        kernels.adc(
-            kernels.as_numpy(y).reshape(rows, m),
-            read_noise,
-            read_std,
-            noise,
-            p.output_noise,
-            p.output_bound,
-            p.adc_step,
-            scale,
-            p.noise_management,
-        )
-        return y
+        m = w.shape[2] if transposed else w.shape[1]
+        src = kernels.as_numpy(v.contiguous())
+        streams = self._streams()
+        if b * n * m <= reads.FUSED_MACS:
+            y = np.empty((i_n, b, m), dtype=np.float32)
+            reads.analog_read(src, kernels.as_numpy(w), transposed, y, self._read_params, streams)
+            return torch.from_numpy(y)
+        drive = np.empty((i_n, b, n), dtype=np.float32)
+        scale = np.empty((i_n, b), dtype=np.float32)
+        power = np.empty((i_n, b), dtype=np.float32)
+        reads.convert_inputs(src, drive, scale, power, self._read_params)
+        out = torch.matmul(torch.from_numpy(drive), w if transposed else w.transpose(1, 2))
+        reads.convert_outputs(kernels.as_numpy(out), scale, power, self._read_params, streams)
+        return out
+
+    def _streams(self) -> np.ndarray:
+        """The compiled kernels' generator streams, one per instance (made on first use)."""
+        if self._kstreams is None:
+            self._kstreams = new_streams(self._gen, self.instances)
+        return self._kstreams
 
     def read(self, x: Tensor) -> Tensor:
         """Forward read ``W x`` through DAC, array and ADC: (B, in) or (I, B, in) -> (I, B, out)."""
-        x = self._batch(x, self.in_features, "read input")
-        return self._mvm(x, self._weights().transpose(1, 2))
+        return self._mvm(self._batch(x, self.in_features, "read input"), transposed=False)
 
     def read_transposed(self, d: Tensor) -> Tensor:
         """Transposed read ``W^T d`` driving the other side: (I, B, out) -> (I, B, in)."""
         d = self._batch(d, self.out_features, "read_transposed input")
-        return self._mvm(d, self._weights())
+        return self._mvm(d, transposed=True)
 
     def measure(self) -> Tensor:
         """Read every device one by one (noisy, slow): the apparent weights (I, out, in)."""
@@ -435,8 +434,6 @@ class Tile:
                 self._ktable = kernels.kernel_table(self._table)
             if not w.is_contiguous():
                 w = self._w = w.contiguous()
-            if self._kstreams is None:
-                self._kstreams = new_streams(self._gen, self.instances)
             dev, u = self.config.device, self.config.update
             params = np.zeros(kernels.N_PARAMS)
             params[kernels.P_MAX_PULSES] = u.max_pulses
@@ -459,7 +456,7 @@ class Tile:
                 kernels.as_numpy(w),
                 kernels.as_numpy(self._pulses),
                 params,
-                self._kstreams,
+                self._streams(),
             )
         return k
 
