@@ -33,6 +33,7 @@ from torch import Tensor
 from insitu.devices.pulse_table import DOWN, G_MAX, G_MIN, UP, WORKING
 from insitu.devices.response import TINY as _TINY
 from insitu.hardware.kernel_rng import normal, uniform
+from insitu.hardware.read_kernels import largest
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -269,8 +270,8 @@ def _stochastic_update(
     differential pair whose device 1 mirrors device 0; 1: one device against ``g_ref``), the
     weight scale and the device constants. Sequential: every sample is one rank-1 update;
     otherwise a mini-batch's coincidences are summed per device and applied once. ``state`` (I,)
-    holds each instance's generator stream; ``totals`` (I, 2) receives the line pulses and
-    device pulses of each instance.
+    holds each instance's generator stream; ``totals`` (2,) accumulates the line pulses and
+    the device pulses of all instances.
     """
     lam = params[P_LAM]
     max_pulses = int(params[P_MAX_PULSES])
@@ -284,6 +285,7 @@ def _stochastic_update(
         xm = np.zeros(n_in, dtype=np.uint64)
         dm = np.zeros(n_out, dtype=np.uint64)
         cols = np.zeros(n_in, dtype=np.int64)
+        signs = np.zeros(n_in, dtype=np.int64)
         rows = np.zeros(n_out, dtype=np.int64)
         hits = np.zeros(n_in, dtype=np.int64)
         counts = np.zeros(n_in, dtype=np.int64)
@@ -296,12 +298,8 @@ def _stochastic_update(
         device_pulses = 0
         z = state[i]  # the stream's word in a register while the instance is updated
         for s in range(samples):
-            mx = 0.0
-            for j in range(n_in):
-                mx = max(mx, abs(x[i, s, j]))
-            md = 0.0
-            for r in range(n_out):
-                md = max(md, abs(d[i, s, r]))
+            mx = float(largest(x[i, s]))
+            md = float(largest(d[i, s]))
             need = lam * mx * md
             if need == 0.0:
                 continue
@@ -315,6 +313,7 @@ def _stochastic_update(
                 if mask != _ZERO:
                     xm[n_cols] = mask
                     cols[n_cols] = j
+                    signs[n_cols] = 1 if x[i, s, j] > 0 else -1
                     n_cols += 1
                     line_pulses += _popcount(mask)
             n_rows = 0
@@ -335,7 +334,7 @@ def _stochastic_update(
                     if k == 0:
                         continue
                     c = cols[b]
-                    n = sr * k if x[i, s, c] > 0 else -sr * k
+                    n = sr * signs[b] * k
                     if sequential:
                         hits[m] = c
                         counts[m] = n
@@ -358,8 +357,8 @@ def _stochastic_update(
                 done, z = _pulse_row(g, table, w, pulses, i, r, hits, counts, m, z, params)
                 device_pulses += done
         state[i] = z
-        totals[i, 0] = line_pulses
-        totals[i, 1] = device_pulses
+        totals[0] += line_pulses
+        totals[1] += device_pulses
 
 
 # One thread, on purpose. Measured on the 784-256-128-10 benchmark (2 cores): spreading 8 chip

@@ -39,7 +39,7 @@ FUSED_MACS = 1_000_000
 
 
 @njit(fastmath={"nnan", "ninf", "nsz", "reassoc"})
-def _largest(v: np.ndarray) -> np.float32:
+def largest(v: np.ndarray) -> np.float32:
     """The largest magnitude in ``v`` (a vectorised max: the inputs were checked finite)."""
     top = np.float32(0.0)
     for j in range(v.size):
@@ -63,7 +63,7 @@ def _convert_row(v: np.ndarray, drive: np.ndarray, p: np.ndarray) -> tuple[np.fl
     manage = p[R_MANAGE] > 0.0
     bound = np.float32(p[R_IN_BOUND])
     res = np.float32(p[R_DAC_STEP])
-    s = max(_largest(v), np.float32(1e-12)) / bound if manage else np.float32(1.0)
+    s = max(largest(v), np.float32(1e-12)) / bound if manage else np.float32(1.0)
     # Periphery.convert_input's operations in its order (a division by 1 changes nothing).
     # Written as one loop with one store: other forms took two to three times as long.
     for j in range(v.size):

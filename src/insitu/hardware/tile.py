@@ -173,6 +173,14 @@ class Tile:
         self._g = initial_conductance(dev, self._arrays)
         self._packed = self._pack()
         self._table = pulse_table(dev, self._arrays) if has_table(dev) else None
+        u = config.update
+        # What the compiled update needs of the tile's design (fixed; see kernel_ready).
+        self._kernel_kind = (
+            u.mode is UpdateMode.STOCHASTIC
+            and u.max_pulses <= kernels.MAX_KERNEL_SLOTS
+            and self._table is not None
+            and not config.one_sided
+        )
         # Compiled update (made on first use): compact table, numpy views, generator streams.
         self._ktable: Tensor | None = None
         self._kviews: kernels.TileViews | None = None
@@ -386,28 +394,21 @@ class Tile:
     def kernel_ready(self) -> bool:
         """Whether :meth:`update` runs as one compiled loop (CPU, stochastic trains of at most
         64 slots, a tabled device kind, two-sided pairs) rather than as tensor operations."""
-        u = self.config.update
-        return (
-            kernels_enabled(self._g.device)
-            and u.mode is UpdateMode.STOCHASTIC
-            and u.max_pulses <= kernels.MAX_KERNEL_SLOTS
-            and self._table is not None
-            and not self.config.one_sided
-            and self._g.dtype == torch.float32
-        )
+        g = self._g  # replaced by relax and load_state_dict
+        return self._kernel_kind and g.dtype == torch.float32 and kernels_enabled(g.device)
 
     def _kernel_update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """:meth:`update` by :func:`insitu.hardware.crossbar_kernels.stochastic_update`."""
         check_range("learning rate", lr, low=0.0)
         x = self._batch(x, self.in_features, "update input")
         d = self._batch(d, self.out_features, "update error")
-        u = self.config.update
-        self.log.add(Event.UPDATE, self.instances * (x.shape[1] if u.sequential else 1))
+        cycles = self.instances * (x.shape[1] if self.config.update.sequential else 1)
         if lr == 0.0:
+            self.log.add(Event.UPDATE, cycles)
             return
         k = self._kernel_views()
         k.params[kernels.P_LAM] = lr / self.config.weight_step
-        totals = np.zeros((self.instances, 2))
+        totals = np.zeros(2)
         kernels.stochastic_update(
             k.g,
             k.table,
@@ -419,9 +420,13 @@ class Tile:
             k.state,
             totals,
         )
-        line, device = totals.sum(0)
-        self.log.add(Event.LINE_PULSE, int(line))
-        self.log.add(Event.PULSE, int(device))
+        self.log.add_many(
+            (
+                (Event.UPDATE, cycles),
+                (Event.LINE_PULSE, int(totals[0])),
+                (Event.PULSE, int(totals[1])),
+            )
+        )
 
     def _kernel_views(self) -> kernels.TileViews:
         """The kernel's numpy views of this tile's state, made again when a tensor was replaced
