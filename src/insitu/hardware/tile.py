@@ -220,7 +220,9 @@ class Tile:
 
     def _batch(self, v: Tensor, features: int, what: str) -> Tensor:
         if v.dim() == 2:
-            v = v.unsqueeze(0).expand(self.instances, -1, -1)
+            v = v.unsqueeze(0)  # one op; an expand too only when there are several instances
+            if self.instances > 1:
+                v = v.expand(self.instances, -1, -1)
         if v.dim() != 3 or v.shape[0] != self.instances or v.shape[2] != features:
             raise ValueError(
                 f"{what} has shape {tuple(v.shape)}; expected (batch, {features}) or "
