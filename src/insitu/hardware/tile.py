@@ -270,13 +270,13 @@ class Tile:
 
     def _mvm_compiled(self, v: Tensor, w: Tensor, transposed: bool) -> Tensor:
         """:meth:`_mvm_torch` by the compiled reads (:mod:`insitu.hardware.read_kernels`): one
-        call for arrays of up to ``FUSED_MACS`` multiply-accumulates per instance, the compiled
-        converters around torch's matmul above that."""
+        call for reads of up to ``FUSED_MACS`` multiply-accumulates, the compiled converters
+        around torch's matmul above that."""
         i_n, b, n = v.shape
         m = w.shape[2] if transposed else w.shape[1]
         src = kernels.as_numpy(v.contiguous())
         streams = self._streams()
-        if b * n * m <= reads.FUSED_MACS:
+        if i_n * b * n * m <= reads.FUSED_MACS:
             y = np.empty((i_n, b, m), dtype=np.float32)
             reads.analog_read(src, kernels.as_numpy(w), transposed, y, self._read_params, streams)
             return torch.from_numpy(y)
