@@ -38,17 +38,16 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
     ``logits``: (I, B, C); ``y``: (B,) class indices. Raises DivergenceError on NaN/inf.
     """
-    if not bool(torch.isfinite(logits).all()):
+    logp = torch.log_softmax(logits, dim=-1)
+    # Finite logits give finite log-probabilities; a NaN or infinite one shows in their sum.
+    if not math.isfinite(float(logp.sum())):
         raise DivergenceError(
             "training diverged: the network output is NaN or infinite; lower the learning rate "
             "or check the device and periphery parameters"
         )
-    logp = torch.log_softmax(logits, dim=-1)
-    target = y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
-    loss = -logp.gather(-1, target).squeeze(-1).mean(-1)
-    grad = logp.exp()
-    grad.scatter_add_(-1, target, -torch.ones_like(target, dtype=grad.dtype))
-    return loss, grad / logits.shape[1]
+    onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logp.dtype)
+    loss = -(logp * onehot).sum(-1).mean(-1)
+    return loss, (logp.exp() - onehot) / logits.shape[1]
 
 
 def squared_error(out: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
