@@ -139,7 +139,7 @@ def _read_tile(
 # batch rows, which the multiply-accumulate blocks of 2 outputs and 4 rows must finish), and one
 # of more than FUSED_MACS multiply-accumulates (2 instances), where the compiled converters run
 # around torch's matmul.
-SIZES = [(10, 4, 7), (9, 7, 6), (300, 260, 14)]
+SIZES = [(10, 4, 7), (9, 7, 6), (400, 300, 20)]
 SIZE_IDS = ["fused", "fused-odd", "around-matmul"]
 
 

@@ -32,11 +32,12 @@ N_READ_PARAMS = 7
 _MAC = {"reassoc", "contract"}
 
 # Up to this many multiply-accumulates per read (all instances) a read runs wholly compiled;
-# above it torch's matmul is faster. Measured on the benchmark chip (2-core AMD EPYC, torch
-# 2.13), one instance: a 10 x 785 x 256 forward read took 152 us compiled and 126 us with
-# torch's matmul; a 10 x 257 x 128 one 40 and 52 us; a 10 x 129 x 10 one 6 and 33 us. For 8
-# instances torch's batched matmul was the faster for the 10 x 128 x 257 transposed read.
-FUSED_MACS = 1_000_000
+# above it torch's matmul runs between the compiled converters. Alone, the two are about as fast
+# for the benchmark's reads (2-core AMD EPYC, torch 2.13: a 10 x 785 x 256 forward read 99 us
+# either way, a 10 x 129 x 10 one 7 us compiled against 14 us), but within training steps, 4
+# million measured faster than 1 million: a median of 0.97 against 1.02 ms per mini-batch for
+# one chip of 784-256-128-10, and 7.1-7.2 against 7.4-8.1 ms for eight.
+FUSED_MACS = 4_000_000
 
 
 @njit(fastmath={"nnan", "ninf", "nsz", "reassoc"})
