@@ -9,10 +9,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
-from insitu.devices import get_device
+from insitu.devices import NoiseMode, get_device
+from insitu.devices.response import linear_constants, linear_drive
 from insitu.hardware import (
     Event,
     PairMode,
@@ -84,6 +86,41 @@ def test_update_equals_torch_path_when_every_line_fires_for_sure(
     for kind in (Event.PULSE, Event.LINE_PULSE, Event.UPDATE):
         assert fast.log[kind] == slow.log[kind] > 0
     assert pulse_counts(fast).max() >= (3 * slots if sequential else 1)
+
+
+@pytest.mark.parametrize("mode", ["multiplicative", "additive"])
+@pytest.mark.parametrize("a", [0.0, 0.0017, 0.3], ids=["linear", "ecram-like", "steep"])
+def test_multi_pulse_response_is_the_closed_form(mode: str, a: float) -> None:
+    # n pulses at once: one pulse, the summed geometric series (2 to 8 pulses) and the log/exp
+    # closed form (more) must all give linear_drive's mean and variance (the torch path's).
+    params = get_device("ecram-liwo3").replace(dw_min_std=0.3, noise_mode=NoiseMode(mode))
+    dw, g0 = 0.01, params.g_ref + 0.2
+    kappa = a / dw
+    table = np.zeros((1, kernels.K_COLUMNS))
+    table[0, [kernels.K_DW_UP, kernels.K_DW_DOWN]] = dw
+    table[0, [kernels.K_KAPPA_UP, kernels.K_KAPPA_DOWN]] = kappa
+    table[0, [kernels.K_G_MIN, kernels.K_G_MAX, kernels.K_WORKING]] = -1e3, 1e3, 1.0
+    sigma2 = params.dw_min_std**2
+    multiplicative = mode == "multiplicative"
+
+    def moved(n: int, noise: float) -> float:
+        g = np.array([g0])
+        args = (params.g_ref, sigma2, multiplicative, params.g_min, 0.0)
+        kernels._pulse_device(g, table, 0, n, noise, *args)
+        return float(g[0] - g0)
+
+    for n in range(1, 13):
+        as_tensor = torch.tensor([dw], dtype=torch.float64)
+        k = torch.tensor([kappa], dtype=torch.float64)
+        for sign, x0 in ((1, g0 - params.g_ref), (-1, params.g_ref - g0)):
+            constants = linear_constants(params, as_tensor, k)
+            x = torch.tensor([x0], dtype=torch.float64)
+            mean, var = linear_drive(
+                params, constants, x, torch.tensor([float(n)]).double(), as_tensor, k
+            )
+            assert sign * moved(sign * n, 0.0) == pytest.approx(float(mean), rel=1e-9)
+            spread = moved(sign * n, 1.0) - moved(sign * n, 0.0)
+            assert spread == pytest.approx(math.sqrt(float(var)), rel=1e-7)
 
 
 def _noisy_tile(instances: int) -> Tile:
