@@ -405,7 +405,8 @@ def as_numpy(t: Tensor) -> np.ndarray:
     """A zero-copy numpy view of a contiguous CPU tensor."""
     if not t.is_contiguous():
         raise ValueError("kernel arguments must be contiguous")
-    return t.detach().numpy()
+    # numpy() detaches by itself; detaching first as well was 16 more tensor ops per step.
+    return (t.detach() if t.requires_grad else t).numpy()
 
 
 class TileViews(NamedTuple):
