@@ -156,50 +156,45 @@ def _pulse_device(
     if m == 1.0:  # one pulse, the common case: one nominal step, no transcendental terms
         mean = u0 * dw
         std = (mean if multiplicative else dw) * math.sqrt(sigma2)  # one sqrt per call, hoisted
-    elif m <= _SUMMED_PULSES:  # the geometric sums term by term, no transcendental calls
-        a = kappa * dw
-        q = 1.0 if a < _TINY else 1.0 - a  # the reference's linear limit below _TINY
-        steps = 0.0  # sum of q^t, t < m: the pulses' steps relative to the first
-        qt = 1.0
-        for _ in range(int(m)):
-            steps += qt
-            qt *= q
-        mean = u0 * dw * steps
-        if multiplicative:  # var = (u0 dw)^2 sigma^2 sum_t x^(m-1-t) y^t, by Horner's rule
-            x = q * q
-            y = x if a < _TINY else x + a * a * sigma2
-            total = 0.0
-            yt = 1.0
-            for _ in range(int(m)):
-                total = total * x + yt
-                yt *= y
-            var = (u0 * dw) ** 2 * sigma2 * total
-        else:  # var = dw^2 sigma^2 sum_t q^(2t)
-            total = 0.0
-            q2t = 1.0
-            for _ in range(int(m)):
-                total += q2t
-                q2t *= q * q
-            var = dw * dw * sigma2 * total
-        std = math.sqrt(max(var, 0.0))
     else:
         a = kappa * dw
-        linear = a < _TINY
-        if linear:
-            a = 1.0
-        log_q = math.log1p(-a)
-        steps = m if linear else -math.expm1(m * log_q) / a
-        mean = u0 * dw * steps
-        if multiplicative:
-            if linear:
-                var = (u0 * dw) ** 2 * m * sigma2
+        linear = a < _TINY  # the reference's constant-step limit
+        if m <= _SUMMED_PULSES:  # the geometric sums term by term, no transcendental calls
+            q = 1.0 if linear else 1.0 - a
+            # var = unit^2 sigma^2 sum_t x^(m-1-t) y^t (Horner's rule): multiplicative noise
+            # has unit = u0 dw, x = q^2, y = q^2 + (a sigma)^2; additive unit = dw, x = 1, y = q^2.
+            if multiplicative:
+                unit, x, y = u0 * dw, q * q, q * q + (0.0 if linear else a * a * sigma2)
             else:
-                log_r = math.log1p(a * a * sigma2 / math.exp(2.0 * log_q))
-                var = (u0 * dw) ** 2 * math.exp(2.0 * m * log_q) * math.expm1(m * log_r) / (a * a)
-        elif linear:
-            var = dw * dw * sigma2 * m
+                unit, x, y = dw, 1.0, q * q
+            steps = 0.0  # sum of q^t, t < m: the pulses' steps relative to the first
+            total = 0.0
+            qt = 1.0
+            yt = 1.0
+            for _ in range(int(m)):
+                steps += qt
+                qt *= q
+                total = total * x + yt
+                yt *= y
+            mean = u0 * dw * steps
+            var = unit * unit * sigma2 * total
         else:
-            var = dw * dw * sigma2 * (-math.expm1(2.0 * m * log_q) / (a * (2.0 - a)))
+            if linear:
+                a = 1.0
+            log_q = math.log1p(-a)
+            steps = m if linear else -math.expm1(m * log_q) / a
+            mean = u0 * dw * steps
+            if multiplicative:
+                if linear:
+                    var = (u0 * dw) ** 2 * m * sigma2
+                else:
+                    log_r = math.log1p(a * a * sigma2 / math.exp(2.0 * log_q))
+                    grow = math.exp(2.0 * m * log_q) * math.expm1(m * log_r)
+                    var = (u0 * dw) ** 2 * grow / (a * a)
+            elif linear:
+                var = dw * dw * sigma2 * m
+            else:
+                var = dw * dw * sigma2 * (-math.expm1(2.0 * m * log_q) / (a * (2.0 - a)))
         std = math.sqrt(max(var, 0.0))
     g_new = g0 + (mean if up else -mean) + std * noise
     if delta > 0.0:
