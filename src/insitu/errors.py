@@ -34,6 +34,13 @@ class DivergenceError(InsituError):
     """Training produced NaN or infinite values."""
 
 
+# What a trainer says when its network's output is NaN or infinite.
+OUTPUT_DIVERGED = (
+    "training diverged: the network output is NaN or infinite; lower the learning rate or check "
+    "the device and periphery parameters"
+)
+
+
 def check_range(
     name: str,
     value: float,

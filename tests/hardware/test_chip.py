@@ -174,6 +174,35 @@ def test_update_includes_the_bias_column() -> None:
     assert (want[:, :, -1].abs() > 5 * step).any()  # the bias moved
 
 
+@pytest.mark.parametrize("device", ["ideal", "ecram-liwo3"])
+@pytest.mark.parametrize("all_layers", [False, True])
+def test_update_sees_inputs_changed_in_place_after_the_read(device: str, all_layers: bool) -> None:
+    # The chip reuses the padded input of a layer's last read for its update, but only while
+    # that tensor is unchanged: two chips with one seed, one of them given the changed values
+    # in a new tensor, must end the same.
+    update = UpdateParams(mode=UpdateMode.COUNT, max_pulses=100, sequential=False)
+    tile = TileConfig(get_device(device), periphery=IDEAL_PERIPHERY)
+    if device == "ideal":
+        tile = TileConfig(get_device(device), periphery=IDEAL_PERIPHERY, update=update)
+    chips = [CrossbarChip(ChipConfig(LAYERS, tile), instances=2, seed=4) for _ in range(2)]
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(3, LAYERS[0], generator=gen)
+    ds = [torch.rand(2, 3, n, generator=gen) - 0.5 for n in LAYERS[1:]]
+    weights = []
+    for k, chip in enumerate(chips):
+        acts = chip.forward(x.clone())
+        if k == 0:
+            acts[0].mul_(-1.0)  # in place, after the read
+        else:
+            acts[0] = -x  # the same values, a new tensor
+        if all_layers:
+            chip.update_layers(acts[:-1], ds, lr=0.5)
+        else:
+            chip.update(0, acts[0], ds[0], lr=0.5)
+        weights.append(true_weights(chip.tiles[0]))
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
 def test_program_needs_one_matrix_per_layer() -> None:
     chip = ideal_chip()
     with pytest.raises(ValueError, match="3 layers"):

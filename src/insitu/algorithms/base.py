@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from insitu.errors import ConfigError, DivergenceError, check_range
+from insitu.algorithms import loss_kernels
+from insitu.errors import OUTPUT_DIVERGED, ConfigError, DivergenceError, check_range
 from insitu.hardware import ChipConfig, EventLog
 
 # Offset between the chip's seed and the trainer's, so that one run seed fixes both streams.
@@ -37,14 +38,14 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Cross-entropy loss per instance and its gradient w.r.t. the logits (mean over batch).
 
     ``logits``: (I, B, C); ``y``: (B,) class indices. Raises DivergenceError on NaN/inf.
+    Float32 CPU logits take the compiled kernel (:mod:`insitu.algorithms.loss_kernels`).
     """
+    if loss_kernels.supported(logits, y):
+        return loss_kernels.softmax_cross_entropy(logits, y)
     logp = torch.log_softmax(logits, dim=-1)
     # Finite logits give finite log-probabilities; a NaN or infinite one shows in their sum.
     if not math.isfinite(float(logp.sum())):
-        raise DivergenceError(
-            "training diverged: the network output is NaN or infinite; lower the learning rate "
-            "or check the device and periphery parameters"
-        )
+        raise DivergenceError(OUTPUT_DIVERGED)
     onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logp.dtype)
     loss = -(logp * onehot).sum(-1).mean(-1)
     return loss, (logp.exp() - onehot) / logits.shape[1]
@@ -56,10 +57,7 @@ def squared_error(out: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     ``out``: (I, B, K); ``target``: (B, K) or (I, B, K). Raises DivergenceError on NaN/inf.
     """
     if not bool(torch.isfinite(out).all()):
-        raise DivergenceError(
-            "training diverged: the network output is NaN or infinite; lower the learning rate "
-            "or check the device and periphery parameters"
-        )
+        raise DivergenceError(OUTPUT_DIVERGED)
     diff = out - target
     loss = 0.5 * diff.pow(2).sum(-1).mean(-1)
     return loss, diff / out.shape[1]

@@ -64,6 +64,9 @@ class CrossbarChip:
             )
             for n_in, n_out in itertools.pairwise(sizes)
         ]
+        # Each layer's last read input, its version and the padded copy the tile was driven
+        # with: an update from the same, unchanged activations reuses the copy.
+        self._driven: list[tuple[Tensor, int, Tensor] | None] = [None] * len(self.tiles)
 
     @property
     def n_layers(self) -> int:
@@ -79,7 +82,17 @@ class CrossbarChip:
 
     def read(self, layer: int, x: Tensor) -> Tensor:
         """Pre-activation of ``layer`` for inputs ``x`` (bias column added here)."""
-        return self.tiles[layer].read(self.with_bias(x))
+        padded = self.with_bias(x)
+        self._driven[layer] = (x, x._version, padded)
+        return self.tiles[layer].read(padded)
+
+    def _update_input(self, layer: int, x: Tensor) -> Tensor:
+        """``x`` with the bias input, as the last read of ``layer`` had it if that read was
+        driven by this very tensor, unchanged since (``_version`` counts in-place writes)."""
+        driven = self._driven[layer]
+        if driven is not None and driven[0] is x and driven[1] == x._version:
+            return driven[2]
+        return self.with_bias(x)
 
     def over_range(self, layer: int, x: Tensor, y: Tensor) -> Tensor:
         """The ADC overflow flags of ``layer``'s read ``y`` (I, B, out) from inputs ``x``: True
@@ -100,7 +113,9 @@ class CrossbarChip:
         ``bias`` (one value per sample, broadcast like ``x[..., 0]``) drives the bias row
         instead of 1, for updates whose rows carry differences or sums of activities.
         """
-        self.tiles[layer].update(self.with_bias(x, bias), d, lr)
+        self.tiles[layer].update(
+            self._update_input(layer, x) if bias is None else self.with_bias(x, bias), d, lr
+        )
 
     def update_layers(self, xs: Sequence[Tensor], ds: Sequence[Tensor], lr: float) -> None:
         """Pulsed SGD step on every layer in one update cycle (layer k from ``xs[k]``, ``ds[k]``).
@@ -112,13 +127,13 @@ class CrossbarChip:
             raise ValueError(
                 f"got {len(xs)} inputs and {len(ds)} errors for {self.n_layers} layers"
             )
+        inputs = [self._update_input(k, x) for k, x in enumerate(xs)]
         if all(t.kernel_ready() for t in self.tiles):  # compiled loops: tile by tile is fastest
-            for t, x, d in zip(self.tiles, xs, ds, strict=True):
-                t.update(self.with_bias(x), d, lr)
+            for t, x, d in zip(self.tiles, inputs, ds, strict=True):
+                t.kernel_update(x, d, lr)
             return
         entries = [
-            t.update_entries(self.with_bias(x), d, lr)
-            for t, x, d in zip(self.tiles, xs, ds, strict=True)
+            t.update_entries(x, d, lr) for t, x, d in zip(self.tiles, inputs, ds, strict=True)
         ]
         apply_tile_entries(self.tiles, entries)
 

@@ -130,6 +130,13 @@ def _fired(trains: Tensor) -> tuple[Tensor, int]:
     return order[..., :width], width
 
 
+def _float32(t: Tensor) -> Tensor:
+    """``t`` as a contiguous float32 tensor (itself when it is one: no call into torch)."""
+    if t.dtype == torch.float32 and t.is_contiguous():
+        return t
+    return t.to(torch.float32).contiguous()
+
+
 class ProgramResult(NamedTuple):
     """Outcome of write-verify programming."""
 
@@ -186,6 +193,7 @@ class Tile:
         self._kviews: kernels.TileViews | None = None
         self._kstreams: np.ndarray | None = None
         self._pulses = torch.zeros(shape, device=device)
+        self._read_counts: dict[tuple[int, bool], list[tuple[Event, int]]] = {}
         self._w: Tensor | None = None
         p, per_device = config.periphery, dev.read_noise * dev.g_range * config.weight_scale
         self._read_params = reads.read_params(
@@ -239,7 +247,19 @@ class Tile:
             y = self._mvm_compiled(v, w, transposed)
         else:
             y = self._mvm_torch(v, w if transposed else w.transpose(1, 2))
-        vectors, n_in, n_out = v.shape[0] * v.shape[1], v.shape[-1], y.shape[-1]
+        key = (v.shape[0] * v.shape[1], transposed)
+        counts = self._read_counts.get(key)
+        if counts is None:
+            counts = self._read_counts[key] = self._count_read(*key)
+        self.log.add_many(counts)
+        return y
+
+    def _count_read(self, vectors: int, transposed: bool) -> list[tuple[Event, int]]:
+        """The events of reading ``vectors`` input vectors (the same for every read of that
+        size, so a tile keeps them)."""
+        n_in, n_out = self.in_features, self.out_features
+        if transposed:
+            n_in, n_out = n_out, n_in
         counts = [
             (Event.ARRAY_READ, vectors),
             (Event.MAC, vectors * n_in * n_out * self.devices_per_weight),
@@ -248,8 +268,7 @@ class Tile:
         ]
         if self.config.periphery.noise_management:
             counts.append((Event.DIGITAL_OP, vectors * (n_in + n_out)))
-        self.log.add_many(counts)
-        return y
+        return counts
 
     def _read_noise(self, drive: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Every device's independent read noise summed on its output line: the std per input
@@ -387,7 +406,7 @@ class Tile:
         With ``sequential`` updates every sample is one rank-1 update, applied in order.
         """
         if self.kernel_ready():
-            self._kernel_update(x, d, lr)
+            self.kernel_update(x, d, lr)
             return
         entries = self.update_entries(x, d, lr)
         if entries is not None:
@@ -399,9 +418,11 @@ class Tile:
         g = self._g  # replaced by relax and load_state_dict
         return self._kernel_kind and g.dtype == torch.float32 and kernels_enabled(g.device)
 
-    def _kernel_update(self, x: Tensor, d: Tensor, lr: float) -> None:
-        """:meth:`update` by :func:`insitu.hardware.crossbar_kernels.stochastic_update`."""
-        check_range("learning rate", lr, low=0.0)
+    def kernel_update(self, x: Tensor, d: Tensor, lr: float) -> None:
+        """:meth:`update` by :func:`insitu.hardware.crossbar_kernels.stochastic_update`; only
+        when :meth:`kernel_ready` (a chip checks that once for all its tiles)."""
+        if not lr >= 0.0:  # the plain comparison first: this runs for every layer and step
+            check_range("learning rate", lr, low=0.0)
         x = self._batch(x, self.in_features, "update input")
         d = self._batch(d, self.out_features, "update error")
         cycles = self.instances * (x.shape[1] if self.config.update.sequential else 1)
@@ -416,8 +437,8 @@ class Tile:
             k.table,
             k.w,
             k.pulses,
-            kernels.as_numpy(x.to(torch.float32).contiguous()),
-            kernels.as_numpy(d.to(torch.float32).contiguous()),
+            kernels.as_numpy(_float32(x)),
+            kernels.as_numpy(_float32(d)),
             k.params,
             k.state,
             totals,
