@@ -9,7 +9,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -96,18 +95,12 @@ def test_multi_pulse_response_is_the_closed_form(mode: str, a: float) -> None:
     params = get_device("ecram-liwo3").replace(dw_min_std=0.3, noise_mode=NoiseMode(mode))
     dw, g0 = 0.01, params.g_ref + 0.2
     kappa = a / dw
-    table = np.zeros((1, kernels.K_COLUMNS))
-    table[0, [kernels.K_DW_UP, kernels.K_DW_DOWN]] = dw
-    table[0, [kernels.K_KAPPA_UP, kernels.K_KAPPA_DOWN]] = kappa
-    table[0, [kernels.K_G_MIN, kernels.K_G_MAX, kernels.K_WORKING]] = -1e3, 1e3, 1.0
     sigma2 = params.dw_min_std**2
     multiplicative = mode == "multiplicative"
 
     def moved(n: int, noise: float) -> float:
-        g = np.array([g0])
-        args = (params.g_ref, sigma2, multiplicative, params.g_min, 0.0)
-        kernels._pulse_device(g, table, 0, n, noise, *args)
-        return float(g[0] - g0)
+        args = (params.g_ref, sigma2, multiplicative)
+        return float(kernels._response(g0, dw, kappa, n, noise, *args) - g0)
 
     for n in range(1, 13):
         as_tensor = torch.tensor([dw], dtype=torch.float64)

@@ -126,30 +126,26 @@ def kernel_table(table: Tensor) -> Tensor:
 
 
 @njit(inline="always")
-def _pulse_device(
-    g: np.ndarray,
-    table: np.ndarray,
-    dev: int,
+def _response(
+    g0: float,
+    dw: float,
+    kappa: float,
     n: int,
     noise: float,
     g_ref: float,
     sigma2: float,
     multiplicative: bool,
-    g_min_nominal: float,
-    delta: float,
-) -> None:
-    """``n`` signed pulses on device ``dev``: closed-form mean and variance, one Gaussian draw
-    (the arithmetic of :func:`insitu.devices.response.linear_drive`)."""
-    if table[dev, K_WORKING] <= 0.0:
-        return
+) -> float:
+    """A device's conductance after ``n`` signed pulses from ``g0``, before quantisation and
+    bounds: closed-form mean and variance, one Gaussian draw ``noise`` (the arithmetic of
+    :func:`insitu.devices.response.linear_drive`). ``dw`` and ``kappa`` are the device's step
+    and slope in the pulses' direction.
+
+    Scalars in and out, on purpose: numba counts references to every array a helper receives,
+    with atomic operations at each call, even when it is inlined. With the arrays passed in,
+    those atomics took a third of the time of a pulsed device.
+    """
     up = n > 0
-    if up:
-        dw = float(table[dev, K_DW_UP])
-        kappa = float(table[dev, K_KAPPA_UP])
-    else:
-        dw = float(table[dev, K_DW_DOWN])
-        kappa = float(table[dev, K_KAPPA_DOWN])
-    g0 = float(g[dev])
     x0 = g0 - g_ref if up else g_ref - g0
     u0 = max(1.0 - kappa * x0, 0.0)
     m = float(abs(n))
@@ -196,29 +192,26 @@ def _pulse_device(
             else:
                 var = dw * dw * sigma2 * (-math.expm1(2.0 * m * log_q) / (a * (2.0 - a)))
         std = math.sqrt(max(var, 0.0))
-    g_new = g0 + (mean if up else -mean) + std * noise
-    if delta > 0.0:
-        g_new = g_min_nominal + round((g_new - g_min_nominal) / delta) * delta
-    g[dev] = min(max(g_new, float(table[dev, K_G_MIN])), float(table[dev, K_G_MAX]))
+    return g0 + (mean if up else -mean) + std * noise
 
 
 @njit(cache=True)
-def _pulse_row(
+def _pulse_entries(
     g: np.ndarray,
     table: np.ndarray,
     w: np.ndarray,
     pulses: np.ndarray,
-    i: int,
-    r: int,
-    hits: np.ndarray,
+    cells: np.ndarray,
     counts: np.ndarray,
     m: int,
     z: Any,
     params: np.ndarray,
 ) -> tuple[int, Any]:
-    """Signed pulse counts ``counts[:m]`` on the weights in columns ``hits[:m]`` of row ``r``
-    of instance ``i``: each weight's device (and the differential pair's second device, pulsed
-    the other way), then the weight. Returns the device pulses and the stream state ``z``."""
+    """Signed pulse counts ``counts[:m]`` on the weights ``cells[:m]`` (indices into the flat
+    ``w`` and ``pulses``, (I * out * in,)), in order: each weight's device (and the differential
+    pair's second device, pulsed the other way), then the weight. One call per sample: a call
+    costs reference counting for each array it takes. Returns the device pulses and the stream
+    state ``z``."""
     pair = int(params[P_PAIR])
     weight_scale = params[P_WEIGHT_SCALE]
     g_ref = params[P_G_REF]
@@ -226,37 +219,31 @@ def _pulse_row(
     multiplicative = params[P_MULTIPLICATIVE] > 0
     g_min = params[P_G_MIN]
     delta = params[P_DELTA]
-    inst, n_out, n_in = w.shape
-    size = inst * n_out * n_in
-    row = (i * n_out + r) * n_in
+    size = w.size
     total = 0
     for e in range(m):
-        c = hits[e]
+        cell = cells[e]
         n = counts[e]
-        cell = row + c
-        pulses[i, r, c] += abs(n)
+        pulses[cell] += abs(n)
         total += abs(n) * pair
-        noise, z = normal(z)
-        _pulse_device(g, table, cell, n, noise, g_ref, sigma2, multiplicative, g_min, delta)
-        if pair == 2:
+        for side in range(pair):
+            dev = cell + side * size
             noise, z = normal(z)
-            _pulse_device(
-                g, table, cell + size, -n, noise, g_ref, sigma2, multiplicative, g_min, delta
-            )
-            w[i, r, c] = weight_scale * (g[cell] - g[cell + size])
+            if table[dev, K_WORKING] <= 0.0:
+                continue  # stuck: takes its draw, keeps its conductance
+            k = n if side == 0 else -n  # the pair's second device moves the other way
+            up = k > 0
+            dw = float(table[dev, K_DW_UP if up else K_DW_DOWN])
+            kappa = float(table[dev, K_KAPPA_UP if up else K_KAPPA_DOWN])
+            g_new = _response(float(g[dev]), dw, kappa, k, noise, g_ref, sigma2, multiplicative)
+            if delta > 0.0:
+                g_new = g_min + round((g_new - g_min) / delta) * delta
+            g[dev] = min(max(g_new, float(table[dev, K_G_MIN])), float(table[dev, K_G_MAX]))
+        if pair == 2:
+            w[cell] = weight_scale * (g[cell] - g[cell + size])
         else:
-            w[i, r, c] = weight_scale * (g[cell] - g_ref)
+            w[cell] = weight_scale * (g[cell] - g_ref)
     return total, z
-
-
-@njit(inline="always")
-def _ask_for(table: np.ndarray, g: np.ndarray, cell: int, pair: int, size: int) -> None:
-    """Prefetch a weight's device rows (both devices of a pair). A row's pulsed devices are
-    scattered over a table larger than the caches: asking for all of them before updating
-    any lets the misses overlap (the update got 10-20 % faster; w and pulses did not gain)."""
-    for dev in range(cell, pair * size, size):
-        _prefetch(table, dev * K_COLUMNS)
-        _prefetch(g, dev)
 
 
 # Fields of the scalar parameter vector of :func:`stochastic_update`.
@@ -307,14 +294,18 @@ def _stochastic_update(
     inst, samples, n_in = x.shape
     n_out = d.shape[2]
     size = inst * n_out * n_in
+    w_flat = w.reshape(size)
+    pulses_flat = pulses.reshape(size)
     for i in range(inst):
         xm = np.zeros(n_in, dtype=np.uint64)
         dm = np.zeros(n_out, dtype=np.uint64)
         cols = np.zeros(n_in, dtype=np.int64)
         signs = np.zeros(n_in, dtype=np.int64)
         rows = np.zeros(n_out, dtype=np.int64)
-        hits = np.zeros(n_in, dtype=np.int64)
-        counts = np.zeros(n_in, dtype=np.int64)
+        # A sample's coincidences (sequential) or the summed ones (aggregated), in row-major
+        # order, as weight indices and signed counts.
+        cells = np.empty(n_out * n_in, dtype=np.int64)
+        counts = np.empty(n_out * n_in, dtype=np.int64)
         acc = (
             np.zeros((1, 1), dtype=np.int32)
             if sequential
@@ -350,11 +341,11 @@ def _stochastic_update(
                     rows[n_rows] = r
                     n_rows += 1
                     line_pulses += _popcount(mask)
+            m = 0
             for a in range(n_rows):
                 r = rows[a]
                 sr = -1 if d[i, s, r] > 0 else 1  # descent: minus the error's sign
                 row = (i * n_out + r) * n_in
-                m = 0
                 for b in range(n_cols):
                     k = _popcount(dm[a] & xm[b])
                     if k == 0:
@@ -362,26 +353,33 @@ def _stochastic_update(
                     c = cols[b]
                     n = sr * signs[b] * k
                     if sequential:
-                        hits[m] = c
+                        cells[m] = row + c
                         counts[m] = n
                         m += 1
-                        _ask_for(table, g, row + c, pair, size)
+                        # Asking for a weight's devices before updating any lets the misses
+                        # overlap: they lie scattered over a table larger than the caches.
+                        for dev in range(row + c, pair * size, size):
+                            _prefetch(table, dev * K_COLUMNS)
+                            _prefetch(g, dev)
                     else:
                         acc[r, c] += n
-                if m > 0:
-                    done, z = _pulse_row(g, table, w, pulses, i, r, hits, counts, m, z, params)
-                    device_pulses += done
+            if m > 0:
+                done, z = _pulse_entries(g, table, w_flat, pulses_flat, cells, counts, m, z, params)
+                device_pulses += done
         if not sequential:
+            m = 0
             for r in range(n_out):
-                m = 0
+                row = (i * n_out + r) * n_in
                 for c in range(n_in):
                     if acc[r, c] != 0:
-                        hits[m] = c
+                        cells[m] = row + c
                         counts[m] = acc[r, c]
                         m += 1
-                        _ask_for(table, g, (i * n_out + r) * n_in + c, pair, size)
-                done, z = _pulse_row(g, table, w, pulses, i, r, hits, counts, m, z, params)
-                device_pulses += done
+                        for dev in range(row + c, pair * size, size):
+                            _prefetch(table, dev * K_COLUMNS)
+                            _prefetch(g, dev)
+            done, z = _pulse_entries(g, table, w_flat, pulses_flat, cells, counts, m, z, params)
+            device_pulses += done
         state[i] = z
         totals[0] += line_pulses
         totals[1] += device_pulses
