@@ -41,6 +41,7 @@ PHASES: list[tuple[str, Any, str]] = [
     ("forward reads", tile_module.Tile, "read"),
     ("transposed reads", tile_module.Tile, "read_transposed"),
     ("update kernel (trains, coincidences, physics)", tile_module.Tile, "kernel_update"),
+    ("update kernel (trains, coincidences, physics)", tile_module.Tile, "_kernel_update"),
     ("pulse trains", tile_module.Tile, "_pulse_trains"),
     ("coincidences to entries", tile_module.Tile, "_coincidence_entries"),
     ("update: entries, runs, physics (all)", chip_module, "apply_tile_entries"),
