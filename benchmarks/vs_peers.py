@@ -357,9 +357,17 @@ def spiking_scaling(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def _log_axes(ax: Any, ticks: list[int]) -> None:
-    """Log-log axes labelled at the measured points, with a grid and a legend."""
+    """Log-log axes labelled at the measured points, with a grid and a legend; y in plain
+    numbers, labelled more finely when the range is narrow (else one label may show)."""
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
+    low, high = ax.get_ylim()
+    subs = (1.0, 2.0, 5.0) if high / low > 5 else (1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter("")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
 
