@@ -46,6 +46,8 @@ def test_kernel_serves_only_float32_cpu_logits_outside_autograd() -> None:
     assert not loss_kernels.supported(torch.zeros(1, 2, 3, dtype=torch.float64), y)
     assert not loss_kernels.supported(torch.zeros(1, 2, 3, requires_grad=True), y)
     assert not loss_kernels.supported(torch.zeros(2, 3), y)
+    assert not loss_kernels.supported(torch.zeros(1, 0, 3), y[:0])  # empty batch
+    assert not loss_kernels.supported(torch.zeros(1, 2, 3), y.float())  # labels must be integers
 
 
 def test_non_contiguous_logits_and_int32_labels(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,7 +42,7 @@ def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> 
     return fast, slow
 
 
-def _exact_tile(device: str, pair: str, sequential: bool) -> Tile:
+def _exact_tile(device: str, pair: str, sequential: bool, shape: tuple[int, int] = (9, 5)) -> Tile:
     # Noise-free devices (but with device-to-device spread and soft bounds) and a weight step
     # of a power of two, so that lr / step and the train probabilities come out exactly.
     params = get_device(device).replace(
@@ -54,22 +54,30 @@ def _exact_tile(device: str, pair: str, sequential: bool) -> Tile:
         update=UpdateParams(mode=UpdateMode.STOCHASTIC, sequential=sequential, max_pulses=31),
         pair=PairMode(pair),
     )
-    return Tile(9, 5, config, instances=3, generator=torch.Generator().manual_seed(4))
+    return Tile(*shape, config, instances=3, generator=torch.Generator().manual_seed(4))
 
 
+@pytest.mark.parametrize("shape", [(9, 5), (40, 30)], ids=["9x5", "40x30"])
 @pytest.mark.parametrize("slots", [1, 2, 5])
 @pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "aggregated"])
 @pytest.mark.parametrize("pair", ["differential", "reference"])
 @pytest.mark.parametrize("device", ["reram-taox", "ecram-liwo3"])
 def test_update_equals_torch_path_when_every_line_fires_for_sure(
-    monkeypatch: pytest.MonkeyPatch, device: str, pair: str, sequential: bool, slots: int
+    monkeypatch: pytest.MonkeyPatch,
+    device: str,
+    pair: str,
+    sequential: bool,
+    slots: int,
+    shape: tuple[int, int],
 ) -> None:
     # |x| is 0 or 1 and |d| is 0 or 1/2 in every sample; with lr / step = 2 * slots every
     # line that carries a value fires in every slot of a train of `slots` slots (probability
-    # exactly 1), so both paths pulse the same devices the same number of times.
+    # exactly 1), so both paths pulse the same devices the same number of times. At 40 x 30 a
+    # sample's coincidences outgrow the kernel's first buffer (4 x (in + out) entries).
+    n_in, n_out = shape
     g = torch.Generator().manual_seed(9)
-    x = torch.randint(-1, 2, (3, 6, 9), generator=g).float()
-    d = 0.5 * torch.randint(-1, 2, (3, 6, 5), generator=g).float()
+    x = torch.randint(-1, 2, (3, 6, n_in), generator=g).float()
+    d = 0.5 * torch.randint(-1, 2, (3, 6, n_out), generator=g).float()
     x[:, :, 0] = 1.0  # every sample has a largest input of 1 and a largest error of 1/2
     d[:, :, 0] = -0.5
 
@@ -78,7 +86,7 @@ def test_update_equals_torch_path_when_every_line_fires_for_sure(
         for _ in range(3):
             tile.update(x, d, lr)
 
-    fast, slow = _both_paths(monkeypatch, lambda: _exact_tile(device, pair, sequential), run)
+    fast, slow = _both_paths(monkeypatch, lambda: _exact_tile(device, pair, sequential, shape), run)
     for a, b in zip(conductances(fast), conductances(slow), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert torch.equal(pulse_counts(fast), pulse_counts(slow))

@@ -59,12 +59,15 @@ def _softmax_cross_entropy(
 
 
 def supported(logits: Tensor, y: Tensor) -> bool:
-    """Whether the kernel serves this call: float32 (I, B, C) logits outside autograd and labels
-    on the CPU, kernels switched on."""
+    """Whether the kernel serves this call: float32 (I, B, C) logits of a non-empty batch outside
+    autograd and integer labels on the CPU, kernels switched on (anything else takes the torch
+    path, which raises its own errors)."""
     return (
         logits.dtype == torch.float32
         and logits.dim() == 3
+        and logits.shape[1] > 0
         and not logits.requires_grad
+        and not torch.is_floating_point(y)
         and y.device == logits.device
         and kernels_enabled(logits.device)
     )

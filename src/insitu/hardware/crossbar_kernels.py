@@ -311,9 +311,10 @@ def _stochastic_update(
         signs = np.zeros(n_in, dtype=np.int64)
         rows = np.zeros(n_out, dtype=np.int64)
         # A sample's coincidences (sequential) or the summed ones (aggregated), in row-major
-        # order, as weight indices and signed counts.
-        cells = np.empty(n_out * n_in, dtype=np.int64)
-        counts = np.empty(n_out * n_in, dtype=np.int64)
+        # order, as weight indices and signed counts; grown when a sample needs more room.
+        room = n_out * n_in if not sequential else min(n_out * n_in, 4 * (n_in + n_out))
+        cells = np.empty(room, dtype=np.int64)
+        counts = np.empty(room, dtype=np.int64)
         acc = (
             np.zeros((1, 1), dtype=np.int32)
             if sequential
@@ -349,6 +350,9 @@ def _stochastic_update(
                     rows[n_rows] = r
                     n_rows += 1
                     line_pulses += _popcount(mask)
+            if n_rows * n_cols > cells.size:  # at most every fired row meets every fired column
+                cells = np.empty(n_rows * n_cols, dtype=np.int64)
+                counts = np.empty(n_rows * n_cols, dtype=np.int64)
             m = 0
             for a in range(n_rows):
                 r = rows[a]
