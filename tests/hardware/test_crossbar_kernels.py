@@ -133,15 +133,20 @@ def _noisy_tile(instances: int) -> Tile:
     return Tile(3, 2, config, instances=instances, generator=torch.Generator().manual_seed(2))
 
 
-def test_update_has_the_torch_paths_mean_and_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("steps", [8.0, 1.0], ids=["trains-of-2-to-6-slots", "one-slot-trains"])
+def test_update_has_the_torch_paths_mean_and_spread(
+    monkeypatch: pytest.MonkeyPatch, steps: float
+) -> None:
     # Random trains and cycle-to-cycle noise: the draws differ, the distribution must not.
+    # lr = 8 steps gives each sample 2 to 6 slots; lr = 1 step gives every sample one slot
+    # (the kernel's branch-free path for one-slot trains).
     x = torch.tensor([[0.5, -0.8, 0.2], [-0.3, 0.1, 0.9], [0.05, 0.0, -0.4]])
     d = torch.tensor([[0.3, -0.6], [0.7, 0.2], [-0.1, 0.5]])
     changes = {}
 
     def run(tile: Tile) -> None:
         before = true_weights(tile)
-        tile.update(x, d, 8 * tile.config.weight_step)
+        tile.update(x, d, steps * tile.config.weight_step)
         changes[tile.kernel_ready()] = true_weights(tile) - before
 
     _both_paths(monkeypatch, lambda: _noisy_tile(4000), run)

@@ -8,7 +8,15 @@ import math
 import numpy as np
 import torch
 
-from insitu.hardware.kernel_rng import ZIG_TAIL, ZIG_X, new_streams, normal_draws
+from insitu.hardware.kernel_rng import (
+    ZIG_TAIL,
+    ZIG_X,
+    new_streams,
+    normal_draws,
+    skip,
+    uniform,
+    uniform_at,
+)
 
 
 def _draws(seed: int, n: int) -> np.ndarray:
@@ -45,3 +53,14 @@ def test_normal_draws_have_the_standard_normals_moments_and_tails() -> None:
         seen = (np.abs(z) > edge).mean()
         assert abs(seen - p) < 5 * math.sqrt(p * (1 - p) / n) + 1e-7, edge
     assert np.abs(z).max() > ZIG_TAIL  # the tail is drawn, not cut at the base strip
+
+
+def test_draws_by_position_are_the_streams_draws_in_order() -> None:
+    # uniform_at(z, k) is the k-th draw of uniform from z, and skip(z, n) the state after n.
+    z0 = new_streams(torch.Generator().manual_seed(5), 1)[0]
+    z = z0
+    for k in range(1, 50):
+        u, state = uniform(z)
+        z = np.uint64(state)  # numba hands back a Python int; the kernels' state is uint64
+        assert uniform_at(z0, k) == u
+        assert skip(z0, k) == z

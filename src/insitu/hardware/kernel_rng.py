@@ -75,6 +75,21 @@ def uniform(z: Any) -> tuple[float, Any]:
     return float(w >> _U11) * _INV53, z
 
 
+@njit(inline="always")
+def skip(z: Any, n: int) -> Any:
+    """The state of a stream ``n`` words after state ``z`` (splitmix64's state is a counter)."""
+    return z + np.uint64(n) * _GOLDEN
+
+
+@njit(inline="always")
+def uniform_at(z: Any, k: int) -> float:
+    """The uniform draw that the ``k``-th call of :func:`uniform` from state ``z`` makes
+    (``k`` >= 1), without the calls before it: a loop that draws this way has no chain from one
+    draw to the next, and ends with ``z = skip(z, n)`` after ``n`` draws."""
+    u, _ = uniform(skip(z, k - 1))
+    return u
+
+
 @njit
 def _outside_box(z: Any, i: int, x: float) -> tuple[float, Any]:
     """The rare cases of :func:`normal`, a point ``x`` outside layer ``i``'s inner box: in the
