@@ -32,7 +32,7 @@ from torch import Tensor
 
 from insitu.devices.pulse_table import DOWN, G_MAX, G_MIN, UP, WORKING
 from insitu.devices.response import TINY as _TINY
-from insitu.hardware.kernel_rng import normal, skip, uniform, uniform_at
+from insitu.hardware.kernel_rng import normal, skip, uniform_at
 from insitu.hardware.read_kernels import largest
 
 _M1 = np.uint64(0x5555555555555555)
@@ -56,24 +56,6 @@ def _popcount(x: np.uint64) -> int:
     x = (x & _M2) + ((x >> _U2) & _M2)
     x = (x + (x >> _U4)) & _M4
     return int((x * _H01) >> _U56)
-
-
-@njit(inline="always")
-def _train(z: Any, p: float, slots: int) -> tuple[np.uint64, Any]:
-    """A pulse train of ``slots`` slots, each firing with probability ``p``, as a bit mask
-    (and the stream's new state ``z``)."""
-    mask = _ZERO
-    if p <= 0.0:
-        return mask, z
-    if p >= 1.0:
-        for t in range(slots):
-            mask |= _ONE << np.uint64(t)
-        return mask, z
-    for t in range(slots):
-        u, z = uniform(z)
-        if u < p:
-            mask |= _ONE << np.uint64(t)
-    return mask, z
 
 
 @intrinsic
@@ -353,22 +335,31 @@ def _stochastic_update(
                     n_rows += uniform_at(z, r + 1) < abs(d[i, s, r]) * cd
                 z = skip(z, n_out)
                 line_pulses += n_cols + n_rows
-            else:
+            else:  # the same, a draw per slot, the slots' outcomes as the bits of a word
                 for j in range(n_in):
-                    mask, z = _train(z, abs(x[i, s, j]) * cx, slots)
-                    if mask != _ZERO:
-                        xm[n_cols] = mask
-                        cols[n_cols] = j
-                        signs[n_cols] = 1 if x[i, s, j] > 0 else -1
-                        n_cols += 1
-                        line_pulses += _popcount(mask)
+                    v = x[i, s, j]
+                    p = abs(v) * cx
+                    mask = _ZERO
+                    for t in range(slots):
+                        hit = np.uint64(uniform_at(z, j * slots + t + 1) < p)
+                        mask |= hit << np.uint64(t)
+                    cols[n_cols] = j
+                    signs[n_cols] = 1 if v > 0 else -1
+                    xm[n_cols] = mask
+                    n_cols += mask != _ZERO
+                    line_pulses += _popcount(mask)
+                z = skip(z, n_in * slots)
                 for r in range(n_out):
-                    mask, z = _train(z, abs(d[i, s, r]) * cd, slots)
-                    if mask != _ZERO:
-                        dm[n_rows] = mask
-                        rows[n_rows] = r
-                        n_rows += 1
-                        line_pulses += _popcount(mask)
+                    p = abs(d[i, s, r]) * cd
+                    mask = _ZERO
+                    for t in range(slots):
+                        hit = np.uint64(uniform_at(z, r * slots + t + 1) < p)
+                        mask |= hit << np.uint64(t)
+                    rows[n_rows] = r
+                    dm[n_rows] = mask
+                    n_rows += mask != _ZERO
+                    line_pulses += _popcount(mask)
+                z = skip(z, n_out * slots)
             if n_rows * n_cols > cells.size:  # at most every fired row meets every fired column
                 cells = np.empty(n_rows * n_cols, dtype=np.int64)
                 counts = np.empty(n_rows * n_cols, dtype=np.int64)
