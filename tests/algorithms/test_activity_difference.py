@@ -244,7 +244,9 @@ def test_float_rule_learns_digits_with_every_scheme(scheme: str) -> None:
 
 
 def test_chip_rule_learns_digits_on_ecram() -> None:
-    assert _digits_run("activity-difference", "ecram-organic", {"layer_lr": [4, 1]}, 3) > 0.8
+    # Five epochs: after three the chips' mean sat at 0.81 +- 0.02 over 8 seeds, too close to
+    # the bar for one seed; after five it is 0.93 +- 0.006 (both with the same code).
+    assert _digits_run("activity-difference", "ecram-organic", {"layer_lr": [4, 1]}, 5) > 0.8
 
 
 def test_reconstruction_targets_train_a_braille_network() -> None:
