@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from insitu.errors import OUTPUT_DIVERGED, ConfigError, DivergenceError
-from insitu.hardware.crossbar_kernels import as_numpy
-from insitu.hardware.kernel_switch import jit, kernels_enabled
+from insitu.hardware.kernel_switch import as_numpy, jit, kernels_enabled
 
 # Outcomes of the kernel besides success.
 _NOT_FINITE, _BAD_LABEL = 1, 2

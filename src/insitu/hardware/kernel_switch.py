@@ -1,4 +1,5 @@
-"""When the compiled (numba) CPU kernels serve a call, and with how many threads.
+"""When the compiled (numba) CPU kernels serve a call, with how many threads, and how tensors
+reach them (zero-copy numpy views).
 
 The torch implementations are the reference and what runs on a GPU; a kernel is an exact
 re-statement of the same arithmetic as one compiled loop, for CPU tensors. ``INSITU_KERNELS=0``
@@ -12,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import numba
+import numpy as np
 import torch
+from torch import Tensor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,3 +47,11 @@ def jit(*, parallel: bool = False) -> Callable[[F], F]:
     """``numba.njit`` with the project's settings (cached on disk, IEEE arithmetic so results
     match the torch path), typed so that mypy keeps the kernel's signature."""
     return cast(Callable[[F], F], numba.njit(cache=True, fastmath=False, parallel=parallel))
+
+
+def as_numpy(t: Tensor) -> np.ndarray:
+    """A zero-copy numpy view of a contiguous CPU tensor."""
+    if not t.is_contiguous():
+        raise ValueError("kernel arguments must be contiguous")
+    # numpy() detaches by itself; detaching first as well was 16 more tensor ops per step.
+    return (t.detach() if t.requires_grad else t).numpy()

@@ -36,7 +36,7 @@ from insitu.hardware import crossbar_kernels as kernels
 from insitu.hardware import read_kernels as reads
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.kernel_rng import new_streams
-from insitu.hardware.kernel_switch import kernels_enabled
+from insitu.hardware.kernel_switch import as_numpy, kernels_enabled
 from insitu.hardware.periphery import Periphery
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
 
@@ -195,12 +195,14 @@ class Tile:
         self._pulses = torch.zeros(shape, device=device)
         self._read_counts: dict[tuple[int, bool], list[tuple[Event, int]]] = {}
         self._w: Tensor | None = None
-        p, per_device = config.periphery, dev.read_noise * dev.g_range * config.weight_scale
+        # Std of one device's read noise in weight units (both read paths use it).
+        self._device_read_std = dev.read_noise * dev.g_range * config.weight_scale
+        p = config.periphery
         self._read_params = reads.read_params(
             p.noise_management,
             p.input_bound,
             p.dac_step,
-            per_device * math.sqrt(self.devices_per_weight),
+            self._device_read_std * math.sqrt(self.devices_per_weight),
             p.output_noise,
             p.output_bound,
             p.adc_step,
@@ -273,10 +275,9 @@ class Tile:
     def _read_noise(self, drive: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Every device's independent read noise summed on its output line: the std per input
         vector (I, B, 1) and a standard normal draw per output (like ``y``)."""
-        dev = self.config.device
-        per_device = dev.read_noise * dev.g_range * self.config.weight_scale
         power = drive.pow(2).sum(-1, keepdim=True) * self.devices_per_weight
-        return per_device * power.sqrt(), torch.randn(y.shape, generator=self._gen, device=y.device)
+        draw = torch.randn(y.shape, generator=self._gen, device=y.device)
+        return self._device_read_std * power.sqrt(), draw
 
     def _mvm_torch(self, v: Tensor, weights: Tensor) -> Tensor:
         p = self.config.periphery
@@ -293,18 +294,18 @@ class Tile:
         around torch's matmul above that."""
         i_n, b, n = v.shape
         m = w.shape[2] if transposed else w.shape[1]
-        src = kernels.as_numpy(v.contiguous())
+        src = as_numpy(v.contiguous())
         streams = self._streams()
         if i_n * b * n * m <= reads.FUSED_MACS:
             y = np.empty((i_n, b, m), dtype=np.float32)
-            reads.analog_read(src, kernels.as_numpy(w), transposed, y, self._read_params, streams)
+            reads.analog_read(src, as_numpy(w), transposed, y, self._read_params, streams)
             return torch.from_numpy(y)
         drive = np.empty((i_n, b, n), dtype=np.float32)
         scale = np.empty((i_n, b), dtype=np.float32)
         power = np.empty((i_n, b), dtype=np.float32)
         reads.convert_inputs(src, drive, scale, power, self._read_params)
         out = torch.matmul(torch.from_numpy(drive), w if transposed else w.transpose(1, 2))
-        reads.convert_outputs(kernels.as_numpy(out), scale, power, self._read_params, streams)
+        reads.convert_outputs(as_numpy(out), scale, power, self._read_params, streams)
         return out
 
     def _streams(self) -> np.ndarray:
@@ -437,8 +438,8 @@ class Tile:
             k.table,
             k.w,
             k.pulses,
-            kernels.as_numpy(_float32(x)),
-            kernels.as_numpy(_float32(d)),
+            as_numpy(_float32(x)),
+            as_numpy(_float32(d)),
             k.params,
             k.state,
             totals,
@@ -479,10 +480,10 @@ class Tile:
             k = self._kviews = kernels.TileViews(
                 self._g,
                 w,
-                kernels.as_numpy(self._g.view(-1)),
-                kernels.as_numpy(self._ktable),
-                kernels.as_numpy(w),
-                kernels.as_numpy(self._pulses),
+                as_numpy(self._g.view(-1)),
+                as_numpy(self._ktable),
+                as_numpy(w),
+                as_numpy(self._pulses),
                 params,
                 self._streams(),
             )
