@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install clean bench bench-peers peers-env
+.PHONY: demo test lint typecheck pytest install test-deps clean bench bench-peers peers-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-pytest: $(STAMP)
+# The HTML report tests open reports in a headless Chromium (they fail, never skip, without it).
+# Debian's package; installed here so that `make test` alone passes on a fresh machine.
+CHROMIUM := /usr/bin/chromium
+
+test-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" != 0 ] && ! command -v sudo > /dev/null; then \
+			echo "error: the report tests need $(CHROMIUM); install Debian's chromium package as root" >&2; \
+			exit 2; \
+		fi; \
+		echo "installing Debian's chromium for the report tests (once)"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium > /dev/null; \
+	fi
+
+pytest: $(STAMP) test-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

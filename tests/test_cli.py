@@ -287,29 +287,42 @@ def test_config_file_is_honoured_and_explicit_options_override_it(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_demo_prints_the_table(tmp_path: Path) -> None:
+def test_demo_shows_the_three_seed_systems(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = invoke("demo", "--epochs", "1", "--instances", "1", "--quiet", "--out", str(out))
+    result = invoke("demo", "--quick", "--quiet", "--out", str(out))
     assert result.exit_code == 0, result.output
-    text = result.stdout
-    for name in ("software", "transfer", "analog-sgd", "ecram-organic", "reram-taox"):
-        assert name in text
-    assert "test accuracy" in text
+    text = flat(result.stdout)
+    from insitu.experiments.demo import SYSTEMS
+
     (stamp_dir,) = out.iterdir()  # one fresh directory per demo
-    table = (stamp_dir / "demo.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "%" in line]
-    assert [r.split("|")[1].strip() for r in rows] == [
-        "software",
-        "transfer",
-        "analog-sgd",
-        "transfer",
-        "analog-sgd",
-    ]
-    runs = {p.name for p in stamp_dir.iterdir() if p.is_dir()}
-    assert len(runs) == 5
-    for run in runs:
-        summary = json.loads((stamp_dir / run / "summary.json").read_text())
-        assert summary["status"] == "finished"
+    doc = json.loads((stamp_dir / "demo.json").read_text())
+    assert [s["key"] for s in doc["systems"]] == [s.key for s in SYSTEMS]
+    for system, saved in zip(SYSTEMS, doc["systems"], strict=True):
+        # Each system's table, with the paper's figure beside the measured one.
+        assert system.title in text and system.paper_figure in text
+        assert saved["measured"].startswith("measured:") and saved["measured"] in text
+        assert [r["label"] for r in saved["runs"]] == [r.label for r in system.runs]
+        for run in saved["runs"]:
+            summary = json.loads((stamp_dir / run["run_dir"] / "summary.json").read_text())
+            assert summary["status"] == "finished"
+            assert 0 <= run["metric_mean"] <= 100
+    braille = next(s for s in doc["systems"] if s["key"] == "braille")
+    assert all(r["note"].startswith("worst: ") for r in braille["runs"])  # per-name restoration
+    ad = json.loads((stamp_dir / braille["runs"][-1]["run_dir"] / "summary.json").read_text())
+    per_name = ad["test_exact_reconstruction_per_class"]
+    assert len(per_name) == 9  # the test set holds as many patterns of every name
+    overall = sum(ad["test_exact_reconstruction"]) / len(ad["test_exact_reconstruction"])
+    assert sum(per_name) / 9 == pytest.approx(overall, abs=1e-6)
+    spiking = next(s for s in doc["systems"] if s["key"] == "spiking")
+    deploy = next(r for r in spiking["runs"] if r["label"].startswith("deploy"))
+    assert deploy["note"].startswith("software ")  # the accuracy before writing to the chip
+    # Every chip run priced against the GPU, and one report holding the whole demo.
+    assert "chip against a GPU" in text
+    report = stamp_dir / "report.html"
+    assert f"report: {report}" in text
+    page = report.read_text()
+    for system in SYSTEMS:
+        assert system.title in page
 
 
 # -- run CONFIG.yaml ---------------------------------------------------------------------------

@@ -301,16 +301,19 @@ def spiking(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo's runs go.")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 20,
-    instances: Annotated[int, typer.Option(help="Chip instances per run.")] = 2,
+    quick: Annotated[
+        bool, typer.Option(help="A smoke run in seconds: 1 epoch, 1 chip, few samples.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Software, transfer and analog-sgd on digits with two device presets: one table."""
-    from insitu.experiments.demo import run_demo
+    """The three seed systems beside their baselines and the papers' figures, energy against a
+    GPU, and one HTML report (embedded data, a few minutes)."""
+    from insitu.experiments.demo import quick_settings, run_demo
     from insitu.experiments.run import fresh_dir
 
     stamp_dir = fresh_dir(out)
-    run_demo(stamp_dir, epochs=epochs, instances=instances, console=console, progress=not quiet)
+    adjust = quick_settings if quick else None
+    run_demo(stamp_dir, console=console, progress=not quiet, adjust=adjust)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from insitu.experiments.sweep_results import RESULTS_DB, read_sqlite
 from insitu.experiments.sweep_runner import SWEEP_FILE
 
 REPORT_NAME = "report.html"
+DEMO_FILE = "demo.json"  # written by ``insitu demo``
 # Plots of a run, in the order a reader wants them; any other PNG follows.
 RUN_PLOTS = ("learning_curve.png", "conductance_histogram.png")
 STYLE = """
@@ -196,11 +197,45 @@ def sweep_sections(sweep_dir: Path) -> list[str]:
     return sections
 
 
+def demo_sections(demo_dir: Path) -> list[str]:
+    """Each seed system of ``insitu demo``: the paper's figure beside the measured one, its
+    table, then every run's own sections."""
+    doc = json.loads((demo_dir / DEMO_FILE).read_text(encoding="utf-8"))
+    sections = []
+    for system in doc["systems"]:
+        rows = [
+            [
+                run["label"],
+                f"{run['metric_mean']:.1f} ± {run['metric_std']:.1f} %",
+                run["note"],
+                run["pulses_per_sample"],
+                round(run["wall_s"], 1),
+            ]
+            for run in system["runs"]
+        ]
+        sections.append(
+            f"<h2>{_esc(system['title'])}</h2><p>{_esc(system['paper'])}: "
+            f"{_esc(system['paper_figure'])}.<br>{_esc(system['task'])}; "
+            f"{_esc(system['measured'])}.<br>"
+            f"Full scale: <code>{_esc(system['full_scale'])}</code></p>"
+            + _table(["method", system["metric"], "note", "pulses/sample", "time (s)"], rows)
+        )
+    for system in doc["systems"]:
+        for run in system["runs"]:
+            sections += run_sections(
+                demo_dir / run["run_dir"], f"{system['title']}: {run['label']}"
+            )
+    return sections
+
+
 def write_report(folder: Path, out: Path | None = None) -> Path:
-    """Write the HTML report of a run or sweep directory (default: ``folder/report.html``)."""
+    """Write the HTML report of a run, sweep or demo directory (default: ``folder/report.html``)."""
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a directory; give a run or sweep directory")
-    if (folder / SWEEP_FILE).is_file():
+    if (folder / DEMO_FILE).is_file():
+        title = f"insitu demo {folder.name}"
+        sections = demo_sections(folder)
+    elif (folder / SWEEP_FILE).is_file():
         title = f"insitu sweep {folder.name}"
         sections = sweep_sections(folder)
     elif (folder / "config.yaml").is_file():
