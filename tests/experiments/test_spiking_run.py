@@ -15,7 +15,7 @@ from insitu import cli
 from insitu.data import SpikeDataset
 from insitu.errors import ConfigError
 from insitu.experiments.spiking_config import make_spiking_config
-from insitu.experiments.spiking_run import train_spiking
+from insitu.experiments.spiking_run import load_spiking_dataset, train_spiking
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -147,3 +147,14 @@ def test_augmentation_needs_pictures(tmp_path: Path) -> None:
     )
     result = train_spiking(cfg, tmp_path / "ok", progress=False, dataset=pictures)
     assert result.summary["status"] == "finished"
+
+
+def test_digits_are_embedded_latency_coded_8x8() -> None:
+    cfg = make_spiking_config({"dataset": "digits", "time_steps": 20, "limit_test": 50})
+    ds = load_spiking_dataset(cfg)  # no data_dir, no download: shipped with scikit-learn
+    assert ds.name == "digits-latency"
+    assert ds.input_shape == (8, 8) and ds.n_inputs == 64 and ds.n_classes == 10
+    assert ds.x_train.shape == (1437, 20, 64) and len(ds.y_test) == 50
+    # One latency spike per pixel above threshold at most, and dark pixels stay silent.
+    assert int(ds.x_train.sum(1).max()) == 1
+    assert 0 < float(ds.x_train.float().sum((1, 2)).mean()) < 64

@@ -14,14 +14,16 @@ from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments.config import _describe, _Strict
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 
-SPIKING_DATASETS = ("mnist", "fashion-mnist", "nmnist", "shd")
+# Images latency-coded on load (digits: embedded, no download) and event datasets.
+IMAGE_SPIKING_DATASETS = ("digits", "mnist", "fashion-mnist")
+SPIKING_DATASETS = (*IMAGE_SPIKING_DATASETS, "nmnist", "shd")
 
 
 class EncodingConfig(_Strict):
     """Images -> spikes: resize to ``size`` x ``size`` (after cropping ``crop`` pixels per side)
     and one latency spike per pixel at ``t = tau ln(x / (x - threshold))`` (steps)."""
 
-    size: int = Field(16, ge=1, le=1024)
+    size: int | None = Field(None, ge=1, le=1024)  # None: 8 for digits (as stored), else 16
     crop: int | None = Field(None, ge=0, le=100)  # None: 2 for MNIST (28 -> 24 -> 16), else 0
     tau: float = Field(8.0, gt=0, le=1e6)
     threshold: float = Field(0.2, ge=0, lt=1)

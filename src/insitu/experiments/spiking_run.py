@@ -28,7 +28,7 @@ from insitu.experiments.run import (
     train_epoch,
     write_metrics,
 )
-from insitu.experiments.spiking_config import SpikingTrainConfig
+from insitu.experiments.spiking_config import IMAGE_SPIKING_DATASETS, SpikingTrainConfig
 from insitu.hardware import Event
 
 SPIKING_METRIC_FIELDS = (
@@ -58,7 +58,7 @@ class SpikingRunResult:
 
 def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
     """The run's data as spike trains of ``cfg.time_steps`` steps (bool, to save memory)."""
-    if cfg.dataset in ("mnist", "fashion-mnist"):
+    if cfg.dataset in IMAGE_SPIKING_DATASETS:
         images = load_dataset(
             cfg.dataset,
             data_dir=cfg.data_dir,
@@ -69,12 +69,13 @@ def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
         )
         enc = cfg.encoding
         crop = enc.crop if enc.crop is not None else (2 if cfg.dataset == "mnist" else 0)
+        size = enc.size if enc.size is not None else (8 if cfg.dataset == "digits" else 16)
         return latency_coded(
             images,
             time_steps=cfg.time_steps,
             tau=enc.tau,
             threshold=enc.threshold,
-            size=(enc.size, enc.size),
+            size=(size, size),
             crop=crop,
             dtype=torch.bool,
         )
