@@ -158,3 +158,19 @@ def test_digits_are_embedded_latency_coded_8x8() -> None:
     # One latency spike per pixel above threshold at most, and dark pixels stay silent.
     assert int(ds.x_train.sum(1).max()) == 1
     assert 0 < float(ds.x_train.float().sum((1, 2)).mean()) < 64
+
+
+@pytest.mark.parametrize("raw", ["nan", "1e9", "abc"])
+def test_cli_bad_option_value_is_one_line_naming_field_and_range(
+    raw: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["insitu", "spiking", "--set", f"algorithm_options.lr={raw}", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps at the terminal's width
+    assert err.startswith("error: algorithm_options.lr = ") and err.count("error") == 1, err
+    assert err.endswith("(0, 1]") and "Traceback" not in err
+    assert not out.exists()
