@@ -350,6 +350,10 @@ class SpikingTrainer:
     def finish(self) -> None:
         """Nothing to do at the end of training (the runner's hook)."""
 
+    def software_predict(self, x: Tensor) -> Tensor:
+        """Class scores of the software model alone (ideal neurons, float weights)."""
+        return readout_scores(self.model.simulate(x), self.options)
+
     def chip_predict(self, x: Tensor) -> Tensor:
         """Class scores measured on the chip with the current weights."""
         assert self.chip is not None
@@ -365,6 +369,9 @@ class SpikingTrainer:
             "optimizer": self.optimizer.state_dict(),
             "chip": None if self.chip is None else self.chip.state_dict(),
             "options": asdict(self.options),
+            # Whether the chip holds the current weights: a resumed run writes them again
+            # exactly when the uninterrupted one would (writes are logged events).
+            "written": self._written,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -375,7 +382,7 @@ class SpikingTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.chip is not None and state["chip"] is not None:
             self.chip.load_state_dict(state["chip"])
-        self._written = False
+        self._written = bool(state.get("written", False))
 
 
 class SoftwareSNN(SpikingTrainer):
@@ -392,7 +399,7 @@ class SoftwareSNN(SpikingTrainer):
         return per
 
     def predict(self, x: Tensor) -> Tensor:
-        return readout_scores(self.model.simulate(x), self.options)
+        return self.software_predict(x)
 
 
 class Deploy(SoftwareSNN):

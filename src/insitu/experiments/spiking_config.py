@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -11,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS, SpikingOptions
 from insitu.energy import get_profile
 from insitu.errors import ConfigError, UnknownNameError
-from insitu.experiments.config import _describe, _Strict
+from insitu.experiments.config import _describe, _Strict, read_config_file
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 
 # Images latency-coded on load (digits: embedded, no download) and event datasets.
@@ -56,6 +57,8 @@ class SpikingTrainConfig(_Strict):
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
     energy_profile: str = "brainscales2"  # insitu.energy profile pricing the chip's events
+    # A checkpoint every this many mini-batches (and at each epoch end): resume with --resume.
+    checkpoint_every: int | None = Field(None, ge=1)
 
     @field_validator("algorithm")
     @classmethod
@@ -127,3 +130,8 @@ def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
     except (TypeError, UnknownNameError) as err:
         raise ConfigError(f"invalid configuration: {err}") from None
     return cfg
+
+
+def load_spiking_config(path: str | Path) -> SpikingTrainConfig:
+    """Read and validate a spiking run's YAML config file."""
+    return make_spiking_config(read_config_file(path))
