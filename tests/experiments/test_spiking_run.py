@@ -15,11 +15,17 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from test_checkpoint import assert_same_run, metrics_without_wall  # the crossbar runs' checks
+from test_checkpoint import (  # the crossbar runs' checks and interruption
+    Interrupted,
+    assert_same_run,
+    interrupt_after,
+    metrics_without_wall,
+)
 
 from insitu import cli
 from insitu.data import SpikeDataset
 from insitu.errors import ConfigError
+from insitu.experiments import run as run_module
 from insitu.experiments import spiking_run
 from insitu.experiments.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from insitu.experiments.spiking_config import make_spiking_config
@@ -201,17 +207,14 @@ def test_deploy_reports_the_software_accuracy_before_the_chip(
 ) -> None:
     values = {"hidden": [10], "time_steps": 16, "epochs": 2, "batch_size": 8, "instances": 2}
     values |= {"mismatch": 0.5, "algorithm_options": {"lr": 1e-2}}
-    deploy = train_spiking(
-        make_spiking_config({**values, "algorithm": "deploy"}),
-        tmp_path / "deploy",
-        progress=False,
-        dataset=_toy(),
-    )
-    software = train_spiking(
-        make_spiking_config({**values, "algorithm": "snn-software"}),
-        tmp_path / "software",
-        progress=False,
-        dataset=_toy(),
+    deploy, software = (
+        train_spiking(
+            make_spiking_config({**values, "algorithm": name}),
+            tmp_path / name,
+            progress=False,
+            dataset=_toy(),
+        )
+        for name in ("deploy", "snn-software")
     )
     s = deploy.summary
     # Deploy trains exactly as the software rule does: the same weights, the same accuracy.
@@ -262,24 +265,6 @@ def _resumable(algorithm: str, **changes: Any) -> dict[str, Any]:
     return values | changes
 
 
-class Interrupted(Exception):
-    """Stands for the process dying right after a checkpoint is written."""
-
-
-def _interrupt_after(monkeypatch: pytest.MonkeyPatch, saves: int) -> None:
-    original = spiking_run.save_checkpoint
-    count = {"n": 0}
-
-    def saving_then_dying(run_dir: Path, ckpt: Any) -> Path:
-        path = original(run_dir, ckpt)
-        count["n"] += 1
-        if count["n"] == saves:
-            raise Interrupted
-        return path
-
-    monkeypatch.setattr(spiking_run, "save_checkpoint", saving_then_dying)
-
-
 def _assert_same_spiking_run(a: Path, b: Path) -> None:
     """Metrics (but wall time), summary (but wall time) and the final state bit for bit."""
     assert_same_run(a, b)
@@ -310,7 +295,8 @@ def test_interrupted_spiking_run_resumes_bit_identical(
     train_spiking(cfg, reference, progress=False, dataset=_pictures())
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
-        _interrupt_after(patch, saves)
+        interrupt_after(patch, saves)  # the crossbar runner's save, dying after `saves`
+        patch.setattr(spiking_run, "save_checkpoint", run_module.save_checkpoint)
         with pytest.raises(Interrupted):
             train_spiking(cfg, run, progress=False, dataset=_pictures())
     ckpt = load_checkpoint(run)

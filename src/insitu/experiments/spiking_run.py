@@ -119,24 +119,35 @@ def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
     )
 
 
-class _ShiftedInputs:
-    """A trainer whose training batches are translated pictures (``augment_shift``)."""
+class _TrainerView:
+    """The trainer as the run drives it: training pictures moved by up to ``max_shift`` pixels
+    each way (``augment_shift``; 0 leaves them, and the generator, alone), and predictions by
+    the rule itself or, with ``software``, by its software model alone (a deploy run's
+    accuracy before the chip)."""
 
     def __init__(
-        self, trainer: SpikingTrainer, shape: tuple[int, ...], max_shift: int, seed: int
+        self,
+        trainer: SpikingTrainer,
+        *,
+        shape: tuple[int, ...] = (),
+        max_shift: int = 0,
+        seed: int = 0,
+        software: bool = False,
     ) -> None:
         self.trainer = trainer
         self.instances = trainer.instances
         self.shape = shape
         self.max_shift = max_shift
         self.generator = torch.Generator().manual_seed(seed)
+        self.software = software
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        moved = shift_images(x, self.shape, self.max_shift, generator=self.generator)
-        return self.trainer.train_batch(moved, y)
+        if self.max_shift:
+            x = shift_images(x, self.shape, self.max_shift, generator=self.generator)
+        return self.trainer.train_batch(x, y)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trainer.predict(x)
+        return self.trainer.software_predict(x) if self.software else self.trainer.predict(x)
 
     def classify(self, out: torch.Tensor) -> torch.Tensor:
         return self.trainer.classify(out)
@@ -146,23 +157,6 @@ def new_spiking_run_dir(root: Path, cfg: SpikingTrainConfig) -> Path:
     """A fresh run directory named after the run."""
     sigma = "" if cfg.mismatch is None else f"-sigma{cfg.mismatch:g}"
     return fresh_dir(root, f"{cfg.algorithm}-{cfg.dataset}{sigma}")
-
-
-class _SoftwareModel:
-    """The trainer seen through its software model: a deploy run's accuracy before the chip."""
-
-    def __init__(self, trainer: SpikingTrainer) -> None:
-        self.trainer = trainer
-        self.instances = trainer.instances
-
-    def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.trainer.train_batch(x, y)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trainer.software_predict(x)
-
-    def classify(self, out: torch.Tensor) -> torch.Tensor:
-        return self.trainer.classify(out)
 
 
 def _row(
@@ -245,10 +239,9 @@ def train_spiking(
         options=cfg.options(),
     )
     result = SpikingRunResult(run_dir, cfg, trainer=trainer)
-    learner: SpikingTrainer | _ShiftedInputs = trainer
-    shifted = None
-    if cfg.augment_shift:
-        learner = shifted = _ShiftedInputs(trainer, ds.input_shape, cfg.augment_shift, cfg.seed + 2)
+    learner = _TrainerView(
+        trainer, shape=ds.input_shape, max_shift=cfg.augment_shift, seed=cfg.seed + 2
+    )
     order = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
@@ -261,8 +254,7 @@ def train_spiking(
     if ckpt is not None:
         trainer.load_state_dict(ckpt.trainer)
         order.set_state(ckpt.order)
-        if shifted is not None:
-            shifted.generator.set_state(ckpt.generators["augment_shift"])
+        learner.generator.set_state(ckpt.generators["augment_shift"])
         step, epochs_done, partial = ckpt.step, ckpt.epochs_done, ckpt.progress
         result.rows, result.final_test_acc = ckpt.rows, ckpt.final_test_acc
         eval_events, eval_samples = ckpt.eval_events, ckpt.eval_samples
@@ -270,7 +262,7 @@ def train_spiking(
         write_metrics(run_dir / "metrics.csv", result.rows, SPIKING_METRIC_FIELDS)
 
     def checkpoint(done: int, at: EpochProgress | None) -> None:
-        generators = {} if shifted is None else {"augment_shift": shifted.generator.get_state()}
+        generators = {"augment_shift": learner.generator.get_state()}
         state = Checkpoint(
             cfg.to_yaml(),
             step,
@@ -364,7 +356,7 @@ def train_spiking(
         "torch": torch.__version__,
     }
     if isinstance(trainer, Deploy):  # the deploy gap: the same weights in software
-        software = accuracy(_SoftwareModel(trainer), ds.x_test, ds.y_test, chunk=1000)
+        software = accuracy(_TrainerView(trainer, software=True), ds.x_test, ds.y_test, chunk=1000)
         result.summary["software_test_acc"] = software.tolist()
         mean, std = _stats(software)
         result.summary["software_test_acc_mean"] = mean
