@@ -180,6 +180,15 @@ def run_config(
             raise ConfigError(f"{resume} is not a run directory (it has no config.yaml)")
         config = resume / "config.yaml"
     values = _apply_sets(read_config_file(config), set_ or [])
+    if values.get("kind") == "spiking":  # a spiking run's config (and run directory)
+        from insitu.experiments.spiking_run import result_line, run_spiking
+
+        spiking_result = run_spiking(
+            values, out=out, runs=runs, resume=resume, console=err_console, progress=not quiet
+        )
+        console.print(result_line(spiking_result))
+        console.print(f"run directory: {spiking_result.run_dir}")
+        return
     cfg = make_config(values)
     if resume is not None:
         result = run_train(cfg, resume, console=err_console, progress=not quiet, resume=True)
@@ -275,6 +284,10 @@ def spiking(
         list[str] | None,
         typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
     ] = None,
@@ -282,19 +295,16 @@ def spiking(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a spiking network: in-the-loop on the analog chip, deploy, or software."""
+    if resume is not None:  # `insitu run` resumes, routed by the config's kind
+        run_config(config, ["kind=spiking", *(set_ or [])], resume, out, runs, quiet)
+        return
     from insitu.experiments.config import read_config_file
-    from insitu.experiments.spiking_config import make_spiking_config
-    from insitu.experiments.spiking_run import new_spiking_run_dir, train_spiking
+    from insitu.experiments.spiking_run import result_line, run_spiking
 
     values = read_config_file(config) if config is not None else {}
-    cfg = make_spiking_config(_apply_sets(values, set_ or []))
-    run_dir = out if out is not None else new_spiking_run_dir(runs, cfg)
-    result = train_spiking(cfg, run_dir, console=err_console, progress=not quiet)
-    s = result.summary
-    console.print(
-        f"test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % "
-        f"over {cfg.instances} instance(s) ({cfg.algorithm})"
-    )
+    values = _apply_sets(values, set_ or [])
+    result = run_spiking(values, out=out, runs=runs, console=err_console, progress=not quiet)
+    console.print(result_line(result))
     console.print(f"run directory: {result.run_dir}")
 
 

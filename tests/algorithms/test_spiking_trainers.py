@@ -249,3 +249,31 @@ def test_readout_sum_and_options_validation() -> None:
         SpikingOptions(lr=-1.0)
     with pytest.raises(UnknownNameError):
         make_spiking_trainer("loop", _config(NeuronParams()))
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("nan", "out of range"),  # YAML reads nan as text
+        (float("nan"), "out of range"),
+        ("1e9", "out of range"),  # and 1e9 too
+        (1e9, "out of range"),
+        ("inf", "out of range"),
+        (0, "out of range"),
+        ("abc", "not a number"),
+        (True, "not a number"),
+        ([0.1], "not a number"),
+    ],
+)
+def test_bad_option_values_name_the_field_and_range(value: object, why: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^algorithm_options\.lr = .*{why}.*\(0, 1\]$"):
+        SpikingOptions.parse({"lr": value})
+
+
+def test_numeric_text_is_read_as_a_number_and_range_checked() -> None:
+    opts = SpikingOptions.parse({"lr": "1e-3", "rate_limit": 3, "logit_scale": "10"})
+    assert opts.lr == 1e-3 and isinstance(opts.lr, float)
+    assert opts.rate_limit == 3.0 and isinstance(opts.rate_limit, float)
+    assert opts.logit_scale == 10.0
+    with pytest.raises(ConfigError, match=r"rate_penalty = -1\.0 is out of range.*\[0, 1000\]"):
+        SpikingOptions.parse({"rate_penalty": "-1"})

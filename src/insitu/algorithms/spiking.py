@@ -31,26 +31,59 @@ from insitu.errors import ConfigError, DivergenceError, UnknownNameError, check_
 from insitu.hardware.events import EventLog
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
 
+# Valid range of every numeric option: (low, high, low excluded). Wide enough for any sane
+# run, narrow enough that a typo (lr = 1e9, a penalty of 1e6) is caught before training.
+_OPTION_RANGES: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, 1.0, True),
+    "surrogate_beta": (0.0, 1e4, True),
+    "readout_penalty": (0.0, 1e3, False),
+    "rate_penalty": (0.0, 1e3, False),
+    "rate_limit": (0.0, 1e6, False),
+    "init_scale": (0.0, 1e3, True),
+    "sum_scale": (0.0, 1e6, True),
+    "logit_scale": (0.0, 1e6, True),
+}
+
+
+def _range_text(name: str) -> str:
+    low, high, low_open = _OPTION_RANGES[name]
+    return f"{'(' if low_open else '['}{low:g}, {high:g}]"
+
+
+def _number(name: str, value: object) -> float:
+    """``value`` as a float: numbers, and text that reads as one (YAML reads ``1e9`` and
+    ``nan`` as text); anything else names the option and its range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} = {value!r} is not a number; expected one in {_range_text(name)}")
+
 
 @dataclass(frozen=True)
 class SpikingOptions:
-    """Options of the spiking trainers.
+    """Options of the spiking trainers (valid ranges in ``_OPTION_RANGES``).
 
     Attributes:
-        lr: Adam learning rate (model weight units: voltage per spike).
+        lr: Adam learning rate (model weight units: voltage per spike), in (0, 1].
         surrogate_beta: steepness of the SuperSpike surrogate derivative, per threshold-to-leak
-            voltage.
+            voltage, in (0, 1e4].
         readout: ``max`` (maximum over time, the paper's MNIST readout) or ``sum`` (sum over
             time, its SHD readout) of the readout membrane, fed to the softmax.
-        readout_penalty: weight of mean((readout maximum)^2), keeps the readout in ADC range.
+        readout_penalty: weight of mean((readout maximum)^2), keeps the readout in ADC range;
+            in [0, 1e3].
         rate_penalty: weight of mean(relu(count - rate_limit)^2) over hidden neurons and
-            samples (count = spikes of one neuron in one sample).
-        rate_limit: spikes per hidden neuron per sample tolerated without penalty.
+            samples (count = spikes of one neuron in one sample); in [0, 1e3].
+        rate_limit: spikes per hidden neuron per sample tolerated without penalty; [0, 1e6].
         init_scale: initial weights are normal with std ``init_scale / sqrt(fan_in)`` in units of
-            the threshold-to-leak voltage; clipped to what the synapses can hold.
-        sum_scale: readout sum over time is divided by this before the softmax (``sum`` only).
+            the threshold-to-leak voltage; clipped to what the synapses can hold; (0, 1e3].
+        sum_scale: readout sum over time is divided by this before the softmax (``sum`` only);
+            (0, 1e6].
         logit_scale: the softmax's inputs are the readout scores times this: the readout
-            membrane must stay inside the ADC's range, which is narrow for logits.
+            membrane must stay inside the ADC's range, which is narrow for logits; (0, 1e6].
     """
 
     lr: float = 2e-3
@@ -64,26 +97,25 @@ class SpikingOptions:
     logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        check_range("lr", self.lr, low=0.0, high=10.0, low_open=True)
-        check_range("surrogate_beta", self.surrogate_beta, low=0.0, high=1e4, low_open=True)
+        for name, (low, high, low_open) in _OPTION_RANGES.items():
+            value = _number(name, getattr(self, name))
+            check_range(name, value, low=low, high=high, low_open=low_open)  # NaN fails too
+            object.__setattr__(self, name, value)
         if self.readout not in ("max", "sum"):
             raise ConfigError(f"readout = {self.readout!r}; expected 'max' or 'sum'")
-        check_range("readout_penalty", self.readout_penalty, low=0.0, high=1e3)
-        check_range("rate_penalty", self.rate_penalty, low=0.0, high=1e3)
-        check_range("rate_limit", self.rate_limit, low=0.0, high=1e6)
-        check_range("init_scale", self.init_scale, low=0.0, high=1e3, low_open=True)
-        check_range("sum_scale", self.sum_scale, low=0.0, high=1e6, low_open=True)
-        check_range("logit_scale", self.logit_scale, low=0.0, high=1e6, low_open=True)
 
     @classmethod
     def parse(cls, values: dict[str, Any] | None) -> SpikingOptions:
         """Options from a mapping; unknown keys are named with the valid ones."""
         values = dict(values or {})
         valid = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - valid)
+        unknown = sorted(set(values) - valid, key=str)
         if unknown:
             raise ConfigError(f"unknown spiking option(s) {unknown}; valid: {sorted(valid)}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as err:  # the config's own name for the field
+            raise ConfigError(f"algorithm_options.{err}") from None
 
 
 def model_params(config: SpikingChipConfig, layer: int, beta: float) -> LIFModelParams:
@@ -318,6 +350,10 @@ class SpikingTrainer:
     def finish(self) -> None:
         """Nothing to do at the end of training (the runner's hook)."""
 
+    def software_predict(self, x: Tensor) -> Tensor:
+        """Class scores of the software model alone (ideal neurons, float weights)."""
+        return readout_scores(self.model.simulate(x), self.options)
+
     def chip_predict(self, x: Tensor) -> Tensor:
         """Class scores measured on the chip with the current weights."""
         assert self.chip is not None
@@ -333,6 +369,9 @@ class SpikingTrainer:
             "optimizer": self.optimizer.state_dict(),
             "chip": None if self.chip is None else self.chip.state_dict(),
             "options": asdict(self.options),
+            # Whether the chip holds the current weights: a resumed run writes them again
+            # exactly when the uninterrupted one would (writes are logged events).
+            "written": self._written,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -343,7 +382,7 @@ class SpikingTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.chip is not None and state["chip"] is not None:
             self.chip.load_state_dict(state["chip"])
-        self._written = False
+        self._written = bool(state.get("written", False))
 
 
 class SoftwareSNN(SpikingTrainer):
@@ -360,7 +399,7 @@ class SoftwareSNN(SpikingTrainer):
         return per
 
     def predict(self, x: Tensor) -> Tensor:
-        return readout_scores(self.model.simulate(x), self.options)
+        return self.software_predict(x)
 
 
 class Deploy(SoftwareSNN):

@@ -1,7 +1,8 @@
 """Checkpoints: the full state of a run, written atomically, so a killed run resumes exactly.
 
 A checkpoint holds the trainer (and through it the chip: conductances, device draws, event
-counts, generators), the generator of the data order, the epoch in progress with its order,
+counts, generators), the generator of the data order and any other generator of the run (by
+name, e.g. the spiking runner's augmentation), the epoch in progress with its order,
 batches done and loss summed so far, and the metrics rows written so far. Resuming from it
 replays nothing and skips nothing: the run ends bit-identical to one never interrupted.
 """
@@ -57,6 +58,8 @@ class Checkpoint:
     # Events of the evaluations so far and the samples they saw (priced apart from training).
     eval_events: dict[str, float] = field(default_factory=dict)
     eval_samples: int = 0
+    # States of the run's further generators, by name (e.g. "augment_shift").
+    generators: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def save_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
@@ -75,6 +78,7 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
         "elapsed_s": ckpt.elapsed_s,
         "eval_events": ckpt.eval_events,
         "eval_samples": ckpt.eval_samples,
+        "generators": ckpt.generators,
     }
     with atomic.atomic_path(path, suffix=".tmp") as tmp:
         torch.save(state, tmp)
@@ -104,6 +108,7 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
             elapsed_s=float(state["elapsed_s"]),
             eval_events=dict(state.get("eval_events", {})),
             eval_samples=int(state.get("eval_samples", 0)),
+            generators=dict(state.get("generators", {})),
         )
     except Exception as err:  # any way the file can be unreadable
         raise ConfigError(

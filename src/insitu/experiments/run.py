@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from pydantic import BaseModel
 from rich.console import Console
 
 from insitu import atomic
@@ -330,11 +331,14 @@ def train(
     return result
 
 
-def _check_resumable(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse to resume ``run_dir`` with a config other than the one it was started with."""
+def _check_resumable(
+    cfg: BaseModel, run_dir: Path, load: Callable[[Path], BaseModel] = load_config
+) -> None:
+    """Refuse to resume ``run_dir`` with a config other than the one it was started with
+    (read by ``load``: crossbar or spiking)."""
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run directory (it has no config.yaml)")
-    saved = load_config(run_dir / "config.yaml").model_dump()
+    saved = load(run_dir / "config.yaml").model_dump()
     given = cfg.model_dump()
     differ = sorted(k for k in given if given[k] != saved.get(k) and k not in RESUMABLE_CHANGES)
     if differ:

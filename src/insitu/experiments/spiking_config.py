@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -11,17 +12,19 @@ from pydantic import Field, ValidationError, field_validator
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS, SpikingOptions
 from insitu.energy import get_profile
 from insitu.errors import ConfigError, UnknownNameError
-from insitu.experiments.config import _describe, _Strict
+from insitu.experiments.config import _describe, _Strict, read_config_file
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 
-SPIKING_DATASETS = ("mnist", "fashion-mnist", "nmnist", "shd")
+# Images latency-coded on load (digits: embedded, no download) and event datasets.
+IMAGE_SPIKING_DATASETS = ("digits", "mnist", "fashion-mnist")
+SPIKING_DATASETS = (*IMAGE_SPIKING_DATASETS, "nmnist", "shd")
 
 
 class EncodingConfig(_Strict):
     """Images -> spikes: resize to ``size`` x ``size`` (after cropping ``crop`` pixels per side)
     and one latency spike per pixel at ``t = tau ln(x / (x - threshold))`` (steps)."""
 
-    size: int = Field(16, ge=1, le=1024)
+    size: int | None = Field(None, ge=1, le=1024)  # None: 8 for digits (as stored), else 16
     crop: int | None = Field(None, ge=0, le=100)  # None: 2 for MNIST (28 -> 24 -> 16), else 0
     tau: float = Field(8.0, gt=0, le=1e6)
     threshold: float = Field(0.2, ge=0, lt=1)
@@ -54,6 +57,8 @@ class SpikingTrainConfig(_Strict):
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
     energy_profile: str = "brainscales2"  # insitu.energy profile pricing the chip's events
+    # A checkpoint every this many mini-batches (and at each epoch end): resume with --resume.
+    checkpoint_every: int | None = Field(None, ge=1)
 
     @field_validator("algorithm")
     @classmethod
@@ -125,3 +130,8 @@ def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
     except (TypeError, UnknownNameError) as err:
         raise ConfigError(f"invalid configuration: {err}") from None
     return cfg
+
+
+def load_spiking_config(path: str | Path) -> SpikingTrainConfig:
+    """Read and validate a spiking run's YAML config file."""
+    return make_spiking_config(read_config_file(path))
