@@ -231,14 +231,15 @@ def run_ray(
     """Trials as Ray tasks: on the cluster at ``address`` ("auto": the one this machine belongs
     to), or on a local Ray instance started here (and stopped afterwards).
 
-    Joining a cluster gives up after ``connect_timeout_s`` seconds.
+    Ray is joined at once (giving up after ``connect_timeout_s`` seconds), before the first
+    trial is asked for, so a cluster that cannot be joined fails before any progress shows.
     """
     try:
         import ray
     except ImportError:
         raise ConfigError("--backend ray needs the ray package: pip install ray") from None
     if not jobs:
-        return
+        return iter(())
     started_here = not ray.is_initialized()
     if started_here:
         env = {"env_vars": {"OMP_NUM_THREADS": "1"}}
@@ -260,6 +261,10 @@ def run_ray(
                 raise
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise _cannot_join(address, str(err)) from None
+    return _ray_trials(ray, jobs, retries, started_here)
+
+
+def _ray_trials(ray: Any, jobs: list[Job], retries: int, started_here: bool) -> Iterator[Done]:
     try:
         task = ray.remote(num_cpus=1, max_retries=retries)(run_trial)
         pending = {task.remote(str(path), t.values): t for t, path in jobs}
@@ -325,16 +330,13 @@ def run_sweep(
             outcomes[t.name] = trial_outcome(path)  # ended in an earlier run of the sweep
         else:
             jobs.append((t, path))
-    runner: Callable[[], Iterator[Done]]
     if backend == "ray":
-        runner = lambda: run_ray(  # noqa: E731
-            jobs, address, workers, sweep.retries, connect_timeout_s
-        )
+        done = run_ray(jobs, address, workers, sweep.retries, connect_timeout_s)
     else:
-        runner = lambda: run_local(jobs, workers)  # noqa: E731
+        done = run_local(jobs, workers)
     with progress_bar(console, progress, "trials") as bar:
         task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
-        for trial, outcome in runner():
+        for trial, outcome in done:
             outcomes[trial.name] = outcome
             bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
     rows, cols, plots = write_results(sweep, trials, outcomes, sweep_dir)
