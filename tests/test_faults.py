@@ -402,8 +402,8 @@ def test_killed_sweep_leaves_no_workers_and_runs_again_to_the_end(
     tmp_path: Path, main: Main
 ) -> None:
     # Trials of a few seconds each, so the kill lands while both workers train.
-    lrs = [0.1, 0.2, 0.3, 0.4]
-    sweep = tiny_sweep(tmp_path, lrs, epochs=4, hidden=[32])
+    lrs = [0.1, 0.2, 0.3]
+    sweep = tiny_sweep(tmp_path, lrs, 1000, algorithm="analog-sgd", epochs=3, hidden=[16])
     out = tmp_path / "out"
     script = Path(sys.executable).parent / "insitu"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -436,3 +436,41 @@ def test_killed_sweep_leaves_no_workers_and_runs_again_to_the_end(
     assert code == 0, err
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["status"] for r in rows] == ["finished"] * len(lrs)
+
+
+# A worker watching its parent by the portable route (as where prctl is missing).
+WATCHING_WORKER = """
+import sys, time
+from insitu.experiments.sweep_runner import die_with_parent
+sys.platform = "darwin"  # after the imports, which look at it too
+die_with_parent()
+print("watching", flush=True)
+time.sleep(120)
+"""
+# A parent that starts such a worker, says its pid, then waits to be killed.
+PARENT = f"""
+import subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", {WATCHING_WORKER!r}], stdout=subprocess.PIPE)
+assert worker.stdout is not None and worker.stdout.readline() == b"watching\\n"
+print(worker.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_worker_without_prctl_ends_when_its_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert alive(worker)
+        parent.send_signal(signal.SIGKILL)
+    finally:
+        parent.wait(timeout=60)
+    deadline = time.monotonic() + 10 * sweep_runner.PARENT_POLL_S
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")
