@@ -8,6 +8,7 @@ import csv
 import errno
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import torch
 import yaml
 
 from insitu import atomic
+from insitu.errors import StorageError
 from insitu.experiments import sweep_runner
 from insitu.experiments.checkpoint import CHECKPOINT_NAME
 from test_cli import run_main
@@ -206,6 +208,48 @@ def test_full_disk_while_saving_a_plot_keeps_the_old_picture(
     assert not temporaries(tmp_path)
 
 
+def test_full_disk_while_writing_sweep_results_keeps_the_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, main: Main
+) -> None:
+    sweep, out = tiny_sweep(tmp_path, [0.1]), tmp_path / "out"
+    args = ["sweep", str(sweep), "--out", str(out), "--workers", "1", "--quiet"]
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        (enospc if Path(dst).name == "results.csv" else real)(src, dst)
+
+    with monkeypatch.context() as patch:  # the trials write in their own processes, unpatched
+        patch.setattr(os, "replace", replace)
+        line = one_line_error(*main(args)[::2])
+    assert line == (
+        f"error: no space left on the device holding {out} while writing results.csv; no partial "
+        f"results.csv is left: free space, then run the same sweep with --out {out} (trials "
+        "that ended are kept)"
+    )
+    summary = (out / "trial-000" / "summary.json").read_bytes()
+    assert not temporaries(out)
+    code, _, err = main(args)
+    assert code == 0, err
+    assert (out / "trial-000" / "summary.json").read_bytes() == summary  # not run again
+    assert [r["status"] for r in csv.DictReader((out / "results.csv").open())] == ["finished"]
+
+
+def test_trial_on_a_full_disk_is_a_failed_row_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "replace", enospc)
+    values = {"algorithm": "software", "hidden": [8], "epochs": 1, "instances": 1}
+    row = sweep_runner.run_trial(str(tmp_path / "t"), {**values, "limit_train": 60})
+    assert row["status"] == "failed"
+    assert row["error"].startswith("StorageError: no space left on the device holding")
+
+
+def test_storage_error_survives_a_process_pool() -> None:
+    err = StorageError("no space left on the device holding /r", Path("/r"), no_space=True)
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.directory, back.no_space) == (str(err), Path("/r"), True)
+
+
 # -- 2. read-only or misnamed directories ------------------------------------------------------
 
 
@@ -279,8 +323,8 @@ def test_resume_in_a_read_only_run_directory_is_one_line_and_changes_nothing(
     refuse_writes_under(monkeypatch, run)
     line = one_line_error(*main(["run", "--resume", str(run), "--quiet"])[::2])
     assert line == (
-        f"error: cannot write in {run} (read-only file system): make {run} writable or copy it "
-        f"somewhere writable, then `insitu run --resume {run}`"
+        f"error: cannot write in {run} (read-only file system): make {run} writable, then "
+        f"`insitu run --resume {run}` (or resume a writable copy of it)"
     )
     assert snapshot(run) == before
 

@@ -493,11 +493,12 @@ def _go_on(err: StorageError) -> str:
     from insitu.experiments.sweep_runner import SWEEP_FILE
 
     where = err.directory
-    fix = "free space" if err.no_space else f"make {where} writable or copy it somewhere writable"
+    fix = "free space" if err.no_space else f"make {where} writable"
     if (where / "config.yaml").is_file() and not (where / "summary.json").is_file():
         try:
             load_config(where / "config.yaml")  # a crossbar run: those resume
-            return f"{fix}, then `insitu run --resume {where}`"
+            copy = "" if err.no_space else " (or resume a writable copy of it)"
+            return f"{fix}, then `insitu run --resume {where}`{copy}"
         except InsituError:
             pass
     if (where / SWEEP_FILE).is_file():

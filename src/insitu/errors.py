@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class InsituError(Exception):
@@ -42,6 +43,9 @@ class StorageError(InsituError):
         super().__init__(message)
         self.directory = directory
         self.no_space = no_space
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process pools: rebuild from all three
+        return (type(self), (self.args[0], self.directory), {"no_space": self.no_space})
 
 
 class DivergenceError(InsituError):

@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from insitu import atomic
-from insitu.errors import ConfigError
+from insitu.errors import ConfigError, InsituError
 from insitu.experiments.progress import progress_bar
 from insitu.experiments.sweep import SweepConfig, Trial, expand, resolved_text
 from insitu.experiments.sweep_results import write_results
@@ -79,8 +79,11 @@ def run_trial(run_dir: str, values: dict[str, Any]) -> dict[str, Any]:
     except DivergenceError:
         pass  # the run directory holds the metrics and a summary saying so
     except Exception as err:
-        path.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(path / ERROR_FILE, traceback.format_exc())
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path / ERROR_FILE, traceback.format_exc())
+        except (InsituError, OSError):
+            pass  # e.g. the full disk that failed the trial: the row still says why
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
     return trial_outcome(path)
 
