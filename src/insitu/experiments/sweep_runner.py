@@ -137,8 +137,9 @@ def die_with_parent() -> None:
     """End this worker process when the sweep that started it dies, even by SIGKILL.
 
     A pool's workers otherwise outlive a killed parent as orphans, still training.
-    On Linux the kernel sends SIGKILL on the parent's death; elsewhere a daemon thread
-    watches the parent's process id.
+    On Linux the kernel sends SIGKILL on the parent's death (strictly, when the thread that
+    started the worker ends: run_local's pool lives and dies within one thread); elsewhere a
+    daemon thread watches the parent's process id.
     """
     parent = os.getppid()
     if sys.platform.startswith("linux"):
