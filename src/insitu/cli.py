@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from insitu import __version__
-from insitu.errors import ConfigError, InsituError
+from insitu.errors import ConfigError, InsituError, StorageError
 
 app = typer.Typer(
     help="Train neural networks in situ on simulated analog and neuromorphic hardware.",
@@ -49,7 +50,18 @@ def _apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr=0.05")
         key, raw = item.split("=", 1)
-        set_dotted(values, key, yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as err:
+            # PyYAML's own message spans several lines; its problem and column say enough.
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            mark = getattr(err, "problem_mark", None)
+            at = f" at character {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({problem}{at}); "
+                "e.g. --set lr=0.05 or --set 'hidden=[64,32]'"
+            ) from None
+        set_dotted(values, key, value)
     return values
 
 
@@ -219,6 +231,9 @@ def sweep(
     runs: Annotated[Path, typer.Option(help="Where new sweep directories go.")] = Path(
         "runs/sweeps"
     ),
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the Ray cluster at --address.")
+    ] = 30.0,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
@@ -240,6 +255,7 @@ def sweep(
         workers=workers,
         console=err_console,
         progress=not quiet,
+        connect_timeout_s=connect_timeout,
     )
     table = Table(title=f"{spec.name}: {len(result.rows)} trials ({result.wall_s:.1f} s)")
     shown = ["trial", "seed", *spec.swept, "status", spec.metric]
@@ -484,10 +500,39 @@ def devices_plot(
     console.print(f"saved {path}")
 
 
+def _go_on(err: StorageError) -> str:
+    """How to go on after a failed write, judged by what its directory holds."""
+    from insitu.experiments.config import load_config
+    from insitu.experiments.sweep_runner import SWEEP_FILE
+
+    where = err.directory
+    fix = "free space" if err.no_space else f"make {where} writable"
+    if (where / "config.yaml").is_file() and not (where / "summary.json").is_file():
+        try:
+            load_config(where / "config.yaml")  # a crossbar run: those resume
+            copy = "" if err.no_space else " (or resume a writable copy of it)"
+            return f"{fix}, then `insitu run --resume {where}`{copy}"
+        except InsituError:
+            pass
+    if (where / SWEEP_FILE).is_file():
+        return f"{fix}, then run the same sweep with --out {where} (trials that ended are kept)"
+    return "free space, then run again" if err.no_space else "choose another --runs/--out"
+
+
+def _fail(message: str) -> NoReturn:
+    # One line however wide the terminal (soft_wrap), the message taken literally (escape).
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Console entry point: insitu errors become one clear line and exit status 2."""
     try:
         app()
+    except StorageError as err:
+        _fail(f"{err}: {_go_on(err)}")
     except InsituError as err:
-        err_console.print(f"[bold red]error:[/] {err}")
-        sys.exit(2)
+        _fail(str(err))
+    except OSError as err:  # a file fault no check above names
+        where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+        _fail(f"{where or 'a file'}: {err.strerror or err}")

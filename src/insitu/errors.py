@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 class InsituError(Exception):
@@ -28,6 +30,22 @@ class UnknownNameError(ConfigError, KeyError):
 
 class DataError(InsituError):
     """A data file is missing, unreadable or fails its checksum."""
+
+
+class StorageError(InsituError):
+    """A file or directory cannot be written: no space, read-only, or something in the way.
+
+    ``directory`` is where the write was going and ``no_space`` whether freeing space is the
+    fix, so the command line can say how to go on.
+    """
+
+    def __init__(self, message: str, directory: Path, *, no_space: bool = False) -> None:
+        super().__init__(message)
+        self.directory = directory
+        self.no_space = no_space
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process pools: rebuild from all three
+        return (type(self), (self.args[0], self.directory), {"no_space": self.no_space})
 
 
 class DivergenceError(InsituError):

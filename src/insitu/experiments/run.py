@@ -97,13 +97,16 @@ def fresh_dir(root: Path, suffix: str = "") -> Path:
     """A new, unique, timestamped directory under ``root``: never an existing one."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{suffix}" if suffix else stamp
+    atomic.make_dir(root, "--runs")
     for k in range(1000):
         path = root / (base if k == 0 else f"{base}-{k}")
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            path.mkdir(exist_ok=False)
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise atomic.storage_error(err, path) from err
     raise ConfigError(f"could not create a new directory under {root}")
 
 
@@ -114,11 +117,11 @@ def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
 
 def prepare_run_dir(path: Path) -> Path:
     """Use ``path`` if it is new or empty; refuse to write over an earlier run."""
-    if path.exists() and any(path.iterdir()):
+    atomic.make_dir(path, "--out", "a new or empty directory")
+    if any(path.iterdir()):
         raise ConfigError(
             f"run directory {path} already holds files; choose a new --out (nothing is overwritten)"
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
