@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import pytest
 from matplotlib.collections import PolyCollection
 
+from insitu.experiments.energy import breakdown_figure, breakdown_plot, comparison_sentence
 from insitu.experiments.plots import learning_curve, learning_curve_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,3 +87,67 @@ def test_untrained_only_says_there_is_no_loss_yet() -> None:
     loss = learning_curve_figure(ROWS[:1], "t", chance=0.1, instances=2).axes[1]
     assert not loss.get_lines()
     assert [t.get_text() for t in loss.texts] == ["no training epoch yet"]
+
+
+# -- the energy plot ---------------------------------------------------------------------------
+
+
+def cost(joules: float | None, seconds: float | None) -> dict[str, Any]:
+    by_kind = {}
+    if joules is not None and seconds is not None:
+        by_kind = {
+            "device_pulse": {"count": 400.0, "joules": 0.8 * joules, "seconds": 0.0},
+            "parallel_update": {"count": 2.0, "joules": 0.2 * joules, "seconds": seconds},
+        }
+    return {"joules": joules, "seconds": seconds, "by_kind": by_kind}
+
+
+def energy_report(chip_j: float, chip_s: float, gpu_j: float, gpu_s: float) -> dict[str, Any]:
+    return {
+        "profile": "test-profile",
+        "per_train_sample": cost(chip_j, chip_s),
+        "per_inference": cost(chip_j / 10, chip_s / 10),
+        "gpu": {
+            "name": "NVIDIA H100 SXM (TF32 tensor cores, dense)",
+            "per_train_sample": cost(gpu_j, gpu_s),
+            "per_inference": cost(gpu_j / 3, gpu_s / 3),
+        },
+        "gpu_over_chip": {"train_energy": gpu_j / chip_j, "train_time": gpu_s / chip_s},
+    }
+
+
+def test_comparison_in_words() -> None:
+    slow_lean = energy_report(chip_j=5e-9, chip_s=6.5e-6, gpu_j=1e-7, gpu_s=1.5e-10)
+    assert comparison_sentence(slow_lean) == (
+        "Per training sample the chip is 43,333x slower and uses 20x less energy "
+        "than the NVIDIA H100 SXM"
+    )
+    fast_hungry = energy_report(chip_j=4e-7, chip_s=1e-10, gpu_j=1e-7, gpu_s=2.5e-10)
+    assert comparison_sentence(fast_hungry) == (
+        "Per training sample the chip is 2.5x faster and uses 4x more energy than the NVIDIA "
+        "H100 SXM"
+    )
+    unpriced = {**slow_lean, "gpu_over_chip": {"train_energy": None, "train_time": None}}
+    assert "no training cost" in comparison_sentence(unpriced)
+
+
+def test_energy_plot_shows_the_gpu_as_bars_beside_the_chip(tmp_path: Path) -> None:
+    report = energy_report(chip_j=5e-9, chip_s=6.5e-6, gpu_j=1e-7, gpu_s=1.5e-10)
+    assert breakdown_plot(report, tmp_path / "e.png").read_bytes().startswith(PNG_MAGIC)
+    fig = breakdown_figure(report)
+    assert comparison_sentence(report) in fig.get_suptitle()
+    top_energy, top_time, chip_vs_gpu_energy, chip_vs_gpu_time = fig.axes[:4]
+    # The breakdown stacks the kinds to the chip's totals (train sample, then inference).
+    tops = sorted(p.get_y() + p.get_height() for p in top_energy.patches)
+    assert tops == pytest.approx([4e-10, 5e-10, 4e-9, 5e-9])
+    assert max(p.get_y() + p.get_height() for p in top_time.patches) == pytest.approx(6.5e-6)
+    for ax, key in ((chip_vs_gpu_energy, "joules"), (chip_vs_gpu_time, "seconds")):
+        assert ax.get_yscale() == "log"  # the two differ by orders of magnitude
+        heights = [p.get_height() for p in ax.patches]
+        chip = [report["per_train_sample"][key], report["per_inference"][key]]
+        gpu = [report["gpu"]["per_train_sample"][key], report["gpu"]["per_inference"][key]]
+        assert heights == pytest.approx([chip[0], gpu[0], chip[1], gpu[1]])
+        legend = ax.get_legend()
+        assert legend is not None
+        assert [t.get_text() for t in legend.get_texts()] == ["chip", "NVIDIA H100 SXM"]
+        assert len(ax.texts) == 4  # every bar carries its value
