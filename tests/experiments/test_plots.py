@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from matplotlib.collections import PolyCollection
+from matplotlib.container import ErrorbarContainer
 
 from insitu.experiments.energy import breakdown_figure, breakdown_plot, comparison_sentence
 from insitu.experiments.plots import learning_curve, learning_curve_figure
+from insitu.experiments.sweep import make_sweep
+from insitu.experiments.sweep_results import geometric_grid, sweep_figure, sweep_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -151,3 +154,62 @@ def test_energy_plot_shows_the_gpu_as_bars_beside_the_chip(tmp_path: Path) -> No
         assert legend is not None
         assert [t.get_text() for t in legend.get_texts()] == ["chip", "NVIDIA H100 SXM"]
         assert len(ax.texts) == 4  # every bar carries its value
+
+
+# -- sweep plots -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "log"),
+    [
+        ([0.01, 0.03, 0.1, 0.3, 1.0], True),  # a geometric grid over two decades
+        ([0.1, 0.2, 0.4, 0.8], True),  # ratio 2 within a decade
+        ([0.05, 0.9], True),  # two values more than a decade apart
+        ([0.1, 0.2, 0.3, 0.4], False),  # a linear grid
+        ([100.0, 101.0, 102.0], False),  # constant ratio and constant step: linear
+        ([0.1, 0.4], False),  # two values within a decade: nothing to tell
+        ([0.0, 0.1, 1.0], False),  # zero has no place on a log axis
+        ([-1.0, 1.0, 10.0, 100.0], False),
+    ],
+)
+def test_log_axis_for_geometric_grids(values: list[float], log: bool) -> None:
+    assert geometric_grid(values) is log
+
+
+def trial(lr: float, seed: int, acc: float, std: float = 0.0) -> dict[str, Any]:
+    return {"status": "finished", "lr": lr, "seed": seed, "test_acc_mean": acc, "test_acc_std": std}
+
+
+def test_sweep_plot_error_bars_over_seeds_on_a_log_axis(tmp_path: Path) -> None:
+    sweep = make_sweep({"grid": {"lr": [0.01, 0.1, 1.0]}, "seeds": [0, 1]})
+    rows = [
+        trial(0.01, 0, 0.50),
+        trial(0.01, 1, 0.60),
+        trial(0.1, 0, 0.80),
+        trial(0.1, 1, 0.84),
+        trial(1.0, 0, 0.30),
+        {**trial(1.0, 1, 0.0), "status": "diverged"},  # left out
+    ]
+    assert sweep_plot(sweep, rows, "lr", tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
+    ax = sweep_figure(sweep, rows, "lr").axes[0]
+    assert ax.get_xscale() == "log"
+    (bars,) = ax.containers
+    assert isinstance(bars, ErrorbarContainer)
+    line, _, (ycol,) = bars.lines
+    assert list(line.get_ydata()) == pytest.approx([0.55, 0.82, 0.30])
+    half = [abs(seg[1][1] - seg[0][1]) / 2 for seg in ycol.get_segments()]
+    assert half == pytest.approx([0.05, 0.02, 0.0])  # std over seeds; one seed: none
+    assert bars.get_label() == "mean ± std over seeds"
+
+
+def test_sweep_plot_with_one_seed_shows_the_spread_over_chips() -> None:
+    sweep = make_sweep({"grid": {"lr": [0.1, 0.2, 0.3]}})
+    rows = [trial(0.1, 0, 0.5, 0.04), trial(0.2, 0, 0.7, 0.03), trial(0.3, 0, 0.6, 0.05)]
+    ax = sweep_figure(sweep, rows, "lr").axes[0]
+    assert ax.get_xscale() == "linear"
+    (bars,) = ax.containers
+    assert isinstance(bars, ErrorbarContainer)
+    _, _, (ycol,) = bars.lines
+    half = [abs(seg[1][1] - seg[0][1]) / 2 for seg in ycol.get_segments()]
+    assert half == pytest.approx([0.04, 0.03, 0.05])
+    assert bars.get_label() == "mean ± std over chip instances"

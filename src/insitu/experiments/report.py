@@ -25,12 +25,12 @@ REPORT_NAME = "report.html"
 # Plots of a run, in the order a reader wants them; any other PNG follows.
 RUN_PLOTS = ("learning_curve.png", "conductance_histogram.png")
 STYLE = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
 div.scroll { max-width: 100%; overflow-x: auto; margin: 0.5em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
-th { background: #f0f0f0; } td.text { text-align: left; white-space: normal; }
+th { background: #f0f0f0; } td.text { text-align: left; }
 tr.best { background: #e6f4e6; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 1em 0; } img { max-width: 100%; }
