@@ -40,7 +40,7 @@ def learning_curve_figure(
         _mean_and_band(acc_ax, rows, key, label, band)
     if chance is not None:
         acc_ax.axhline(chance, color="grey", ls=":", lw=1.2, label=f"chance ({chance:.1%})")
-    acc_ax.set_ylim(0.0, 1.0)
+    acc_ax.set_ylim(0.0, 1.04)  # room above 100 % for markers
     acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_title("accuracy")
