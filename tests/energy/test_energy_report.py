@@ -55,7 +55,7 @@ def test_summary_carries_energy_totals_of_training_and_evaluation(run: RunResult
             pytest.approx(total)
         )
     assert s["eval_events"]["device_pulse"] == 0.0  # evaluating never programs
-    assert s["eval_samples"] == 100 + 50
+    assert s["eval_samples"] == 2 * (100 + 50)  # the untrained chip (epoch 0), then epoch 1
     steady = {k: v - s["setup_events"].get(k, 0.0) for k, v in s["train_events"].items()}
     per_sample = price(steady, get_profile("ecram-enode")).total_joules / (2 * 100)
     assert s["energy"]["joules_per_train_sample"] == pytest.approx(per_sample)

@@ -30,9 +30,15 @@ window.addEventListener('load', () => {
     i => ({w: i.naturalWidth, h: i.naturalHeight, complete: i.complete}));
   const refs = Array.from(document.querySelectorAll('[src],[href]')).map(
     e => (e.getAttribute('src') || e.getAttribute('href')).slice(0, 40));
+  const captions = Array.from(document.querySelectorAll('figure')).map(
+    f => (f.querySelector('figcaption') || {textContent: ''}).textContent);
+  const boxes = Array.from(document.querySelectorAll('div.scroll')).map(
+    d => ({scrolls: d.scrollWidth > d.clientWidth, width: d.clientWidth}));
+  const pageWider = document.documentElement.scrollWidth > window.innerWidth;
   const out = document.createElement('pre');
   out.id = 'insitu-probe';
-  out.textContent = JSON.stringify({imgs: imgs, refs: refs, title: document.title});
+  out.textContent = JSON.stringify({imgs: imgs, refs: refs, title: document.title,
+    captions: captions, boxes: boxes, pageWider: pageWider});
   document.body.appendChild(out);
 });
 </script>
@@ -82,6 +88,9 @@ def open_in_chromium(page: Path, tmp_path: Path) -> dict[str, Any]:
 
 def assert_self_contained(seen: dict[str, Any], images: int) -> None:
     assert len(seen["imgs"]) == images
+    # Every figure has a caption, and nothing makes the page itself wider than the window.
+    assert len(seen["captions"]) == images and all(seen["captions"]), seen["captions"]
+    assert not seen["pageWider"]
     for img in seen["imgs"]:
         assert img["complete"] and img["w"] > 0 and img["h"] > 0, img
     # Every reference is inside the page: data URIs (or in-page anchors), nothing to fetch.
@@ -105,7 +114,7 @@ def test_run_report_loads_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert "analog-sgd" in text and "test_acc_mean" in text
     assert "<h2>Metrics per epoch</h2>" in text and "<h2>Config</h2>" in text
-    assert "learning curve" in text and "conductance histogram" in text
+    assert "Learning curve: accuracy" in text and "Final conductances" in text
     assert "http://" not in text and "https://" not in text
     seen = open_in_chromium(page, tmp_path)
     assert seen["title"] == f"insitu run {run_dir.name}"
@@ -147,6 +156,55 @@ def test_sweep_report_loads_in_chromium(tmp_path: Path) -> None:
     seen = open_in_chromium(page, tmp_path)
     # The sweep plot of lr, then the best trial's learning curve and conductance histogram.
     assert_self_contained(seen, images=3)
+    assert "metric against lr: every finished trial a dot" in text
+    # The results table (a column per metric and energy total) is wider than the window: it
+    # scrolls inside its box.
+    assert seen["boxes"][0]["scrolls"], seen["boxes"]
+
+
+def cells(text: str) -> list[str]:
+    return [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", text, re.S)]
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"<h2>{heading}</h2>")
+    end = text.find("<h2>", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_numbers_are_short_and_accuracies_in_percent(run_dir: Path) -> None:
+    text = write_report(run_dir, run_dir.parent / "numbers.html").read_text(encoding="utf-8")
+    shown = cells(text)
+    assert shown
+    long = [c for c in shown if re.search(r"\d\.\d{5,}", c)]
+    assert not long, long
+    summary = json.loads((run_dir / "summary.json").read_text())
+    mean = 100 * summary["test_acc_mean"]
+    assert f"{mean:.2f} %" in cells(section(text, "Summary"))
+    metrics = cells(section(text, "Metrics per epoch"))
+    percents = [c for c in metrics if c.endswith(" %")]
+    assert len(percents) == 4 * 3  # train and test accuracy, mean and std, epochs 0 to 2
+    assert all(re.fullmatch(r"\d{1,3}\.\d{2} %", c) for c in percents), percents
+    assert "n/a" in metrics  # the untrained network's loss
+
+
+def test_event_log_is_a_table_with_counts_and_energy(run_dir: Path, tmp_path: Path) -> None:
+    text = write_report(run_dir, tmp_path / "events.html").read_text(encoding="utf-8")
+    events = section(text, "Events")
+    assert "<table>" in events and "energy (J, profile ecram-enode)" in events
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = [cells(r) for r in re.findall(r"<tr>(.*?)</tr>", events, re.S)[1:]]
+    assert [r[0] for r in rows] == sorted(summary["events"])
+    pulses = next(r for r in rows if r[0] == "device_pulse")
+    assert pulses[3] == f"{summary['events']['device_pulse']:,.0f}"
+    assert float(pulses[4]) > 0  # pulses cost energy in the ENODe profile
+    # Without a cost profile in the summary the counts alone are shown.
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    del summary["energy"]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    text = write_report(copy, tmp_path / "counts.html").read_text(encoding="utf-8")
+    assert "<table>" in section(text, "Events") and "energy (J" not in text
 
 
 def test_the_probe_sees_a_broken_image(tmp_path: Path) -> None:

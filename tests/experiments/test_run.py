@@ -85,25 +85,42 @@ def test_config_yaml_is_the_resolved_config(finished: RunResult) -> None:
     assert load_config(finished.run_dir / "config.yaml") == finished.config
 
 
-def test_metrics_csv_has_one_row_per_epoch(finished: RunResult) -> None:
+def test_metrics_csv_has_one_row_per_epoch_after_the_untrained_one(finished: RunResult) -> None:
     header, rows = read_metrics(finished.run_dir)
     assert header == list(METRIC_FIELDS)
-    assert len(rows) == 2
-    assert [int(float(r["epoch"])) for r in rows] == [1, 2]
-    for row in rows:
-        values = {k: float(v) for k, v in row.items()}
-        assert all(math.isfinite(v) for v in values.values())
+    assert [int(float(r["epoch"])) for r in rows] == [0, 1, 2]
+    values = [{k: float(v) for k, v in row.items()} for row in rows]
+    for row in values:
         for key in ("train_acc_mean", "test_acc_mean"):
-            assert 0.0 <= values[key] <= 1.0
-        assert values["loss_mean"] > 0
-        assert values["loss_std"] >= 0 and values["test_acc_std"] >= 0
-        assert values["array_reads"] > 0 and values["device_pulses"] > 0
-    pulses = [float(r["device_pulses"]) for r in rows]
-    assert pulses[1] > pulses[0]  # cumulative counts
+            assert 0.0 <= row[key] <= 1.0
+        assert row["test_acc_std"] >= 0 and row["array_reads"] > 0
+    # Epoch 0 is the untrained chip: measured (near chance for 10 digits), no loss yet.
+    untrained, *trained = values
+    assert math.isnan(untrained["loss_mean"]) and math.isnan(untrained["loss_std"])
+    assert untrained["test_acc_mean"] < 0.3
+    for row in trained:
+        assert all(math.isfinite(v) for v in row.values())
+        assert row["loss_mean"] > 0 and row["loss_std"] >= 0 and row["device_pulses"] > 0
+    pulses = [row["device_pulses"] for row in values]
+    assert pulses[0] < pulses[1] < pulses[2]  # cumulative counts
     # The CSV holds the numbers the run returned.
-    for row, kept in zip(rows, finished.rows, strict=True):
+    for row, kept in zip(values, finished.rows, strict=True):
         for key in METRIC_FIELDS:
-            assert float(row[key]) == pytest.approx(kept[key], rel=1e-12)
+            assert row[key] == pytest.approx(kept[key], rel=1e-12, nan_ok=True)
+
+
+def test_the_untrained_evaluation_is_an_evaluation(finished: RunResult) -> None:
+    summary = read_summary(finished.run_dir)
+    untrained = finished.rows[0]
+    # Before epoch 1 the chip has only been set up: its pulses are the setup's.
+    assert untrained["device_pulses"] == summary["setup_events"].get("device_pulse", 0.0)
+    # Three evaluations (epochs 0, 1, 2) of 200 training and 100 test samples.
+    assert summary["eval_samples"] == 3 * (200 + 100)
+    reads = summary["eval_events"]["array_read"]
+    assert reads + summary["train_events"]["array_read"] == summary["events"]["array_read"]
+    # The array reads at epoch 0 are the setup's and those of one evaluation (of three alike).
+    setup_reads = summary["setup_events"].get("array_read", 0.0)
+    assert untrained["array_reads"] == pytest.approx(setup_reads + reads / 3)
 
 
 def test_summary_json_describes_the_finished_run(finished: RunResult) -> None:
@@ -182,11 +199,12 @@ def test_divergence_keeps_completed_epochs(tmp_path: Path, monkeypatch: pytest.M
 
     header, rows = read_metrics(run_dir)
     assert header == list(METRIC_FIELDS)
-    assert [int(float(r["epoch"])) for r in rows] == [1]
+    assert [int(float(r["epoch"])) for r in rows] == [0, 1]
     summary = read_summary(run_dir)
     assert summary["status"] == "diverged"
     assert "NaN" in summary["message"]
     assert summary["epochs_completed"] == 1
+    assert summary["train_samples"] == 200
     assert len(summary["test_acc"]) == 2  # the accuracies of the last completed epoch
     assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
     assert (run_dir / "conductance_histogram.png").read_bytes().startswith(PNG_MAGIC)
@@ -199,12 +217,14 @@ def test_real_divergence_in_the_first_epoch(tmp_path: Path) -> None:
     with pytest.raises(DivergenceError, match="NaN or infinite"):
         train(cfg, run_dir, console=quiet(), progress=False)
     header, rows = read_metrics(run_dir)
-    assert header == list(METRIC_FIELDS) and rows == []
+    assert header == list(METRIC_FIELDS)
+    assert [int(float(r["epoch"])) for r in rows] == [0]  # only the untrained network
     summary = read_summary(run_dir)
     assert summary["status"] == "diverged"
-    assert summary["epochs_completed"] == 0
-    assert summary["test_acc"] == [] and summary["test_acc_mean"] is None
-    assert "learning_curve.png" not in {p.name for p in run_dir.iterdir()}
+    assert summary["epochs_completed"] == 0 and summary["train_samples"] == 0
+    # What was measured last is the untrained network's accuracy.
+    assert summary["test_acc_mean"] == pytest.approx(float(rows[0]["test_acc_mean"]))
+    assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
 
 
 # -- reproducibility ---------------------------------------------------------------------------

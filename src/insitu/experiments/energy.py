@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 from torch import Tensor
 
 from insitu import atomic
@@ -86,52 +88,113 @@ def run_energy_report(
     return report, json_path, png_path
 
 
+PARTS = (("per train sample", "per_train_sample"), ("per inference", "per_inference"))
+QUANTITIES = (("joules", "energy", "J"), ("seconds", "time", "s"))
+
+
 def breakdown_plot(report: dict[str, Any], path: Path) -> Path:
-    """Stacked bars by event kind: energy and time per training sample and per inference."""
-    fig = Figure(figsize=(10, 4.5))
-    axes = fig.subplots(1, 2)
-    bars = [
-        ("per train sample", report["per_train_sample"]),
-        ("per inference", report["per_inference"]),
-    ]
+    """Save :func:`breakdown_figure` of ``report`` (see insitu.energy.energy_report)."""
+    return save_figure(breakdown_figure(report), path)
+
+
+def breakdown_figure(report: dict[str, Any]) -> Figure:
+    """Top: the chip's energy and time per training sample and per inference, stacked by event
+    kind. Bottom: the chip against the GPU reference (log scale). The title says it in words."""
+    fig = Figure(figsize=(11, 8.5), layout="constrained")
+    axes = fig.subplots(2, 2)
     kinds = sorted(
         {
             k
-            for _, part in bars
-            for k, v in part.get("by_kind", {}).items()
+            for _, key in PARTS
+            for k, v in report[key].get("by_kind", {}).items()
             if v["joules"] > 0 or v["seconds"] > 0
         }
     )
-    colours = [f"C{i % 10}" for i in range(len(kinds))]
-    for ax, quantity, unit, scale, what in (
-        (axes[0], "joules", "nJ", 1e9, "energy"),
-        (axes[1], "seconds", "us", 1e6, "time"),
-    ):
-        for x, (_, part) in enumerate(bars):
-            bottom = 0.0
-            for kind, colour in zip(kinds, colours, strict=True):
-                value = part.get("by_kind", {}).get(kind, {}).get(quantity, 0.0) * scale
-                ax.bar(x, value, bottom=bottom, color=colour, label=kind if x == 0 else None)
-                bottom += value
-        gpu = report["gpu"]
-        ax.set_xticks(
-            range(len(bars)),
-            [
-                f"{label}\nGPU: {gpu[key][quantity] * scale:.3g} {unit}"
-                for label, key in (
-                    ("per train sample", "per_train_sample"),
-                    ("per inference", "per_inference"),
-                )
-            ],
-        )
-        ax.set_ylabel(f"{what} ({unit})")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_title("energy by event kind")
-    axes[1].set_title("critical-path time by event kind")
+    for col, (quantity, what, unit) in enumerate(QUANTITIES):
+        _stacked_by_kind(axes[0][col], report, kinds, quantity)
+        axes[0][col].set_title(f"chip {what} by event kind")
+        _chip_against_gpu(axes[1][col], report, quantity)
+        axes[1][col].set_title(f"chip and {_short_gpu(report)} {what} (log scale)")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.yaxis.set_major_formatter(EngFormatter(unit=unit))
+            ax.set_ylabel("critical-path time" if quantity == "seconds" else what)
+            ax.grid(axis="y", alpha=0.3)
     if kinds:
-        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"profile {report['profile']} vs {report['gpu']['name']}", fontsize=10)
-    return save_figure(fig, path)
+        axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(
+        f"{comparison_sentence(report)}\n"
+        f"(cost profile {report['profile']}; GPU reference {report['gpu']['name']})",
+        fontsize=10,
+    )
+    return fig
+
+
+def _stacked_by_kind(ax: Axes, report: dict[str, Any], kinds: list[str], quantity: str) -> None:
+    for x, (_, key) in enumerate(PARTS):
+        bottom = 0.0
+        for i, kind in enumerate(kinds):
+            value = report[key].get("by_kind", {}).get(kind, {}).get(quantity, 0.0)
+            ax.bar(x, value, bottom=bottom, color=f"C{i % 10}", label=kind if x == 0 else None)
+            bottom += value
+    ax.set_xticks(range(len(PARTS)), [label for label, _ in PARTS])
+
+
+def _chip_against_gpu(ax: Axes, report: dict[str, Any], quantity: str) -> None:
+    """Side by side per training sample and per inference: the chip's total and the GPU's."""
+    width = 0.38
+    eng = EngFormatter(unit="J" if quantity == "joules" else "s")
+    shown: list[float] = []
+    for x, (_, key) in enumerate(PARTS):
+        for dx, value, label, colour, hatch in (
+            (-width / 2, report[key].get(quantity), "chip", "C0", None),
+            (width / 2, report["gpu"][key].get(quantity), _short_gpu(report), "0.75", "//"),
+        ):
+            if value is None or value <= 0:
+                continue
+            bars = ax.bar(
+                x + dx, value, width, color=colour, hatch=hatch, edgecolor="0.3", label=label
+            )
+            ax.bar_label(bars, [eng(float(f"{value:.3g}"))], fontsize=8)
+            shown.append(value)
+    ax.set_yscale("log")
+    if shown:  # room below the smallest bar and above the tallest for its label
+        ax.set_ylim(min(shown) / 10, max(shown) * 10)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
+    ax.set_xticks(range(len(PARTS)), [label for label, _ in PARTS])
+
+
+def _short_gpu(report: dict[str, Any]) -> str:
+    """The GPU's name without its parenthesised details."""
+    return str(report["gpu"]["name"]).split(" (")[0]
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
+
+def comparison_sentence(report: dict[str, Any]) -> str:
+    """In words, per training sample: how much faster or slower the chip is than the GPU
+    reference, and how much less or more energy it uses."""
+    ratios = report["gpu_over_chip"]  # GPU cost / chip cost
+    clauses = []
+    speed = ratios.get("train_time")
+    if speed:
+        clauses.append(
+            f"is {_times(speed)} faster" if speed >= 1 else f"is {_times(1 / speed)} slower"
+        )
+    energy = ratios.get("train_energy")
+    if energy:
+        clauses.append(
+            f"uses {_times(energy)} less energy"
+            if energy >= 1
+            else f"uses {_times(1 / energy)} more energy"
+        )
+    gpu = _short_gpu(report)
+    if not clauses:
+        return f"no training cost of the chip was priced to compare with the {gpu}"
+    return f"Per training sample the chip {' and '.join(clauses)} than the {gpu}"
 
 
 def spiking_inference_cost(

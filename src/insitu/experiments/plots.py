@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from insitu.atomic import atomic_path
 from insitu.devices import DeviceParams, apply_pulses, sample_device_array
@@ -19,27 +23,87 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def learning_curve(rows: Sequence[dict[str, float]], title: str, path: Path) -> Path:
-    """Test and train accuracy per epoch, mean with the spread over instances."""
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    epochs = [r["epoch"] for r in rows]
+def learning_curve_figure(
+    rows: Sequence[dict[str, float]],
+    title: str,
+    *,
+    chance: float | None = None,
+    instances: int | None = None,
+) -> Figure:
+    """Accuracy (left) and training loss (right) per epoch: the mean over chip instances with
+    a band of one standard deviation. Epoch 0 is the untrained network (it has no loss, NaN);
+    ``chance`` (1 / classes) is drawn as a line."""
+    fig = Figure(figsize=(11, 4))
+    acc_ax, loss_ax = fig.subplots(1, 2, sharex=True)
+    band = instances is None or instances > 1  # one chip has no spread to show
     for key, label in (("test_acc", "test"), ("train_acc", "train")):
-        mean = [r[f"{key}_mean"] for r in rows]
-        std = [r[f"{key}_std"] for r in rows]
-        ax.plot(epochs, mean, marker="o", label=label)
+        _mean_and_band(acc_ax, rows, key, label, band)
+    if chance is not None:
+        acc_ax.axhline(chance, color="grey", ls=":", lw=1.2, label=f"chance ({chance:.1%})")
+    acc_ax.set_ylim(0.0, 1.04)  # room above 100 % for markers
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_title("accuracy")
+    if not _mean_and_band(loss_ax, rows, "loss", "training loss", band):
+        loss_ax.text(
+            0.5, 0.5, "no training epoch yet", ha="center", va="center", transform=loss_ax.transAxes
+        )
+    loss_ax.set_ylabel("loss (mean over the epoch)")
+    loss_ax.set_title("training loss")
+    handles, _ = acc_ax.get_legend_handles_labels()
+    if band:
+        over = f"{instances} chips" if instances is not None else "chip instances"
+        handles.append(Patch(color="grey", alpha=0.25, label=f"± std over {over}"))
+    acc_ax.legend(handles=handles, fontsize=8, loc="best")
+    # At least one epoch wide, so a lone epoch 0 still gets whole-number ticks.
+    first = min((r["epoch"] for r in rows), default=0.0)
+    last = max(max((r["epoch"] for r in rows), default=0.0), first + 1)
+    pad = 0.05 * (last - first)
+    acc_ax.set_xlim(first - pad, last + pad)
+    for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (0 = untrained)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _mean_and_band(
+    ax: Axes, rows: Sequence[dict[str, float]], key: str, label: str, band: bool
+) -> bool:
+    """Plot the finite ``{key}_mean`` of ``rows`` against epoch, with a band of
+    ``{key}_std``; False if there was nothing to plot."""
+    points = [
+        (r["epoch"], r[f"{key}_mean"], r[f"{key}_std"])
+        for r in rows
+        if math.isfinite(r[f"{key}_mean"])
+    ]
+    if not points:
+        return False
+    epochs, mean, std = (list(c) for c in zip(*points, strict=True))
+    (line,) = ax.plot(epochs, mean, marker="o", label=label)
+    if band:
         ax.fill_between(
             epochs,
             [m - s for m, s in zip(mean, std, strict=True)],
             [m + s for m, s in zip(mean, std, strict=True)],
+            color=line.get_color(),
             alpha=0.2,
+            lw=0,
         )
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save_figure(fig, path)
+    return True
+
+
+def learning_curve(
+    rows: Sequence[dict[str, float]],
+    title: str,
+    path: Path,
+    *,
+    chance: float | None = None,
+    instances: int | None = None,
+) -> Path:
+    """Save :func:`learning_curve_figure` to ``path``."""
+    return save_figure(learning_curve_figure(rows, title, chance=chance, instances=instances), path)
 
 
 def conductance_histogram(

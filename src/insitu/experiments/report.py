@@ -10,10 +10,13 @@ import base64
 import csv
 import html
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 from insitu import atomic
+from insitu.energy import get_profile, price
 from insitu.errors import ConfigError
 from insitu.experiments.sweep_results import RESULTS_DB, read_sqlite
 from insitu.experiments.sweep_runner import SWEEP_FILE
@@ -23,41 +26,93 @@ DEMO_FILE = "demo.json"  # written by ``insitu demo``
 # Plots of a run, in the order a reader wants them; any other PNG follows.
 RUN_PLOTS = ("learning_curve.png", "conductance_histogram.png")
 STYLE = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+div.scroll { max-width: 100%; overflow-x: auto; margin: 0.5em 0; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f0f0f0; } td.text { text-align: left; }
 tr.best { background: #e6f4e6; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
-figcaption { font-size: 0.85em; color: #555; }
+figure { margin: 1em 0; } img { max-width: 100%; }
+figcaption { font-size: 0.9em; color: #444; }
 """
+# What each figure shows, by file name (a sweep plot's caption names its field).
+CAPTIONS = {
+    "learning_curve.png": "Learning curve: accuracy (left) and training loss (right) per epoch, "
+    "the mean over chip instances with a band of one standard deviation; epoch 0 is the "
+    "untrained network, the dotted line chance.",
+    "conductance_histogram.png": "Final conductances of every layer, all chip instances pooled; "
+    "the dashed line is the reference conductance.",
+    "chip_activity.png": "Hidden spikes on the chip and measured against modelled membrane traces.",
+}
 
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
+def _is_fraction(column: str) -> bool:
+    """Columns holding a fraction of samples (accuracies, reconstruction), shown in percent."""
+    return re.search(r"(^|_)acc(_|$)|reconstruction", column) is not None
 
 
-def _table(columns: list[str], rows: list[list[Any]], highlight: int | None = None) -> str:
+def _number(value: float) -> str:
+    """At most 4 significant digits and 4 decimals; whole numbers in full."""
+    size = abs(value)
+    if not math.isfinite(value):
+        return "n/a" if math.isnan(value) else str(value)
+    if value.is_integer() and size < 1e15:
+        return f"{value:,.0f}"
+    if 0.1 <= size < 1e5:
+        return f"{value:.4g}"
+    if 0.01 <= size < 0.1:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    """A cell's text: fractions as percentages, floats short, lists element by element."""
+    if isinstance(value, list):
+        return ", ".join(_fmt(v, column) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if _is_fraction(column) and math.isfinite(value):
+        return f"{100 * value:.2f} %"
+    return _number(float(value))
+
+
+def _table(
+    columns: list[str],
+    rows: list[list[Any]],
+    highlight: int | None = None,
+    *,
+    row_names: bool = False,
+) -> str:
+    """An HTML table (scrolling sideways in its box when wide). Cells are formatted by their
+    column's name, or with ``row_names`` by the row's first cell (field/value tables)."""
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     body = []
     for k, row in enumerate(rows):
         cls = ' class="best"' if k == highlight else ""
         cells = "".join(
-            ("<td>" if isinstance(v, int | float) else '<td class="text">')
-            + _esc(_fmt(v))
+            ("<td>" if _numeric(v) else '<td class="text">')
+            + _esc(_fmt(v, str(row[0]) if row_names else c))
             + "</td>"
-            for v in row
+            for c, v in zip(columns, row, strict=True)
         )
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _numeric(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_numeric(v) for v in value)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -66,6 +121,28 @@ def _figure(path: Path, caption: str) -> str:
         f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{_esc(caption)}</figcaption></figure>"
     )
+
+
+def _caption(path: Path) -> str:
+    """What the figure in ``path`` shows (its name when it is not one insitu writes)."""
+    if path.name in CAPTIONS:
+        return CAPTIONS[path.name]
+    if path.name.startswith("energy-"):
+        return (
+            "Energy and critical-path time per training sample and per inference: the chip by "
+            "event kind (top) and against the GPU reference (bottom, log scale)."
+        )
+    if path.name.startswith("sweep_"):
+        field = path.stem.removeprefix("sweep_")
+        return (
+            f"The sweep's metric against {field}: every finished trial a dot, the mean over "
+            "trials at each value a line with error bars of one standard deviation."
+        )
+    return path.stem.replace("_", " ")
+
+
+def _figures(paths: list[Path]) -> str:
+    return "".join(_figure(p, _caption(p)) for p in paths)
 
 
 def _pngs(folder: Path, first: tuple[str, ...] = ()) -> list[Path]:
@@ -110,6 +187,34 @@ def _energy_section(summary: dict[str, Any]) -> str:
     return "<h2>Energy</h2>" + _table(["quantity", "value"], rows)
 
 
+def _events_section(summary: dict[str, Any]) -> str:
+    """The run's event log: count of each kind (training, evaluation, all) and its energy
+    when the summary names the cost profile it was priced with."""
+    events: dict[str, float] = summary.get("events") or {}
+    if not events:
+        return ""
+    train = summary.get("train_events", {})
+    evaluation = summary.get("eval_events", {})
+    energy = summary.get("energy")
+    priced = None
+    if isinstance(energy, dict) and isinstance(energy.get("profile"), str):
+        try:
+            priced = price(events, get_profile(energy["profile"]))
+        except ConfigError:
+            priced = None  # a profile or event kind this version does not know: counts only
+    columns = ["event", "training (with setup)", "evaluation", "all"]
+    if priced is not None:
+        columns.append(f"energy (J, profile {priced.profile})")
+    rows = []
+    for kind, count in sorted(events.items()):
+        row = [kind, train.get(kind), evaluation.get(kind), count]
+        if priced is not None:
+            row.append(priced.joules[kind])
+        rows.append(row)
+    note = "<p>Events logged by the chip over the whole run, all instances together.</p>"
+    return "<h2>Events</h2>" + note + _table(columns, rows)
+
+
 def run_sections(run_dir: Path, heading: str = "") -> list[str]:
     """Config, summary, metrics table and plots of one run directory."""
     sections = []
@@ -120,7 +225,7 @@ def run_sections(run_dir: Path, heading: str = "") -> list[str]:
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         shown = [
-            [k, json.dumps(summary[k]) if isinstance(summary[k], list | dict) else summary[k]]
+            [k, json.dumps(summary[k]) if isinstance(summary[k], dict) else summary[k]]
             for k in (
                 "status",
                 "message",
@@ -133,12 +238,13 @@ def run_sections(run_dir: Path, heading: str = "") -> list[str]:
                 "test_acc_mean",
                 "test_acc_std",
                 "test_acc",
-                "events",
+                "test_exact_reconstruction",
+                "train_samples",
                 "wall_s",
             )
             if k in summary
         ]
-        sections.append("<h2>Summary</h2>" + _table(["field", "value"], shown))
+        sections.append("<h2>Summary</h2>" + _table(["field", "value"], shown, row_names=True))
     else:
         sections.append("<p>The run has not ended (no summary.json): metrics so far.</p>")
     metrics = run_dir / "metrics.csv"
@@ -147,9 +253,8 @@ def run_sections(run_dir: Path, heading: str = "") -> list[str]:
         sections.append("<h2>Metrics per epoch</h2>" + _table(header, rows))
     plots = _pngs(run_dir, RUN_PLOTS)
     if plots:
-        sections.append(
-            "<h2>Plots</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in plots)
-        )
+        sections.append("<h2>Plots</h2>" + _figures(plots))
+    sections.append(_events_section(summary))
     sections.append(_energy_section(summary))
     config = run_dir / "config.yaml"
     if config.is_file():
@@ -184,9 +289,7 @@ def sweep_sections(sweep_dir: Path) -> list[str]:
         sections.append("<p>The sweep has no results table yet.</p>")
     plots = _pngs(sweep_dir)
     if plots:
-        sections.append(
-            "<h2>Sweep plots</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in plots)
-        )
+        sections.append("<h2>Sweep plots</h2>" + _figures(plots))
     if best_name and (sweep_dir / best_name).is_dir():
         sections += run_sections(sweep_dir / best_name, f"Best trial: {best_name}")
     sections.append(

@@ -178,7 +178,7 @@ def _add_difference(
 def write_metrics(
     path: Path, rows: list[dict[str, float]], fields: tuple[str, ...] = METRIC_FIELDS
 ) -> None:
-    """Write ``rows`` (one per epoch) as CSV, atomically."""
+    """Write ``rows`` (one per epoch; epoch 0 is the untrained network) as CSV, atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
@@ -275,6 +275,20 @@ def train(
 
     n = len(ds.y_train)
     eval_n = min(n, cfg.eval_train_limit or n)
+
+    def record(epoch: int, losses: torch.Tensor) -> dict[str, float]:
+        # Evaluate, keep the row and its events apart from training's, rewrite metrics.csv.
+        mark = trainer.log.counts()
+        row, final_acc = _epoch_row(epoch, trainer, ds, losses, eval_n, started)
+        _add_difference(result.eval_events, mark, trainer.log.counts())
+        result.eval_samples += eval_n + len(ds.y_test)
+        result.rows.append(row)
+        result.final_test_acc = final_acc
+        write_metrics(run_dir / "metrics.csv", result.rows)
+        return row
+
+    if ckpt is None:  # epoch 0: the untrained chip, before the first checkpoint; no loss yet
+        record(0, torch.full((trainer.instances,), float("nan")))
     status, message = "finished", ""
     with progress_bar(console, progress) as bar:
         epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=epochs_done, info="")
@@ -309,13 +323,7 @@ def train(
                         f"training diverged in epoch {epoch}: the loss is NaN or infinite; "
                         "lower the learning rate"
                     )
-                mark = trainer.log.counts()
-                row, final_acc = _epoch_row(epoch, trainer, ds, losses, eval_n, started)
-                _add_difference(result.eval_events, mark, trainer.log.counts())
-                result.eval_samples += eval_n + len(ds.y_test)
-                result.rows.append(row)
-                result.final_test_acc = final_acc
-                write_metrics(run_dir / "metrics.csv", result.rows)
+                row = record(epoch, losses)
                 checkpoint(epoch, None)
                 bar.update(
                     epochs_task,
@@ -326,7 +334,7 @@ def train(
             status, message = "diverged", str(err)
     result.summary = _summary(cfg, trainer, ds, result, status, message, started)
     atomic.write_json(run_dir / "summary.json", result.summary)
-    _plots(result, trainer)
+    _plots(result, trainer, ds)
     # The summary marks the run done; its checkpoint is no longer needed.
     (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     if status == "diverged":
@@ -421,6 +429,11 @@ def _epoch_row(
     }, test_acc
 
 
+def epochs_trained(rows: list[dict[str, float]]) -> int:
+    """Training epochs among metrics ``rows`` (row 0 is the untrained network)."""
+    return sum(1 for r in rows if r["epoch"] >= 1)
+
+
 def _summary(
     cfg: TrainConfig,
     trainer: Trainer,
@@ -441,7 +454,7 @@ def _summary(
         "dataset": cfg.dataset,
         "layers": [ds.n_features, *cfg.hidden, ds.n_outputs],
         "instances": cfg.instances,
-        "epochs_completed": len(rows),
+        "epochs_completed": epochs_trained(rows),
         "test_acc": result.final_test_acc,
         "test_acc_mean": last.get("test_acc_mean"),
         "test_acc_std": last.get("test_acc_std"),
@@ -453,7 +466,7 @@ def _summary(
         "eval_events": dict(sorted(result.eval_events.items())),
         "eval_samples": result.eval_samples,
         "wall_s": time.perf_counter() - started,
-        "train_samples": len(ds.y_train) * len(rows),
+        "train_samples": len(ds.y_train) * epochs_trained(rows),
         **_reconstruction(trainer, ds),
         "torch": torch.__version__,
     }
@@ -492,11 +505,17 @@ def _reconstruction(trainer: Trainer, ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _plots(result: RunResult, trainer: Trainer) -> None:
+def _plots(result: RunResult, trainer: Trainer, ds: Dataset) -> None:
     cfg = result.config
     if result.rows:
         title = f"{cfg.algorithm} on {cfg.device}, {cfg.dataset} ({cfg.instances} instances)"
-        plots.learning_curve(result.rows, title, result.run_dir / "learning_curve.png")
+        plots.learning_curve(
+            result.rows,
+            title,
+            result.run_dir / "learning_curve.png",
+            chance=1.0 / ds.n_classes,
+            instances=cfg.instances,
+        )
     if isinstance(trainer, ChipTrainer):
         layers = [inspection.conductances(t) for t in trainer.chip.tiles]
         plots.conductance_histogram(

@@ -7,10 +7,13 @@ import io
 import json
 import re
 import sqlite3
+import statistics
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from insitu import atomic
 from insitu.experiments.plots import save_figure
@@ -121,42 +124,82 @@ def _numeric(values: list[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
+def geometric_grid(values: list[float]) -> bool:
+    """Whether swept ``values`` read best on a log axis: all positive and either spanning more
+    than a decade or a grid of (roughly) constant ratio that is not also of constant step."""
+    grid = sorted(set(values))
+    if len(grid) < 2 or grid[0] <= 0:
+        return False
+    if grid[-1] > 10 * grid[0]:
+        return True
+    if len(grid) < 3:
+        return False
+    ratios = [b / a for a, b in pairwise(grid)]
+    steps = [b - a for a, b in pairwise(grid)]
+    return max(ratios) < 1.15 * min(ratios) and max(steps) > 1.15 * min(steps)
+
+
 def sweep_plot(sweep: SweepConfig, rows: list[dict[str, Any]], field: str, path: Path) -> Path:
-    """The sweep's metric against ``field``: every trial a dot, the mean over seeds a line."""
-    points = [
-        (r[field], r[sweep.metric])
+    """Save :func:`sweep_figure` to ``path``."""
+    return save_figure(sweep_figure(sweep, rows, field), path)
+
+
+def sweep_figure(sweep: SweepConfig, rows: list[dict[str, Any]], field: str) -> Figure:
+    """The sweep's metric against ``field``: every finished trial a dot, the mean at each value
+    a line with error bars: the std over the trials (seeds) at each value, or, when every value
+    has one trial, the runs' own std over chip instances (a ``_mean`` metric's ``_std``)."""
+    finished = [
+        r
         for r in rows
         if r["status"] == "finished" and isinstance(r.get(sweep.metric), int | float)
     ]
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    xs = [p[0] for p in points]
-    ys = [float(p[1]) for p in points]
-    if points and _numeric(xs):
+    xs = [r[field] for r in finished]
+    ys = [float(r[sweep.metric]) for r in finished]
+    if finished and _numeric(xs):
         positions = [float(x) for x in xs]
         spec = sweep.random.get(field)
-        positive = min(positions) > 0
-        if (spec is not None and spec.log) or (positive and max(positions) >= 20 * min(positions)):
+        if (spec is not None and spec.log) or geometric_grid(positions):
             ax.set_xscale("log")
+            grid = sorted(set(positions))
+            if len(grid) <= 8:  # a few swept values: tick each, written plainly
+                ax.set_xticks(grid, [f"{x:g}" for x in grid])
+                ax.xaxis.set_minor_locator(NullLocator())
         ticks = None
     else:
         labels = list(dict.fromkeys(str(x) for x in xs))
         positions = [float(labels.index(str(x))) for x in xs]
         ticks = labels
-    ax.scatter(positions, ys, alpha=0.6, label="trials")
-    means: dict[float, list[float]] = {}
-    for x, y in zip(positions, ys, strict=True):
-        means.setdefault(x, []).append(y)
-    if means:
-        order = sorted(means)
-        ax.plot(order, [sum(means[x]) / len(means[x]) for x in order], marker="o", label="mean")
+    ax.scatter(positions, ys, color="grey", alpha=0.6, s=16, label="trials")
+    std_key = sweep.metric.removesuffix("_mean") + "_std"
+    at: dict[float, list[dict[str, Any]]] = {}
+    for x, r in zip(positions, finished, strict=True):
+        at.setdefault(x, []).append(r)
+    if at:
+        order = sorted(at)
+        values = [[float(r[sweep.metric]) for r in at[x]] for x in order]
+        if any(len(v) > 1 for v in values):
+            spreads, what = [statistics.pstdev(v) for v in values], "seeds"
+        else:  # one trial per value: the spread of its chip instances, if the run has it
+            own = [at[x][0].get(std_key) if sweep.metric.endswith("_mean") else None for x in order]
+            spreads = [float(s) if isinstance(s, int | float) else 0.0 for s in own]
+            what = "chip instances"
+        ax.errorbar(
+            order,
+            [statistics.fmean(v) for v in values],
+            yerr=spreads,
+            marker="o",
+            capsize=3,
+            label=f"mean ± std over {what}",
+        )
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks, rotation=30, ha="right")
-    if not points:
+    if not finished:
         ax.text(0.5, 0.5, "no finished trials", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(field)
     ax.set_ylabel(sweep.metric)
     ax.set_title(f"{sweep.name}: {sweep.metric} against {field}")
     ax.grid(alpha=0.3)
-    ax.legend()
-    return save_figure(fig, path)
+    ax.legend(fontsize=8)
+    return fig
