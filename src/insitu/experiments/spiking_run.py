@@ -36,6 +36,7 @@ from insitu.experiments.run import (
     _stats,
     accuracy,
     accuracy_fields,
+    epochs_trained,
     fresh_dir,
     prepare_run_dir,
     read_metrics,
@@ -329,7 +330,7 @@ def train_spiking(
                 bar.update(epochs_task, advance=1, info=info)
         except DivergenceError as err:
             status, message = "diverged", str(err)
-    trained = [r for r in result.rows if r["epoch"] >= 1]
+    trained = epochs_trained(result.rows)
     last = result.rows[-1] if result.rows else {}
     events = trainer.log.counts()
     result.summary = {
@@ -341,7 +342,7 @@ def train_spiking(
         "layers": list(chip_cfg.sizes),
         "mismatch": cfg.mismatch,
         "instances": cfg.instances,
-        "epochs_completed": len(trained),
+        "epochs_completed": trained,
         "test_acc": result.final_test_acc,
         "test_acc_mean": last.get("test_acc_mean"),
         "test_acc_std": last.get("test_acc_std"),
@@ -352,7 +353,7 @@ def train_spiking(
         "eval_samples": eval_samples,
         "time_steps": cfg.time_steps,
         "wall_s": time.perf_counter() - started,
-        "train_samples": n * len(trained),
+        "train_samples": n * trained,
         "torch": torch.__version__,
     }
     if isinstance(trainer, Deploy):  # the deploy gap: the same weights in software
@@ -373,7 +374,13 @@ def train_spiking(
         torch.save(trainer.state_dict(), tmp)  # weights, optimiser, chip: for deploy studies
     if result.rows:
         title = f"{cfg.algorithm}, {ds.name} ({cfg.instances} instance(s))"
-        plots.learning_curve(result.rows, title, run_dir / "learning_curve.png")
+        plots.learning_curve(
+            result.rows,
+            title,
+            run_dir / "learning_curve.png",
+            chance=1.0 / ds.n_classes,
+            instances=cfg.instances,
+        )
     if trainer.chip is not None:
         chip_activity_figure(trainer, ds.x_test[:8], run_dir / "chip_activity.png")
     # The summary, written last, marks the run done; its checkpoint is no longer needed.
