@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from insitu.algorithms import ALGORITHMS, algorithm_names
 from insitu.algorithms.base import parse_options
+from insitu.algorithms.spiking import SPIKING_ALGORITHMS
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
 from insitu.energy import profile_names
@@ -97,6 +98,11 @@ class TrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
+        if v in SPIKING_ALGORITHMS:
+            raise ValueError(
+                f"{v} is a spiking rule: use `insitu spiking --set algorithm={v}` "
+                f"(crossbar rules: {', '.join(algorithm_names())})"
+            )
         if v not in algorithm_names():
             raise ValueError(f"unknown algorithm {v!r}; valid: {', '.join(algorithm_names())}")
         return v
@@ -111,6 +117,14 @@ class TrainConfig(_Strict):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
+        # Deferred: spiking_config builds on this module.
+        from insitu.experiments.spiking_config import SPIKING_DATASETS
+
+        if v not in DATASET_NAMES and v in SPIKING_DATASETS:
+            raise ValueError(
+                f"{v} is a spiking dataset: use `insitu spiking --set dataset={v}` "
+                f"(crossbar datasets: {', '.join(DATASET_NAMES)})"
+            )
         if v not in DATASET_NAMES:
             raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
         return v
@@ -170,6 +184,8 @@ def _describe(err: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {msg}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -1,0 +1,131 @@
+"""Mistakes that used to pass quietly: each now fails with one line naming it, or is recorded
+as it really happened."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from insitu import cli
+from insitu.algorithms import Trainer, make_trainer
+from insitu.data import load_dataset, load_nmnist, load_shd
+from insitu.errors import ConfigError, DataError
+from insitu.experiments import make_config
+from insitu.hardware import CrossbarChip
+
+WIDE = {"COLUMNS": "200"}
+
+
+def run_main(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """The console entry point as the shell calls it: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["insitu", *args])
+    monkeypatch.setenv("COLUMNS", "400")  # one error line stays one line
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else (0 if code is None else 1)), out, err
+
+
+# -- spiking rules and datasets asked of `insitu train` ---------------------------------------
+
+
+@pytest.mark.parametrize("name", ["in-the-loop", "deploy", "snn-software"])
+def test_a_spiking_rule_given_to_train_points_to_spiking(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_config({"algorithm": name})
+    assert f"`insitu spiking --set algorithm={name}`" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["nmnist", "shd"])
+def test_a_spiking_dataset_given_to_train_points_to_spiking(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_main(
+        ["train", "--dataset", name, "--quiet", "--out", str(tmp_path / "r")], monkeypatch, capsys
+    )
+    assert code == 2
+    assert err.strip() == (
+        f"error: invalid configuration: dataset: {name} is a spiking dataset: use "
+        f"`insitu spiking --set dataset={name}` (crossbar datasets: digits, mnist, "
+        "fashion-mnist, braille)"
+    )
+    assert not (tmp_path / "r").exists()
+
+
+# -- a data folder that does not exist --------------------------------------------------------
+
+
+def test_a_missing_data_dir_is_named_by_every_loader(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    for load in (
+        lambda: load_dataset("mnist", data_dir=missing, download=False),
+        lambda: load_dataset("digits", data_dir=missing),
+        lambda: load_nmnist(missing),
+        lambda: load_shd(missing),
+    ):
+        with pytest.raises(DataError, match=f"data folder {missing} does not exist"):
+            load()
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(DataError, match="is not a folder"):
+        load_dataset("digits", data_dir=a_file)
+
+
+@pytest.mark.parametrize("command", ["train", "spiking"])
+def test_a_missing_data_dir_stops_a_run_before_its_directory(
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere"
+    run = tmp_path / "run"
+    args = [command, "--set", f"data_dir={missing}", "--quiet", "--out", str(run)]
+    code, out, err = run_main(args, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: data folder {missing} does not exist;")
+    assert len(err.strip().splitlines()) == 1
+    assert not run.exists()
+
+
+# -- shapes named as the user gave them --------------------------------------------------------
+
+
+def _trainer(instances: int = 1) -> Trainer:
+    cfg = make_config({"hidden": [3], "instances": instances})
+    return make_trainer("analog-sgd", cfg.chip_config(5, 2), instances=instances, seed=0, lr=0.1)
+
+
+def test_a_wrong_feature_count_is_named_without_the_bias_column() -> None:
+    trainer = _trainer()
+    with pytest.raises(ConfigError) as info:
+        trainer.predict(torch.zeros(2, 6))
+    assert str(info.value) == (
+        "layer 0 input has 6 features; this layer takes 5 "
+        "(expected shape (batch, 5) or (1, batch, 5))"
+    )
+
+
+def test_a_wrong_instance_count_and_a_wrong_rank_are_named() -> None:
+    trainer = _trainer(instances=2)
+    with pytest.raises(ConfigError, match=r"for 3 chip instances; this chip has 2"):
+        trainer.predict(torch.zeros(3, 4, 5))
+    with pytest.raises(ConfigError, match=r"has shape \(5,\); expected shape \(batch, 5\)"):
+        trainer.predict(torch.zeros(5))
+
+
+def test_a_tile_names_its_own_width() -> None:
+    cfg = make_config({"hidden": [3], "instances": 1})
+    chip = CrossbarChip(cfg.chip_config(5, 2), instances=1)
+    out = chip.read(0, torch.zeros(4, 5))
+    assert out.shape == (1, 4, 3)
+    with pytest.raises(
+        ConfigError, match="read_transposed input has 2 features; this layer takes 3"
+    ):
+        chip.tiles[0].read_transposed(torch.zeros(4, 2))
