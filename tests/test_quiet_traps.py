@@ -3,6 +3,8 @@ as it really happened."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from insitu import cli
 from insitu.algorithms import Trainer, make_trainer
 from insitu.data import load_dataset, load_nmnist, load_shd
 from insitu.errors import ConfigError, DataError
-from insitu.experiments import make_config
+from insitu.experiments import make_config, train
+from insitu.experiments.config import load_config
 from insitu.hardware import CrossbarChip
 
 WIDE = {"COLUMNS": "200"}
@@ -129,3 +132,43 @@ def test_a_tile_names_its_own_width() -> None:
         ConfigError, match="read_transposed input has 2 features; this layer takes 3"
     ):
         chip.tiles[0].read_transposed(torch.zeros(4, 2))
+
+
+# -- data given in Python is recorded as such ---------------------------------------------------
+
+
+def test_a_dataset_given_in_python_is_recorded_by_its_own_name(tmp_path: Path) -> None:
+    digits = load_dataset("digits", limit_train=40, limit_test=20)
+    mine = dataclasses.replace(digits, name="my-digits")
+    cfg = make_config({"epochs": 1, "instances": 1, "hidden": [4]})
+    result = train(cfg, tmp_path / "run", progress=False, dataset=mine)
+
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["dataset"] == "my-digits"
+    assert summary["dataset_source"] == "given in Python"
+    assert summary["dataset_sizes"] == {"train": 40, "test": 20}
+    assert result.summary == summary
+
+    text = (tmp_path / "run" / "config.yaml").read_text()
+    assert text.startswith(
+        "# data given in Python: dataset 'my-digits', 40 train / 20 test samples; "
+        "the `dataset` field below was not used\n"
+    )
+    dataset_line = next(line for line in text.splitlines() if line.startswith("dataset:"))
+    assert (
+        dataset_line
+        == "dataset: digits  # NOT USED: the run trained on 'my-digits', given in Python"
+    )
+    assert load_config(tmp_path / "run" / "config.yaml") == cfg  # still a valid config
+
+
+def test_a_dataset_from_the_config_is_recorded_as_such(tmp_path: Path) -> None:
+    cfg = make_config(
+        {"epochs": 1, "instances": 1, "hidden": [4], "limit_train": 30, "limit_test": 10}
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["dataset"] == "digits"
+    assert summary["dataset_source"] == "config"
+    assert summary["dataset_sizes"] == {"train": 30, "test": 10}
+    assert "NOT USED" not in (tmp_path / "run" / "config.yaml").read_text()

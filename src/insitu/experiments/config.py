@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from torch import Tensor
 
 from insitu.algorithms import ALGORITHMS, algorithm_names
 from insitu.algorithms.base import parse_options
@@ -173,9 +174,46 @@ class TrainConfig(_Strict):
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 
-    def to_yaml(self) -> str:
-        """The resolved configuration as YAML."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+    def to_yaml(self, given: DatasetRecord | None = None) -> str:
+        """The resolved configuration as YAML; ``given``: the data the run used instead of
+        ``dataset`` (passed in Python), said beside that field and above the rest."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if given is None:
+            return text
+        head = (
+            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
+            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
+        )
+        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
+        lines = [
+            f"{line}  # {aside}" if line.startswith("dataset:") else line
+            for line in text.splitlines()
+        ]
+        return f"# {head}\n" + "\n".join(lines) + "\n"
+
+
+class DatasetRecord(Protocol):
+    """What a run records of its data (a Dataset or a SpikeDataset)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def y_train(self) -> Tensor: ...
+    @property
+    def y_test(self) -> Tensor: ...
+
+
+GIVEN_IN_PYTHON = "given in Python"
+
+
+def dataset_record(ds: DatasetRecord, *, given: bool) -> dict[str, Any]:
+    """The summary fields saying which data a run used: its name, where it came from (the
+    config's ``dataset`` or an object ``given`` in Python) and its split sizes."""
+    return {
+        "dataset": ds.name,
+        "dataset_source": GIVEN_IN_PYTHON if given else "config",
+        "dataset_sizes": {"train": len(ds.y_train), "test": len(ds.y_test)},
+    }
 
 
 def _describe(err: ValidationError) -> str:
