@@ -13,10 +13,13 @@ import torch
 
 from insitu import cli
 from insitu.algorithms import Trainer, make_trainer
-from insitu.data import load_dataset, load_nmnist, load_shd
+from insitu.data import SpikeDataset, load_dataset, load_nmnist, load_shd
 from insitu.errors import ConfigError, DataError
 from insitu.experiments import make_config, train
 from insitu.experiments.config import load_config
+from insitu.experiments.energy import run_energy_report
+from insitu.experiments.spiking_config import make_spiking_config
+from insitu.experiments.spiking_run import train_spiking
 from insitu.hardware import CrossbarChip
 
 WIDE = {"COLUMNS": "200"}
@@ -172,3 +175,65 @@ def test_a_dataset_from_the_config_is_recorded_as_such(tmp_path: Path) -> None:
     assert summary["dataset_source"] == "config"
     assert summary["dataset_sizes"] == {"train": 30, "test": 10}
     assert "NOT USED" not in (tmp_path / "run" / "config.yaml").read_text()
+
+
+# -- an energy profile of the other chip kind ---------------------------------------------------
+
+
+def _toy_spikes() -> SpikeDataset:
+    """Two classes told apart by which half of 12 channels fires (16 steps)."""
+    g = torch.Generator().manual_seed(0)
+
+    def split(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 2, (m,), generator=g)
+        x = torch.zeros(m, 16, 12, dtype=torch.bool)
+        for b in range(m):
+            x[b, torch.randint(0, 6, (6,), generator=g), torch.arange(6) + 6 * int(y[b])] = True
+        return x, y
+
+    (xt, yt), (xs, ys) = split(16), split(8)
+    return SpikeDataset("toy", xt, yt, xs, ys, 2, None, (12,))
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny spiking run and a tiny crossbar run."""
+    root = tmp_path_factory.mktemp("runs")
+    spiking_cfg = make_spiking_config(
+        {"hidden": [6], "time_steps": 16, "epochs": 1, "batch_size": 8, "eval_train_limit": 8}
+    )
+    train_spiking(spiking_cfg, root / "spiking", progress=False, dataset=_toy_spikes())
+    crossbar_cfg = make_config(
+        {"epochs": 1, "instances": 1, "hidden": [4], "limit_train": 30, "limit_test": 10}
+    )
+    train(crossbar_cfg, root / "crossbar", progress=False)
+    return root / "spiking", root / "crossbar"
+
+
+@pytest.mark.parametrize(
+    ("kind", "profile", "fits"),
+    [
+        ("spiking", "ecram-polymer", "brainscales2"),
+        ("crossbar", "brainscales2", "ecram-enode, ecram-polymer, taox-memristor"),
+    ],
+)
+def test_a_profile_of_the_other_chip_kind_is_refused(
+    two_runs: tuple[Path, Path],
+    kind: str,
+    profile: str,
+    fits: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = two_runs[0] if kind == "spiking" else two_runs[1]
+    code, out, err = run_main(["energy", str(run), "--profile", profile], monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: energy profile {profile!r} does not price this {kind} run:")
+    assert err.strip().endswith(f"profiles that price a {kind} run: {fits}")
+    assert not list(run.glob("energy-*"))
+
+
+def test_a_profile_of_the_right_kind_prices_the_run(two_runs: tuple[Path, Path]) -> None:
+    report, json_path, _ = run_energy_report(two_runs[0], profile="brainscales2")
+    assert json_path.is_file()
+    assert report["per_train_sample"]["joules"] > 0

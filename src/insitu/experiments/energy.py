@@ -19,6 +19,7 @@ from insitu.energy import (
     get_profile,
     price,
     profile_for_device,
+    profile_names,
 )
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
@@ -44,6 +45,27 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def not_applicable(profile: CostProfile) -> list[str]:
+    """Event kinds ``profile`` leaves unpriced: those its chip kind never logs."""
+    return [kind for kind, cost in profile if cost.joules.source.startswith("not applicable")]
+
+
+def check_profile_fits(profile: CostProfile, summary: dict[str, Any], *, spiking: bool) -> None:
+    """Raise ConfigError if ``profile`` cannot price events the run logged: a crossbar
+    profile would price a spiking run at 0 J (and the reverse), a silent nonsense."""
+    logged = {k for k, n in (summary.get("events") or {}).items() if n}
+    unpriced = sorted(logged & set(not_applicable(profile)))
+    if not unpriced:
+        return
+    fits = [n for n in profile_names() if not logged & set(not_applicable(get_profile(n)))]
+    chip = "spiking" if spiking else "crossbar"
+    raise ConfigError(
+        f"energy profile {profile.name!r} does not price this {chip} run: it would count its "
+        f"{', '.join(unpriced)} events as 0 J and 0 s; profiles that price a {chip} run: "
+        f"{', '.join(fits) or 'none'}"
+    )
+
+
 def run_energy_report(
     run_dir: Path,
     *,
@@ -64,6 +86,7 @@ def run_energy_report(
         or config.get("energy_profile")
         or profile_for_device(summary.get("device"), spiking=spiking)
     )
+    check_profile_fits(get_profile(str(name)), summary, spiking=spiking)
     batch_size = int(config.get("batch_size") or summary.get("batch_size") or 1)
     report = energy_report(
         summary,
