@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from insitu import cli
 from insitu.algorithms import Trainer, make_trainer
@@ -237,3 +239,31 @@ def test_a_profile_of_the_right_kind_prices_the_run(two_runs: tuple[Path, Path])
     report, json_path, _ = run_energy_report(two_runs[0], profile="brainscales2")
     assert json_path.is_file()
     assert report["per_train_sample"]["joules"] > 0
+
+
+# -- the Braille task's own metric ---------------------------------------------------------------
+
+
+def test_train_prints_exact_restoration_for_a_task_with_target_patterns(tmp_path: Path) -> None:
+    run = tmp_path / "braille"
+    args = ["train", "--dataset", "braille", "--algorithm", "software", "--hidden", "16"]
+    args += ["--epochs", "5", "--lr", "0.5", "--instances", "3", "--quiet", "--out", str(run)]
+    args += ["--set", "limit_train=90", "--set", "limit_test=45"]
+    result = CliRunner().invoke(cli.app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    exact = json.loads((run / "summary.json").read_text())["test_exact_reconstruction"]
+    assert len(exact) == 3
+    assert max(exact) > 0  # something restored, so the numbers printed mean something
+    mean, std = 100 * statistics.fmean(exact), 100 * statistics.pstdev(exact)
+    line = result.stdout.splitlines()[0]
+    assert line.startswith(f"exact restoration {mean:.2f} ± {std:.2f} % of test patterns")
+    assert "(class accuracy " in line
+
+
+def test_train_prints_plain_accuracy_for_classification(tmp_path: Path) -> None:
+    args = ["train", "--epochs", "1", "--instances", "1", "--hidden", "4", "--quiet"]
+    args += ["--out", str(tmp_path / "r"), "--set", "limit_train=30", "--set", "limit_test=10"]
+    result = CliRunner().invoke(cli.app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("test accuracy ")
+    assert "exact restoration" not in result.stdout
