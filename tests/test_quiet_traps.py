@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from insitu import cli
 from insitu.algorithms import Trainer, make_trainer
 from insitu.data import SpikeDataset, load_dataset, load_nmnist, load_shd
+from insitu.devices import device_names, get_device
+from insitu.energy import get_profile, profile_names
 from insitu.errors import ConfigError, DataError
 from insitu.experiments import make_config, train
 from insitu.experiments.config import load_config
@@ -267,3 +269,51 @@ def test_train_prints_plain_accuracy_for_classification(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("test accuracy ")
     assert "exact restoration" not in result.stdout
+
+
+# -- listings that fit an 80-column terminal ----------------------------------------------------
+
+
+def _at_80_columns(*args: str) -> list[str]:
+    result = CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    return lines
+
+
+def test_devices_lists_one_line_per_preset_in_80_columns() -> None:
+    lines = _at_80_columns("devices")
+    names = device_names()
+    assert len(lines) <= len(names) + 8  # title, header, rule, blank lines, the pointer
+    for name in names:
+        assert sum(line.split()[:1] == [name] for line in lines) == 1
+    assert lines[-1] == "every parameter and its source: insitu devices show NAME"
+
+
+@pytest.mark.parametrize("name", device_names())
+def test_devices_show_gives_every_parameter_and_the_source(name: str) -> None:
+    text = " ".join(" ".join(_at_80_columns("devices", "show", name)).split())
+    params = get_device(name)
+    for f in dataclasses.fields(params):
+        assert f.name in text
+    assert " ".join(params.source.split()) in text
+
+
+def test_energy_profiles_lists_at_most_three_lines_per_profile_in_80_columns() -> None:
+    lines = _at_80_columns("energy", "--profiles")
+    assert len(lines) <= 3 * len(profile_names()) + 6
+    for name in profile_names():
+        row = next(line for line in lines if line.split()[:1] == [name])
+        assert ("spiking" if name == "brainscales2" else "crossbar") in row
+    assert lines[-1] == "every price with its source: insitu energy --profiles --profile NAME"
+
+
+@pytest.mark.parametrize("name", profile_names())
+def test_energy_profile_details_give_every_priced_kind_with_its_sources(name: str) -> None:
+    text = " ".join(" ".join(_at_80_columns("energy", "--profiles", "--profile", name)).split())
+    for kind, cost in get_profile(name):
+        assert kind in text
+        if not cost.joules.source.startswith("not applicable"):
+            assert " ".join(cost.joules.source.split()) in text
+            assert " ".join(cost.seconds.source.split()) in text

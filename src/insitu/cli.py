@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -352,12 +353,19 @@ def energy(
         Path | None, typer.Option(help="Folder for the report files; default: the run dir.")
     ] = None,
     profiles: Annotated[
-        bool, typer.Option("--profiles", help="List every preset value with its source.")
+        bool,
+        typer.Option(
+            "--profiles",
+            help="List the cost profiles; with --profile NAME, its every price and source.",
+        ),
     ] = False,
 ) -> None:
     """Energy and time of a run per training sample and per inference, against a GPU."""
     if profiles:
-        _print_profiles()
+        if profile is None:
+            _print_profiles()
+        else:
+            _print_profile(profile)
         return
     if run_dir is None:
         raise ConfigError("give a run directory (insitu energy RUN_DIR) or --profiles")
@@ -370,29 +378,37 @@ def energy(
 
 def _print_profiles() -> None:
     from insitu.energy import PROFILES
+    from insitu.experiments.energy import chip_kind
 
+    table = Table(title="energy cost profiles", box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    table.add_column("for runs", no_wrap=True)
+    table.add_column("chip", overflow="fold")
     for name, prof in sorted(PROFILES.items()):
-        table = Table(title=f"{name}: {prof.description}", show_lines=False)
-        table.add_column("event", no_wrap=True)
-        table.add_column("J/event", no_wrap=True)
-        table.add_column("energy source", overflow="fold", max_width=50)
-        table.add_column("s/event", no_wrap=True)
-        table.add_column("time source", overflow="fold", max_width=50)
-        absent = []
-        for kind, cost in prof:
-            if cost.joules.source.startswith("not applicable"):
-                absent.append(kind)
-                continue
-            table.add_row(
-                kind,
-                f"{cost.joules.value:.3g}",
-                cost.joules.source,
-                f"{cost.seconds.value:.3g}",
-                cost.seconds.source,
-            )
-        console.print(table)
-        if absent:
-            console.print(f"not logged by this chip, priced 0 J and 0 s: {', '.join(absent)}")
+        table.add_row(name, chip_kind(prof), prof.description)
+    console.print(table)
+    console.print("every price with its source: insitu energy --profiles --profile NAME")
+
+
+def _print_profile(name: str) -> None:
+    from insitu.energy import get_profile
+    from insitu.experiments.energy import not_applicable
+
+    prof = get_profile(name)
+    absent = set(not_applicable(prof))
+    table = Table(title=f"{name}: {prof.description}", box=box.SIMPLE_HEAD, show_lines=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("J/event", no_wrap=True)
+    table.add_column("s/event", no_wrap=True)
+    table.add_column("sources (energy; time)", overflow="fold")
+    for kind, cost in prof:
+        if kind in absent:
+            continue
+        sources = f"J: {cost.joules.source}\ns: {cost.seconds.source}"
+        table.add_row(kind, f"{cost.joules.value:.3g}", f"{cost.seconds.value:.3g}", sources)
+    console.print(table)
+    if absent:
+        console.print(f"not logged by this chip, priced 0 J and 0 s: {', '.join(sorted(absent))}")
 
 
 def _print_energy(report: dict[str, Any]) -> None:
@@ -442,10 +458,9 @@ def devices_list(ctx: typer.Context) -> None:
         return
     from insitu.devices import device_names, get_device
 
-    table = Table(title="device presets")
+    table = Table(title="device presets", box=box.SIMPLE_HEAD)
     for col in ("name", "model", "states", "asym.", "step noise", "dtod"):
         table.add_column(col, no_wrap=True)
-    table.add_column("source", overflow="fold", max_width=48)
     for name in device_names():
         p = get_device(name)
         table.add_row(
@@ -455,9 +470,28 @@ def devices_list(ctx: typer.Context) -> None:
             f"{p.up_down:+.2f}",
             f"{p.dw_min_std:g}" + ("x" if p.noise_mode == "multiplicative" else " add"),
             f"{p.dw_min_dtod:g}",
-            p.source.split(";")[0],
         )
     console.print(table)
+    console.print("every parameter and its source: insitu devices show NAME")
+
+
+@devices_app.command("show")
+def devices_show(name: Annotated[str, typer.Argument(help="Device preset.")]) -> None:
+    """Every parameter of one device preset, and where its values come from."""
+    import dataclasses
+
+    from insitu.devices import get_device
+
+    params = get_device(name)
+    table = Table(title=f"device preset {name}", box=box.SIMPLE_HEAD)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for f in dataclasses.fields(params):
+        if f.name != "source":
+            value = getattr(params, f.name)
+            table.add_row(f.name, f"{value:g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"source: {params.source}")
 
 
 @devices_app.command("plot")

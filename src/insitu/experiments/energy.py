@@ -24,7 +24,7 @@ from insitu.energy import (
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure
-from insitu.hardware import WEIGHT_LIMIT, SpikingChip
+from insitu.hardware import WEIGHT_LIMIT, Event, SpikingChip
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -48,6 +48,11 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def not_applicable(profile: CostProfile) -> list[str]:
     """Event kinds ``profile`` leaves unpriced: those its chip kind never logs."""
     return [kind for kind, cost in profile if cost.joules.source.startswith("not applicable")]
+
+
+def chip_kind(profile: CostProfile) -> str:
+    """``"spiking"`` for a profile that prices emulation steps, else ``"crossbar"``."""
+    return "crossbar" if str(Event.EMULATION_STEP) in not_applicable(profile) else "spiking"
 
 
 def check_profile_fits(profile: CostProfile, summary: dict[str, Any], *, spiking: bool) -> None:
