@@ -11,6 +11,7 @@ import typer
 import yaml
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from insitu import __version__
@@ -98,7 +99,11 @@ def train(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Train one network and write a run directory (config, metrics, summary, plots)."""
+    """Train one network and write a run directory (config, metrics, summary, plots).
+
+    Every config field, for --set or a YAML file, with its default and range:
+    insitu config.
+    """
     from insitu.experiments import make_config
     from insitu.experiments import train as run_train
     from insitu.experiments.config import read_config_file
@@ -291,7 +296,11 @@ def spiking(
     runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Train a spiking network: in-the-loop on the analog chip, deploy, or software."""
+    """Train a spiking network: in-the-loop on the analog chip, deploy, or software.
+
+    Every config field, for --set or a YAML file, with its default and range:
+    insitu config --kind spiking.
+    """
     from insitu.experiments.config import read_config_file
     from insitu.experiments.spiking_config import make_spiking_config
     from insitu.experiments.spiking_run import new_spiking_run_dir, train_spiking
@@ -338,6 +347,37 @@ def algorithms() -> None:
     for name in sorted(SPIKING_ALGORITHMS):
         table.add_row(name, "spiking", SPIKING_ALGORITHMS[name].description)
     console.print(table)
+
+
+@app.command("config")
+def config_fields(
+    kind: Annotated[
+        str, typer.Option(help="crossbar (insitu train, insitu run) or spiking (insitu spiking).")
+    ] = "crossbar",
+) -> None:
+    """Every config field (a YAML key, or --set NAME=VALUE): type, default, allowed values."""
+    from pydantic import BaseModel
+
+    from insitu.experiments.config import TrainConfig, field_docs
+    from insitu.experiments.spiking_config import SpikingTrainConfig
+
+    models: dict[str, type[BaseModel]] = {"crossbar": TrainConfig, "spiking": SpikingTrainConfig}
+    if kind not in models:
+        raise ConfigError(f"--kind {kind!r}: expected crossbar or spiking")
+    table = Table(title=f"fields of a {kind} run config", box=box.SIMPLE_HEAD)
+    table.add_column("field", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("default", overflow="fold")
+    table.add_column("allowed", overflow="fold")
+    docs = field_docs(models[kind])
+    for doc in docs:
+        table.add_row(*(escape(cell) for cell in doc))  # "list[int]" is not rich markup
+    console.print(table)
+    nested = next(d for d in docs if "." in d.name)
+    console.print(
+        escape("Ranges: [ ] include the bound, ( ) exclude it. Set a field as a YAML key or")
+        + f" with --set NAME=VALUE, e.g. --set {nested.name}={nested.default}"
+    )
 
 
 @app.command()
