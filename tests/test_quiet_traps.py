@@ -317,3 +317,14 @@ def test_energy_profile_details_give_every_priced_kind_with_its_sources(name: st
         if not cost.joules.source.startswith("not applicable"):
             assert " ".join(cost.joules.source.split()) in text
             assert " ".join(cost.seconds.source.split()) in text
+
+
+def test_a_crossbar_config_refuses_a_spiking_profile() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_config({"energy_profile": "brainscales2"})
+    assert str(info.value) == (
+        "invalid configuration: energy_profile: brainscales2 prices spiking chips, so this "
+        "crossbar run would cost 0 J; crossbar profiles: ecram-enode, ecram-polymer, "
+        "taox-memristor"
+    )
+    assert make_config({"energy_profile": "taox-memristor"}).energy_profile == "taox-memristor"

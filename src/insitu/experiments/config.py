@@ -19,7 +19,7 @@ from insitu.algorithms.base import parse_options
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
-from insitu.energy import profile_names
+from insitu.energy import get_profile, profile_names
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import (
     Activation,
@@ -98,6 +98,14 @@ class TrainConfig(_Strict):
     def _known_profile(cls, v: str | None) -> str | None:
         if v is not None and v not in profile_names():
             raise ValueError(f"unknown energy profile {v!r}; valid: {', '.join(profile_names())}")
+        from insitu.experiments.energy import chip_kind  # deferred: it builds on this module
+
+        fits = [n for n in profile_names() if chip_kind(get_profile(n)) == "crossbar"]
+        if v is not None and v not in fits:
+            raise ValueError(
+                f"{v} prices spiking chips, so this crossbar run would cost 0 J; "
+                f"crossbar profiles: {', '.join(fits)}"
+            )
         return v
 
     # Save the full run state every this many training batches (and always at epoch ends),
