@@ -64,9 +64,12 @@ def check_profile_fits(profile: CostProfile, summary: dict[str, Any], *, spiking
         return
     fits = [n for n in profile_names() if not logged & set(not_applicable(get_profile(n)))]
     chip = "spiking" if spiking else "crossbar"
+    named = ", ".join(unpriced[:3]) + (
+        f" and {len(unpriced) - 3} more" if len(unpriced) > 3 else ""
+    )
     raise ConfigError(
         f"energy profile {profile.name!r} does not price this {chip} run: it would count its "
-        f"{', '.join(unpriced)} events as 0 J and 0 s; profiles that price a {chip} run: "
+        f"{named} events as 0 J and 0 s; profiles that price a {chip} run: "
         f"{', '.join(fits) or 'none'}"
     )
 
