@@ -364,6 +364,7 @@ def test_missing_offline_lists_every_place_and_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline_home: Path
 ) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    (tmp_path / "mine").mkdir()  # a data_dir must exist; an empty one is searched
     with pytest.raises(DataError) as info:
         load_dataset("mnist", data_dir=tmp_path / "mine", download=False)
     message = str(info.value)

@@ -249,6 +249,7 @@ def test_download_checks_the_mirrors_md5_list(
     )
     asked = _serve(monkeypatch, {"md5sums.txt": md5s.encode(), **payloads})
     fresh = tmp_path / "fresh"
+    fresh.mkdir()  # a data_dir must exist, even to download into
     ds = load_shd(fresh, time_steps=50, download=True)
     assert (fresh / "shd" / "shd_train.h5.gz").is_file()
     assert asked[0].startswith("https://zenkelab.org/datasets/")
@@ -264,6 +265,7 @@ def test_download_with_wrong_md5_keeps_nothing(
         monkeypatch, {"md5sums.txt": b"0" * 32 + b"  shd_train.h5.gz\n", "shd_train.h5.gz": payload}
     )
     fresh = tmp_path / "fresh"
+    fresh.mkdir()  # a data_dir must exist, even to download into
     with pytest.raises(DataError, match="md5 mismatch") as info:
         load_shd(fresh, download=True)
     assert "compneuro.net" in str(info.value)  # every mirror was tried

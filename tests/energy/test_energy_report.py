@@ -140,8 +140,13 @@ def test_profiles_listing_shows_every_preset_and_its_sources() -> None:
     text = " ".join(result.stdout.split())
     for name in profile_names():
         assert name in text
+    details = []
+    for name in profile_names():  # every price and its source, one profile at a time
+        shown = invoke("energy", "--profiles", "--profile", name)
+        assert shown.exit_code == 0
+        details.append(" ".join(shown.stdout.split()))
     for cited in ("Melianas", "van de Burgt", "Cramer", "Horowitz", "ASSUMPTION"):
-        assert cited in text
+        assert cited in " ".join(details)
 
 
 def test_a_folder_without_a_run_is_refused(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ import numpy.typing as npt
 import torch
 
 from insitu.data.idx import read_idx
-from insitu.data.sources import locate_dataset
+from insitu.data.sources import check_data_dir, locate_dataset
 from insitu.errors import ConfigError, DataError, UnknownNameError, check_range
 
 __all__ = ["DATASET_NAMES", "Dataset", "check_dataset_options", "load_dataset"]
@@ -210,7 +210,8 @@ def load_dataset(
         name: ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` (``fashion_mnist`` works too) or
             ``"braille"``.
         data_dir: a folder holding the original files, searched first (MNIST and
-            Fashion-MNIST only; see :func:`insitu.data.sources.locate_file`).
+            Fashion-MNIST only; see :func:`insitu.data.sources.locate_file`); it must exist
+            (for every dataset: a folder given in vain is an error, not ignored).
         download: fetch missing files from their canonical homes.
         validation_fraction: share of the training set held out as validation, in [0, 1).
         seed: seeds the random validation split, so equal seeds give equal splits (and, for
@@ -225,10 +226,11 @@ def load_dataset(
     Raises:
         UnknownNameError: unknown dataset name.
         ConfigError: a fraction or limit out of range, or an option the dataset does not take.
-        DataError: data files missing, corrupted or malformed.
+        DataError: ``data_dir`` not a folder; data files missing, corrupted or malformed.
     """
     key = _normalise(name)
     braille_options = check_dataset_options(key, options)
+    check_data_dir(data_dir)
     check_range("validation_fraction", validation_fraction, low=0.0, high=1.0, high_open=True)
     for label, limit in (("limit_train", limit_train), ("limit_test", limit_test)):
         if limit is not None and limit < 1:

@@ -39,7 +39,7 @@ import numpy.typing as npt
 import torch
 
 from insitu.data.encoders import events_to_frame_batch
-from insitu.data.sources import ENV_VAR, default_cache_dir, verify_sha256
+from insitu.data.sources import ENV_VAR, check_data_dir, default_cache_dir, verify_sha256
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, check_range
 
@@ -334,6 +334,7 @@ def load_nmnist(
     if dtype not in (torch.float32, torch.bool):
         raise ConfigError(f"dtype must be torch.float32 or torch.bool, got {dtype}")
 
+    check_data_dir(data_dir)
     folder = locate_nmnist(data_dir)
     digests = _read_manifest(folder, manifest_sha256)
     x_train, y_train = _load_split(

@@ -49,7 +49,13 @@ import torch
 from insitu.atomic import write_bytes
 from insitu.data import sources
 from insitu.data.encoders import events_to_frame_batch
-from insitu.data.sources import ENV_VAR, default_cache_dir, search_paths, verify_sha256
+from insitu.data.sources import (
+    ENV_VAR,
+    check_data_dir,
+    default_cache_dir,
+    search_paths,
+    verify_sha256,
+)
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, check_range
 
@@ -411,6 +417,7 @@ def load_shd(
         raise ConfigError(f"seed = {seed!r} must be an integer")
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
+    check_data_dir(data_dir)
     if dtype not in (torch.float32, torch.bool):
         raise ConfigError(f"dtype must be torch.float32 or torch.bool, got {dtype}")
     kept = shd_channels(channel_start, channel_step, channels)

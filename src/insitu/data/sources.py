@@ -36,6 +36,7 @@ __all__ = [
     "DatasetSource",
     "KnownFile",
     "candidate_paths",
+    "check_data_dir",
     "clear_hash_cache",
     "default_cache_dir",
     "download_file",
@@ -162,6 +163,24 @@ def _source(name: str) -> DatasetSource:
 def default_cache_dir() -> Path:
     """The user cache root, ``~/.cache/insitu``; each dataset has a sub-folder in it."""
     return Path.home() / ".cache" / "insitu"
+
+
+def check_data_dir(data_dir: str | os.PathLike[str] | None) -> None:
+    """Raise DataError if a given ``data_dir`` is not an existing folder.
+
+    The search would otherwise pass over it to ``$INSITU_DATA`` and the cache, and a run
+    would record a folder its data never came from.
+    """
+    if data_dir is None:
+        return
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(
+            f"data folder {path} {what}; give a folder holding the dataset files "
+            f"(or an empty one to download into), or leave data_dir out to search "
+            f"${ENV_VAR} and {default_cache_dir()}"
+        )
 
 
 def search_paths(

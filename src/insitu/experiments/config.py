@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import copy
+import enum
+import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
+import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from torch import Tensor
 
 from insitu.algorithms import ALGORITHMS, algorithm_names
 from insitu.algorithms.base import parse_options
+from insitu.algorithms.spiking import SPIKING_ALGORITHMS
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
-from insitu.energy import profile_names
+from insitu.energy import get_profile, profile_names
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import (
     Activation,
@@ -57,12 +62,13 @@ class UpdateConfig(_Strict):
 class TrainConfig(_Strict):
     """One training run."""
 
-    algorithm: str = "analog-sgd"
-    algorithm_options: dict[str, Any] = Field(default_factory=dict)
-    device: str = "ecram-organic"
-    dataset: str = "digits"
-    dataset_options: dict[str, Any] = Field(default_factory=dict)
-    hidden: list[int] = Field(default_factory=lambda: [32])
+    # Descriptions are what `insitu config` shows for fields without a range or choices.
+    algorithm: str = Field("analog-sgd", description="see insitu algorithms")
+    algorithm_options: dict[str, Any] = Field(default_factory=dict, description="per rule")
+    device: str = Field("ecram-organic", description="see insitu devices")
+    dataset: str = Field("digits", description=", ".join(DATASET_NAMES))
+    dataset_options: dict[str, Any] = Field(default_factory=dict, description="braille only")
+    hidden: list[int] = Field(default_factory=lambda: [32], description="sizes, each >= 1")
     activation: Activation = Activation.SIGMOID
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int = Field(10, ge=1, le=100_000)
@@ -71,23 +77,35 @@ class TrainConfig(_Strict):
     instances: int = Field(4, ge=1, le=4096)
     seed: int = Field(0, ge=0, le=2**63 - 1)  # torch generators take seeds below 2**64
     variation: float | None = Field(None, ge=0, le=2)
-    device_overrides: dict[str, Any] = Field(default_factory=dict)
+    device_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="see insitu devices show"
+    )
     pair: PairMode = PairMode.DIFFERENTIAL
     weight_scale: float = Field(1.0, gt=0)
     periphery: PeripheryConfig = PeripheryConfig()
     update: UpdateConfig = UpdateConfig()
-    data_dir: str | None = None
+    data_dir: str | None = Field(None, description="an existing folder")
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
-    energy_profile: str | None = None  # insitu.energy preset; None = the default for the chip
+    energy_profile: str | None = Field(
+        None, description="see insitu energy --profiles; null: the chip's own"
+    )
 
     @field_validator("energy_profile")
     @classmethod
     def _known_profile(cls, v: str | None) -> str | None:
         if v is not None and v not in profile_names():
             raise ValueError(f"unknown energy profile {v!r}; valid: {', '.join(profile_names())}")
+        from insitu.experiments.energy import chip_kind  # deferred: it builds on this module
+
+        fits = [n for n in profile_names() if chip_kind(get_profile(n)) == "crossbar"]
+        if v is not None and v not in fits:
+            raise ValueError(
+                f"{v} prices spiking chips, so this crossbar run would cost 0 J; "
+                f"crossbar profiles: {', '.join(fits)}"
+            )
         return v
 
     # Save the full run state every this many training batches (and always at epoch ends),
@@ -97,6 +115,11 @@ class TrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
+        if v in SPIKING_ALGORITHMS:
+            raise ValueError(
+                f"{v} is a spiking rule: use `insitu spiking --set algorithm={v}` "
+                f"(crossbar rules: {', '.join(algorithm_names())})"
+            )
         if v not in algorithm_names():
             raise ValueError(f"unknown algorithm {v!r}; valid: {', '.join(algorithm_names())}")
         return v
@@ -111,6 +134,14 @@ class TrainConfig(_Strict):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
+        # Deferred: spiking_config builds on this module.
+        from insitu.experiments.spiking_config import SPIKING_DATASETS
+
+        if v not in DATASET_NAMES and v in SPIKING_DATASETS:
+            raise ValueError(
+                f"{v} is a spiking dataset: use `insitu spiking --set dataset={v}` "
+                f"(crossbar datasets: {', '.join(DATASET_NAMES)})"
+            )
         if v not in DATASET_NAMES:
             raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
         return v
@@ -159,9 +190,46 @@ class TrainConfig(_Strict):
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 
-    def to_yaml(self) -> str:
-        """The resolved configuration as YAML."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+    def to_yaml(self, given: DatasetRecord | None = None) -> str:
+        """The resolved configuration as YAML; ``given``: the data the run used instead of
+        ``dataset`` (passed in Python), said beside that field and above the rest."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if given is None:
+            return text
+        head = (
+            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
+            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
+        )
+        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
+        lines = [
+            f"{line}  # {aside}" if line.startswith("dataset:") else line
+            for line in text.splitlines()
+        ]
+        return f"# {head}\n" + "\n".join(lines) + "\n"
+
+
+class DatasetRecord(Protocol):
+    """What a run records of its data (a Dataset or a SpikeDataset)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def y_train(self) -> Tensor: ...
+    @property
+    def y_test(self) -> Tensor: ...
+
+
+GIVEN_IN_PYTHON = "given in Python"
+
+
+def dataset_record(ds: DatasetRecord, *, given: bool) -> dict[str, Any]:
+    """The summary fields saying which data a run used: its name, where it came from (the
+    config's ``dataset`` or an object ``given`` in Python) and its split sizes."""
+    return {
+        "dataset": ds.name,
+        "dataset_source": GIVEN_IN_PYTHON if given else "config",
+        "dataset_sizes": {"train": len(ds.y_train), "test": len(ds.y_test)},
+    }
 
 
 def _describe(err: ValidationError) -> str:
@@ -170,6 +238,8 @@ def _describe(err: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "config"
         msg = e["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {msg}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -235,3 +305,78 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a YAML config file."""
     return make_config(read_config_file(path))
+
+
+class FieldDoc(NamedTuple):
+    """One settable field of a config model, as ``insitu config`` lists it."""
+
+    name: str  # dotted, as --set takes it: "periphery.adc_bits"
+    type: str
+    default: str
+    allowed: str  # the range from the Field constraints, the choices, or the description
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal or (
+        isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+    ):
+        return "choice"
+    if origin in (types.UnionType, typing.Union):
+        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is dict:
+        return "mapping"
+    if annotation is type(None):
+        return "None"
+    return str(annotation) if origin is not None else str(annotation.__name__)
+
+
+def _bound(value: Any) -> str:
+    if isinstance(value, int) and abs(value) >= 10**7:
+        return f"{value:.2e}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _allowed(info: Any) -> str:
+    """The interval of ge/gt/le/lt constraints, or the choices of an enum or Literal."""
+    low = high = None
+    for m in info.metadata:
+        if isinstance(m, annotated_types.Ge):
+            low = f"[{_bound(m.ge)}"
+        elif isinstance(m, annotated_types.Gt):
+            low = f"({_bound(m.gt)}"
+        elif isinstance(m, annotated_types.Le):
+            high = f"{_bound(m.le)}]"
+        elif isinstance(m, annotated_types.Lt):
+            high = f"{_bound(m.lt)})"
+    if low is not None or high is not None:
+        return f"{low or '(-inf'}, {high or 'inf)'}"
+    choices = [
+        a
+        for a in (info.annotation, *typing.get_args(info.annotation))
+        if isinstance(a, type) and issubclass(a, enum.Enum)
+    ]
+    if choices:
+        return ", ".join(str(c.value) for c in choices[0])
+    if typing.get_origin(info.annotation) is typing.Literal:
+        return ", ".join(str(a) for a in typing.get_args(info.annotation))
+    return info.description or ""
+
+
+def field_docs(model: type[BaseModel], prefix: str = "") -> list[FieldDoc]:
+    """Every field of ``model`` and of the models nested in it (dotted names), read from the
+    pydantic model itself, so the listing cannot fall behind the config."""
+    docs: list[FieldDoc] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            docs += field_docs(annotation, f"{prefix}{name}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = yaml.safe_dump(
+            default.value if isinstance(default, enum.Enum) else default,
+            default_flow_style=True,
+        ).strip()
+        shown = shown.removesuffix("\n...").removesuffix("...").strip()
+        docs.append(FieldDoc(prefix + name, _type_name(annotation), shown, _allowed(info)))
+    return docs

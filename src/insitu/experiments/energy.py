@@ -21,11 +21,12 @@ from insitu.energy import (
     get_profile,
     price,
     profile_for_device,
+    profile_names,
 )
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure
-from insitu.hardware import WEIGHT_LIMIT, SpikingChip
+from insitu.hardware import WEIGHT_LIMIT, Event, SpikingChip
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -44,6 +45,35 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     if not isinstance(summary, dict):
         raise ConfigError(f"{path} must hold a JSON object")
     return summary
+
+
+def not_applicable(profile: CostProfile) -> list[str]:
+    """Event kinds ``profile`` leaves unpriced: those its chip kind never logs."""
+    return [kind for kind, cost in profile if cost.joules.source.startswith("not applicable")]
+
+
+def chip_kind(profile: CostProfile) -> str:
+    """``"spiking"`` for a profile that prices emulation steps, else ``"crossbar"``."""
+    return "crossbar" if str(Event.EMULATION_STEP) in not_applicable(profile) else "spiking"
+
+
+def check_profile_fits(profile: CostProfile, summary: dict[str, Any], *, spiking: bool) -> None:
+    """Raise ConfigError if ``profile`` cannot price events the run logged: a crossbar
+    profile would price a spiking run at 0 J (and the reverse), a silent nonsense."""
+    logged = {k for k, n in (summary.get("events") or {}).items() if n}
+    unpriced = sorted(logged & set(not_applicable(profile)))
+    if not unpriced:
+        return
+    fits = [n for n in profile_names() if not logged & set(not_applicable(get_profile(n)))]
+    chip = "spiking" if spiking else "crossbar"
+    named = ", ".join(unpriced[:3]) + (
+        f" and {len(unpriced) - 3} more" if len(unpriced) > 3 else ""
+    )
+    raise ConfigError(
+        f"energy profile {profile.name!r} does not price this {chip} run: it would count its "
+        f"{named} events as 0 J and 0 s; profiles that price a {chip} run: "
+        f"{', '.join(fits) or 'none'}"
+    )
 
 
 def run_energy_report(
@@ -66,6 +96,7 @@ def run_energy_report(
         or config.get("energy_profile")
         or profile_for_device(summary.get("device"), spiking=spiking)
     )
+    check_profile_fits(get_profile(str(name)), summary, spiking=spiking)
     batch_size = int(config.get("batch_size") or summary.get("batch_size") or 1)
     report = energy_report(
         summary,

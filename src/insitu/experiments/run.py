@@ -30,7 +30,7 @@ from insitu.experiments.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from insitu.experiments.config import TrainConfig, load_config
+from insitu.experiments.config import TrainConfig, dataset_record, load_config
 from insitu.experiments.progress import progress_bar
 from insitu.hardware import Event, SpikingChip, inspection
 
@@ -229,7 +229,7 @@ def train(
         ckpt = load_checkpoint(run_dir)
     else:
         run_dir = prepare_run_dir(run_dir)
-        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml(dataset))
     if ckpt is None:  # the header at once: a run stopped early has one
         write_metrics(run_dir / "metrics.csv", [])
     torch.manual_seed(cfg.seed)  # nothing should use the global generator; this pins it anyway
@@ -333,6 +333,7 @@ def train(
         except DivergenceError as err:
             status, message = "diverged", str(err)
     result.summary = _summary(cfg, trainer, ds, result, status, message, started)
+    result.summary.update(dataset_record(ds, given=dataset is not None))
     atomic.write_json(run_dir / "summary.json", result.summary)
     _plots(result, trainer, ds)
     # The summary marks the run done; its checkpoint is no longer needed.
@@ -451,7 +452,6 @@ def _summary(
         "message": message,
         "algorithm": cfg.algorithm,
         "device": cfg.device,
-        "dataset": cfg.dataset,
         "layers": [ds.n_features, *cfg.hidden, ds.n_outputs],
         "instances": cfg.instances,
         "epochs_completed": epochs_trained(rows),
@@ -508,7 +508,8 @@ def _reconstruction(trainer: Trainer, ds: Dataset) -> dict[str, Any]:
 def _plots(result: RunResult, trainer: Trainer, ds: Dataset) -> None:
     cfg = result.config
     if result.rows:
-        title = f"{cfg.algorithm} on {cfg.device}, {cfg.dataset} ({cfg.instances} instances)"
+        data = result.summary["dataset"]  # the data used, which may be given in Python
+        title = f"{cfg.algorithm} on {cfg.device}, {data} ({cfg.instances} instances)"
         plots.learning_curve(
             result.rows,
             title,

@@ -13,7 +13,7 @@ from torch import Tensor
 from insitu.errors import ConfigError
 from insitu.hardware.activation import Activation
 from insitu.hardware.events import Event, EventLog
-from insitu.hardware.tile import ProgramResult, Tile, TileConfig, apply_tile_entries
+from insitu.hardware.tile import ProgramResult, Tile, TileConfig, apply_tile_entries, check_batch
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,9 @@ class CrossbarChip:
 
     def read(self, layer: int, x: Tensor) -> Tensor:
         """Pre-activation of ``layer`` for inputs ``x`` (bias column added here)."""
+        # Checked before the bias column is appended, so a wrong shape is named as given.
+        tile = self.tiles[layer]
+        check_batch(x, tile.in_features - 1, self.instances, f"layer {layer} input")
         padded = self.with_bias(x)
         self._driven[layer] = (x, x._version, padded)
         return self.tiles[layer].read(padded)

@@ -41,6 +41,27 @@ from insitu.hardware.periphery import Periphery
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
 
 
+def check_batch(v: Tensor, features: int, instances: int, what: str) -> None:
+    """Raise ConfigError unless ``v`` is (batch, features) or (instances, batch, features).
+
+    The message counts features as the caller's layer does (a chip passes its inputs
+    before it appends the bias column), so it names the shape the user gave.
+    """
+    expected = f"expected shape (batch, {features}) or ({instances}, batch, {features})"
+    shape = tuple(v.shape)
+    if v.dim() not in (2, 3):
+        raise ConfigError(f"{what} has shape {shape}; {expected}")
+    if shape[-1] != features:
+        raise ConfigError(
+            f"{what} has {shape[-1]} features; this layer takes {features} ({expected})"
+        )
+    if v.dim() == 3 and shape[0] != instances:
+        raise ConfigError(
+            f"{what} has shape {shape}, for {shape[0]} chip instances; this chip has "
+            f"{instances} ({expected})"
+        )
+
+
 class PairMode(StrEnum):
     """How a weight is formed from conductances."""
 
@@ -233,11 +254,7 @@ class Tile:
             v = v.unsqueeze(0)  # one op; an expand too only when there are several instances
             if self.instances > 1:
                 v = v.expand(self.instances, -1, -1)
-        if v.dim() != 3 or v.shape[0] != self.instances or v.shape[2] != features:
-            raise ValueError(
-                f"{what} has shape {tuple(v.shape)}; expected (batch, {features}) or "
-                f"({self.instances}, batch, {features})"
-            )
+        check_batch(v, features, self.instances, what)
         return v
 
     # -- reads ----------------------------------------------------------------------------
