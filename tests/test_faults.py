@@ -105,7 +105,7 @@ def torch_save_on_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def replace_of_third_metrics_on_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The metrics after epoch 2 (the third metrics.csv: header, epoch 1, epoch 2) fail."""
+    """The metrics after epoch 2 (the fourth metrics.csv: header, epochs 0, 1, 2) fail."""
     real = os.replace
 
     def replace(src: Any, dst: Any) -> None:
@@ -114,7 +114,7 @@ def replace_of_third_metrics_on_full_disk(monkeypatch: pytest.MonkeyPatch) -> No
         else:
             real(src, dst)
 
-    metrics_replace = fail_on_call(3, real, enospc)
+    metrics_replace = fail_on_call(4, real, enospc)
     monkeypatch.setattr(os, "replace", replace)
 
 
@@ -186,7 +186,7 @@ def test_full_disk_is_one_line_keeps_the_run_and_resume_finishes_it(
     assert code == 0, err
     assert "test accuracy" in out
     assert without_wall(run) == without_wall(reference)
-    assert len(without_wall(run)[0]) == 2
+    assert [row["epoch"] for row in without_wall(run)[0]] == ["0", "1", "2"]
 
 
 def test_full_disk_while_saving_a_plot_keeps_the_old_picture(
@@ -479,7 +479,7 @@ def test_killed_sweep_leaves_no_workers_and_runs_again_to_the_end(
     code, _, err = main(["sweep", str(sweep), "--out", str(out), "--workers", "2"])
     assert code == 0, err
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [r["status"] for r in rows] == ["finished"] * len(lrs)
+    assert [r["status"] for r in rows] == ["finished"] * len(lrs), [r["error"] for r in rows]
 
 
 # A worker watching its parent by the portable route (as where prctl is missing).

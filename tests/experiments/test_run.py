@@ -168,6 +168,23 @@ def test_empty_and_missing_directories_are_used(tmp_path: Path) -> None:
         assert {p.name for p in run_dir.iterdir()} == RUN_FILES - {"conductance_histogram.png"}
 
 
+def test_a_directory_left_by_a_start_killed_mid_write_is_used(tmp_path: Path) -> None:
+    # A run (a sweep trial, say) killed while writing its config leaves only the temporary.
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    (run_dir / ".config.yaml.k1ll3d").write_text("algorithm: anal")
+    cfg = make_config(small(algorithm="software", epochs=1, limit_train=50, limit_test=20))
+    train(cfg, run_dir, console=quiet(), progress=False)
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES - {"conductance_histogram.png"}
+    # Anything else in the directory is an earlier run's, and stays untouched.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="already holds files"):
+        train(cfg, other, console=quiet(), progress=False)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
 def test_new_run_dir_never_reuses_a_directory(tmp_path: Path) -> None:
     cfg = make_config(small())
     made = {new_run_dir(tmp_path, cfg) for _ in range(3)}

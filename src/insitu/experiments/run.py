@@ -115,9 +115,14 @@ def new_run_dir(root: Path, cfg: TrainConfig) -> Path:
     return fresh_dir(root, f"{cfg.algorithm}-{cfg.device}-{cfg.dataset}")
 
 
-def prepare_run_dir(path: Path) -> Path:
-    """Use ``path`` if it is new or empty; refuse to write over an earlier run."""
+def prepare_run_dir(path: Path, names: tuple[str, ...] = RUN_FILE_NAMES) -> Path:
+    """Use ``path`` if it is new or empty; refuse to write over an earlier run.
+
+    Half-written temporaries of the run files ``names`` do not count: a run killed while
+    writing its first file (a sweep's trial, say) left nothing else, and starts again.
+    """
     atomic.make_dir(path, "--out", "a new or empty directory")
+    remove_stale_temporaries(path, names)
     if any(path.iterdir()):
         raise ConfigError(
             f"run directory {path} already holds files; choose a new --out (nothing is overwritten)"

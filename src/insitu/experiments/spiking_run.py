@@ -227,7 +227,7 @@ def train_spiking(
         remove_stale_temporaries(run_dir, SPIKING_RUN_FILE_NAMES)
         ckpt = load_checkpoint(run_dir)
     else:
-        run_dir = prepare_run_dir(run_dir)
+        run_dir = prepare_run_dir(run_dir, SPIKING_RUN_FILE_NAMES)
         atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
     if ckpt is None:  # the header at once: a run stopped early has one
         write_metrics(run_dir / "metrics.csv", [], SPIKING_METRIC_FIELDS)
