@@ -323,8 +323,44 @@ def test_a_crossbar_config_refuses_a_spiking_profile() -> None:
     with pytest.raises(ConfigError) as info:
         make_config({"energy_profile": "brainscales2"})
     assert str(info.value) == (
-        "invalid configuration: energy_profile: brainscales2 prices spiking chips, so this "
-        "crossbar run would cost 0 J; crossbar profiles: ecram-enode, ecram-polymer, "
-        "taox-memristor"
+        "invalid configuration: energy_profile: energy profile brainscales2 prices spiking "
+        "chips, so this crossbar run would cost 0 J; crossbar profiles: ecram-enode, "
+        "ecram-polymer, taox-memristor"
     )
     assert make_config({"energy_profile": "taox-memristor"}).energy_profile == "taox-memristor"
+
+
+def test_a_spiking_config_refuses_a_crossbar_profile() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_spiking_config({"energy_profile": "ecram-polymer"})
+    assert str(info.value) == (
+        "invalid configuration: energy_profile: energy profile ecram-polymer prices crossbar "
+        "chips, so this spiking run would cost 0 J; spiking profiles: brainscales2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "hint"),
+    [
+        ("algorithm", "analog-sgd", "`insitu train --algorithm analog-sgd`"),
+        ("dataset", "braille", "`insitu train --dataset braille`"),
+    ],
+)
+def test_a_crossbar_rule_or_dataset_given_to_spiking_points_to_train(
+    field: str, value: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_spiking_config({field: value})
+    assert hint in str(info.value)
+
+
+def test_a_spiking_dataset_given_in_python_is_recorded_by_its_own_name(
+    two_runs: tuple[Path, Path],
+) -> None:
+    summary = json.loads((two_runs[0] / "summary.json").read_text())
+    assert summary["dataset"] == "toy"
+    assert summary["dataset_source"] == "given in Python"
+    assert summary["dataset_sizes"] == {"train": 16, "test": 8}
+    text = (two_runs[0] / "config.yaml").read_text()
+    assert text.startswith("# data given in Python: dataset 'toy', 16 train / 8 test samples")
+    assert "dataset: mnist  # NOT USED: the run trained on 'toy'" in text

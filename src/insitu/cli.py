@@ -446,24 +446,22 @@ def energy(
 
 def _print_profiles() -> None:
     from insitu.energy import PROFILES
-    from insitu.experiments.energy import chip_kind
 
     table = Table(title="energy cost profiles", box=box.SIMPLE_HEAD)
     table.add_column("name", no_wrap=True)
     table.add_column("for runs", no_wrap=True)
     table.add_column("chip", overflow="fold")
     for name, prof in sorted(PROFILES.items()):
-        table.add_row(name, chip_kind(prof), prof.description)
+        table.add_row(name, prof.chip_kind, prof.description)
     console.print(table)
     console.print("every price with its source: insitu energy --profiles --profile NAME")
 
 
 def _print_profile(name: str) -> None:
     from insitu.energy import get_profile
-    from insitu.experiments.energy import not_applicable
 
     prof = get_profile(name)
-    absent = set(not_applicable(prof))
+    absent = set(prof.not_applicable())
     table = Table(title=f"{name}: {prof.description}", box=box.SIMPLE_HEAD, show_lines=True)
     table.add_column("event", no_wrap=True)
     table.add_column("J/event", no_wrap=True)

@@ -18,7 +18,7 @@ energy problem (and what we can do about it)", ISSCC 2014 (45 nm figures).
 from __future__ import annotations
 
 from insitu.energy.profiles import ASSUMPTION, CostProfile, EventCost, Price
-from insitu.errors import UnknownNameError
+from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import Event
 
 _NONE = Price(0.0, "none: this event takes no time of its own (see insitu.energy.profiles)")
@@ -280,6 +280,18 @@ def get_profile(name: str) -> CostProfile:
     if name not in PROFILES:
         raise UnknownNameError("energy profile", name, PROFILES)
     return PROFILES[name]
+
+
+def check_profile_kind(name: str, chip_kind: str) -> None:
+    """Raise ConfigError unless ``name`` is a profile that prices ``chip_kind`` chips
+    ("crossbar" or "spiking"): another kind's profile would price the run at 0 J."""
+    profile = get_profile(name)
+    if profile.chip_kind != chip_kind:
+        fits = [n for n in profile_names() if PROFILES[n].chip_kind == chip_kind]
+        raise ConfigError(
+            f"energy profile {name} prices {profile.chip_kind} chips, so this {chip_kind} run "
+            f"would cost 0 J; {chip_kind} profiles: {', '.join(fits)}"
+        )
 
 
 def profile_for_device(device: str | None, *, spiking: bool = False) -> str:

@@ -92,6 +92,15 @@ class CostProfile:
     def __iter__(self) -> Iterator[tuple[str, EventCost]]:
         return iter(sorted(self.costs.items()))
 
+    def not_applicable(self) -> list[str]:
+        """Event kinds this profile leaves unpriced: those its chip kind never logs."""
+        return [kind for kind, cost in self if cost.joules.source.startswith("not applicable")]
+
+    @property
+    def chip_kind(self) -> str:
+        """``"spiking"`` for a profile that prices emulation steps, else ``"crossbar"``."""
+        return "crossbar" if str(Event.EMULATION_STEP) in self.not_applicable() else "spiking"
+
     def replace(self, kind: Event | str, cost: EventCost) -> CostProfile:
         """A copy with ``kind`` priced at ``cost`` (for what-if studies)."""
         self[kind]  # unknown kinds raise

@@ -19,7 +19,7 @@ from insitu.algorithms.base import parse_options
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
-from insitu.energy import get_profile, profile_names
+from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware import (
     Activation,
@@ -36,6 +36,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
     )
+
+    def to_yaml(self, given: DatasetRecord | None = None) -> str:
+        """The resolved configuration as YAML; ``given``: the data the run used instead of
+        ``dataset`` (passed in Python), said beside that field and above the rest."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if given is None:
+            return text
+        head = (
+            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
+            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
+        )
+        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
+        lines = [
+            f"{line}  # {aside}" if line.startswith("dataset:") else line
+            for line in text.splitlines()
+        ]
+        return f"# {head}\n" + "\n".join(lines) + "\n"
 
 
 class PeripheryConfig(_Strict):
@@ -96,16 +113,8 @@ class TrainConfig(_Strict):
     @field_validator("energy_profile")
     @classmethod
     def _known_profile(cls, v: str | None) -> str | None:
-        if v is not None and v not in profile_names():
-            raise ValueError(f"unknown energy profile {v!r}; valid: {', '.join(profile_names())}")
-        from insitu.experiments.energy import chip_kind  # deferred: it builds on this module
-
-        fits = [n for n in profile_names() if chip_kind(get_profile(n)) == "crossbar"]
-        if v is not None and v not in fits:
-            raise ValueError(
-                f"{v} prices spiking chips, so this crossbar run would cost 0 J; "
-                f"crossbar profiles: {', '.join(fits)}"
-            )
+        if v is not None:
+            check_profile_kind(v, "crossbar")
         return v
 
     # Save the full run state every this many training batches (and always at epoch ends),
@@ -189,23 +198,6 @@ class TrainConfig(_Strict):
             weight_scale=self.weight_scale,
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
-
-    def to_yaml(self, given: DatasetRecord | None = None) -> str:
-        """The resolved configuration as YAML; ``given``: the data the run used instead of
-        ``dataset`` (passed in Python), said beside that field and above the rest."""
-        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-        if given is None:
-            return text
-        head = (
-            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
-            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
-        )
-        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
-        lines = [
-            f"{line}  # {aside}" if line.startswith("dataset:") else line
-            for line in text.splitlines()
-        ]
-        return f"# {head}\n" + "\n".join(lines) + "\n"
 
 
 class DatasetRecord(Protocol):

@@ -26,7 +26,7 @@ from insitu.energy import (
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure
-from insitu.hardware import WEIGHT_LIMIT, Event, SpikingChip
+from insitu.hardware import WEIGHT_LIMIT, SpikingChip
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -47,24 +47,14 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def not_applicable(profile: CostProfile) -> list[str]:
-    """Event kinds ``profile`` leaves unpriced: those its chip kind never logs."""
-    return [kind for kind, cost in profile if cost.joules.source.startswith("not applicable")]
-
-
-def chip_kind(profile: CostProfile) -> str:
-    """``"spiking"`` for a profile that prices emulation steps, else ``"crossbar"``."""
-    return "crossbar" if str(Event.EMULATION_STEP) in not_applicable(profile) else "spiking"
-
-
 def check_profile_fits(profile: CostProfile, summary: dict[str, Any], *, spiking: bool) -> None:
     """Raise ConfigError if ``profile`` cannot price events the run logged: a crossbar
     profile would price a spiking run at 0 J (and the reverse), a silent nonsense."""
     logged = {k for k, n in (summary.get("events") or {}).items() if n}
-    unpriced = sorted(logged & set(not_applicable(profile)))
+    unpriced = sorted(logged & set(profile.not_applicable()))
     if not unpriced:
         return
-    fits = [n for n in profile_names() if not logged & set(not_applicable(get_profile(n)))]
+    fits = [n for n in profile_names() if not logged & set(get_profile(n).not_applicable())]
     chip = "spiking" if spiking else "crossbar"
     named = ", ".join(unpriced[:3]) + (
         f" and {len(unpriced) - 3} more" if len(unpriced) > 3 else ""

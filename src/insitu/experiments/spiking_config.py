@@ -6,11 +6,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from insitu.algorithms import ALGORITHMS
 from insitu.algorithms.spiking import SPIKING_ALGORITHMS, SpikingOptions
-from insitu.energy import get_profile
+from insitu.data import DATASET_NAMES
+from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments.config import _describe, _Strict, read_config_file
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
@@ -63,6 +64,11 @@ class SpikingTrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
+        if v in ALGORITHMS:
+            raise ValueError(
+                f"{v} is a crossbar rule: use `insitu train --algorithm {v}` "
+                f"(spiking rules: {', '.join(sorted(SPIKING_ALGORITHMS))})"
+            )
         if v not in SPIKING_ALGORITHMS:
             valid = ", ".join(sorted(SPIKING_ALGORITHMS))
             raise ValueError(f"unknown spiking algorithm {v!r}; valid: {valid}")
@@ -71,8 +77,19 @@ class SpikingTrainConfig(_Strict):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
+        if v in DATASET_NAMES and v not in SPIKING_DATASETS:
+            raise ValueError(
+                f"{v} is a crossbar dataset: use `insitu train --dataset {v}` "
+                f"(spiking datasets: {', '.join(SPIKING_DATASETS)})"
+            )
         if v not in SPIKING_DATASETS:
             raise ValueError(f"unknown spiking dataset {v!r}; valid: {', '.join(SPIKING_DATASETS)}")
+        return v
+
+    @field_validator("energy_profile")
+    @classmethod
+    def _spiking_profile(cls, v: str) -> str:
+        check_profile_kind(v, "spiking")
         return v
 
     @field_validator("hidden")
@@ -109,10 +126,6 @@ class SpikingTrainConfig(_Strict):
         readout = dataclasses.replace(cfg.layers[-1], neuron=self.readout_params())
         return dataclasses.replace(cfg, layers=(*cfg.layers[:-1], readout))
 
-    def to_yaml(self) -> str:
-        """The resolved configuration as YAML."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
 
 def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
     """Validate ``values`` into a SpikingTrainConfig; errors name each offending field."""
@@ -124,7 +137,6 @@ def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
         cfg = SpikingTrainConfig(**values)
         cfg.options()
         cfg.readout_params()
-        get_profile(cfg.energy_profile)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
     except (TypeError, UnknownNameError) as err:

@@ -29,6 +29,7 @@ from insitu.experiments.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
+from insitu.experiments.config import dataset_record
 from insitu.experiments.progress import progress_bar
 from insitu.experiments.run import (
     _add_difference,
@@ -228,7 +229,7 @@ def train_spiking(
         ckpt = load_checkpoint(run_dir)
     else:
         run_dir = prepare_run_dir(run_dir, SPIKING_RUN_FILE_NAMES)
-        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml(dataset))
     if ckpt is None:  # the header at once: a run stopped early has one
         write_metrics(run_dir / "metrics.csv", [], SPIKING_METRIC_FIELDS)
     chip_cfg = cfg.chip_config(ds.n_inputs, ds.n_classes)
@@ -338,7 +339,7 @@ def train_spiking(
         "message": message,
         "kind": "spiking",
         "algorithm": cfg.algorithm,
-        "dataset": ds.name,
+        **dataset_record(ds, given=dataset is not None),
         "layers": list(chip_cfg.sizes),
         "mismatch": cfg.mismatch,
         "instances": cfg.instances,
