@@ -307,7 +307,7 @@ def test_demo_shows_the_three_seed_systems(tmp_path: Path) -> None:
             assert summary["status"] == "finished"
             assert 0 <= run["metric_mean"] <= 100
     braille = next(s for s in doc["systems"] if s["key"] == "braille")
-    assert all(r["note"].startswith("worst: ") for r in braille["runs"])  # per-name restoration
+    assert all(r["note"].startswith("worst ") for r in braille["runs"])  # per-name restoration
     ad = json.loads((stamp_dir / braille["runs"][-1]["run_dir"] / "summary.json").read_text())
     per_name = ad["test_exact_reconstruction_per_class"]
     assert len(per_name) == 9  # the test set holds as many patterns of every name
@@ -318,6 +318,14 @@ def test_demo_shows_the_three_seed_systems(tmp_path: Path) -> None:
     assert deploy["note"].startswith("software ")  # the accuracy before writing to the chip
     # Every chip run priced against the GPU, and one report holding the whole demo.
     assert "chip against a GPU" in text
+    chip_runs = [r["label"] for s in doc["systems"] for r in s["runs"]]
+    chip_runs = [m for m in chip_runs if m not in ("software", "deploy")]
+    assert [r["method"] for r in doc["energy"]] == chip_runs
+    for priced in doc["energy"]:
+        assert priced["chip_joules"] > 0 and priced["gpu_joules"] > 0
+        ratio = priced["gpu_joules"] / priced["chip_joules"]
+        assert ratio == pytest.approx(priced["gpu_over_chip_energy"])
+    assert (stamp_dir / "demo.png").read_bytes().startswith(PNG_MAGIC)
     report = stamp_dir / "report.html"
     assert f"report: {report}" in text
     page = report.read_text()

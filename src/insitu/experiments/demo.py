@@ -27,6 +27,8 @@ from rich.table import Table
 
 from insitu import atomic
 from insitu.data import NAMES
+from insitu.experiments import plots
+from insitu.experiments.report import DEMO_FIGURE, DEMO_FILE, write_report
 
 _DIGITS = {"dataset": "digits", "hidden": [32], "epochs": 20, "lr": 0.1, "instances": 4}
 # configs/activity_difference_braille.yaml with fewer training patterns and epochs.
@@ -175,7 +177,7 @@ class DemoRow:
         per_name = s.get("test_exact_reconstruction_per_class")
         if per_name:
             worst = min(range(len(per_name)), key=per_name.__getitem__)
-            return f"worst: {NAMES[worst]} {100 * per_name[worst]:.0f} %"
+            return f"worst {NAMES[worst]} {100 * per_name[worst]:.0f} %"
         if s.get("software_test_acc_mean") is not None:
             return f"software {100 * s['software_test_acc_mean']:.1f} %"
         return ""
@@ -217,16 +219,17 @@ def _pulses_per_sample(row: DemoRow) -> str:
 def system_table(system: System, rows: list[DemoRow]) -> Table:
     """One system's runs: metric, note, pulses per training sample, wall time."""
     table = Table(title=f"{system.title}\n{system.paper}", title_justify="left")
-    for col in ("method", system.metric, "note", "pulses/sample", "time (s)"):
-        table.add_column(col, justify="right" if col in ("pulses/sample", "time (s)") else "left")
+    for col in ("method", system.metric, "note", "pulses", "time"):
+        table.add_column(col, justify="right" if col in ("pulses", "time") else "left")
     for row in rows:
         table.add_row(
             row.label,
             _pct(*row.metric()),
             row.note(),
             _pulses_per_sample(row),
-            f"{row.wall_s:.0f}",
+            f"{row.wall_s:.0f} s",
         )
+    table.caption = "mean ± std over chips; pulses per training sample and chip"
     return table
 
 
@@ -239,32 +242,53 @@ def headline(rows: list[DemoRow]) -> str:
     return f"measured: {rows[-1].label} {mean:.1f} ± {std:.1f} %; {gaps}"
 
 
-def energy_table(rows: list[DemoRow]) -> Table:
+def _times(ratio: float, more: str, less: str) -> str:
+    """``ratio`` (GPU over chip) in words: "35x less", "1.2x more"."""
+    r = ratio if ratio >= 1 else 1 / ratio
+    text = f"{float(f'{r:.2g}'):,.0f}x" if r >= 10 else f"{r:.2g}x"  # two significant digits
+    return f"{text} {less if ratio >= 1 else more}"
+
+
+def energy_rows(rows: list[DemoRow]) -> list[dict[str, Any]]:
+    """Per training sample on each chip run: the chip's energy, the GPU's for the same network
+    and batch, and the GPU-over-chip ratios of energy and time (insitu.energy's pricing)."""
+    out = []
+    for row in rows:
+        energy = row.summary.get("energy") or {}
+        joules = energy.get("joules_per_train_sample")
+        ratios = energy.get("gpu_over_chip") or {}
+        if not joules or not ratios.get("train_energy"):
+            continue  # software runs and deploy train no chip
+        out.append(
+            {
+                "system": row.system,
+                "method": row.label,
+                "chip_joules": joules,
+                "gpu_joules": joules * ratios["train_energy"],
+                "gpu_over_chip_energy": ratios["train_energy"],
+                "gpu_over_chip_time": ratios.get("train_time"),
+                "gpu": energy.get("gpu"),
+            }
+        )
+    return out
+
+
+def energy_table(priced: list[dict[str, Any]]) -> Table:
     """Energy and time per training sample on each chip against the GPU reference."""
     table = Table(title="Training cost per sample: chip against a GPU", title_justify="left")
     for col in ("method", "chip", "GPU", "chip energy", "chip time"):
         table.add_column(col, justify="left" if col == "method" else "right")
-    for row in rows:
-        energy = row.summary.get("energy") or {}
-        joules = energy.get("joules_per_train_sample")
-        ratio = (energy.get("gpu_over_chip") or {}).get("train_energy")
-        if joules is None or ratio is None:
-            continue
-        time_ratio = (energy.get("gpu_over_chip") or {}).get("train_time")
-        speed = "-"
-        if time_ratio:
-            speed = (
-                f"{time_ratio:.3g}x faster" if time_ratio >= 1 else f"{1 / time_ratio:.3g}x slower"
-            )
+    for r in priced:
+        time_ratio = r["gpu_over_chip_time"]
         table.add_row(
-            row.label,
-            f"{joules:.2g} J",
-            f"{joules * ratio:.2g} J",
-            f"{ratio:.2g}x less" if ratio >= 1 else f"{1 / ratio:.2g}x more",
-            speed,
+            r["method"],
+            f"{r['chip_joules']:.2g} J",
+            f"{r['gpu_joules']:.2g} J",
+            _times(r["gpu_over_chip_energy"], "more", "less"),
+            _times(time_ratio, "slower", "faster") if time_ratio else "-",
         )
-    gpu = next((r.summary["energy"].get("gpu") for r in rows if r.summary.get("energy")), "GPU")
-    table.caption = f"per training sample; GPU: {gpu}, the same network and batch by backprop"
+    gpu = priced[0]["gpu"] if priced else "GPU"
+    table.caption = f"GPU: {gpu}, the same network and batch by backprop"
     return table
 
 
@@ -280,8 +304,6 @@ def run_demo(
 
     ``adjust`` rewrites each run's config fields (tests use it to shrink the runs).
     """
-    from insitu.experiments.report import write_report
-
     console = console or Console()
     rows: list[DemoRow] = []
     record: list[dict[str, Any]] = []
@@ -322,8 +344,20 @@ def run_demo(
                 ],
             }
         )
-    console.print(energy_table(rows))
-    atomic.write_json(root / "demo.json", {"systems": record})
+    priced = energy_rows(rows)
+    console.print(energy_table(priced))
+    plots.demo_summary(
+        [
+            (
+                s["title"],
+                s["metric"],
+                [(r["label"], r["metric_mean"], r["metric_std"]) for r in s["runs"]],
+            )
+            for s in record
+        ],
+        root / DEMO_FIGURE,
+    )
+    atomic.write_json(root / DEMO_FILE, {"systems": record, "energy": priced})
     report = write_report(root)
     console.print(f"runs in {root}\nreport: {report}")
     return rows

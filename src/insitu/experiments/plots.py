@@ -181,3 +181,34 @@ def spike_raster_and_traces(
     right.set_title("measured (solid) vs modelled (dashed) membrane")
     right.legend(fontsize=7, ncol=2)
     return save_figure(fig, path)
+
+
+def demo_summary(
+    systems: Sequence[tuple[str, str, Sequence[tuple[str, float, float]]]], path: Path
+) -> Path:
+    """One panel per seed system: each method's metric (%) as a bar with its spread over
+    chips. ``systems`` holds (title, metric name, [(method, mean, std), ...])."""
+    fig = Figure(figsize=(4.2 * len(systems), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(systems), squeeze=False)[0]
+    for ax, (title, metric, rows) in zip(axes, systems, strict=True):
+        labels = [r[0] for r in rows]
+        means = [r[1] for r in rows]
+        colors = ["tab:blue"] * (len(rows) - 1) + ["tab:orange"]  # the paper's rule, last
+        ax.bar(labels, means, yerr=[r[2] for r in rows], capsize=4, color=colors)
+        for k, mean in enumerate(means):
+            ax.annotate(
+                f"{mean:.1f}",
+                (k, mean),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 3),
+                textcoords="offset points",
+            )
+        ax.set_ylim(0, 105)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(title, fontsize=9, wrap=True)
+        ax.tick_params(axis="x", labelsize=8, labelrotation=15)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("insitu demo: mean ± std over chips; the paper's rule in orange", fontsize=10)
+    return save_figure(fig, path)

@@ -22,7 +22,8 @@ from insitu.experiments.sweep_results import RESULTS_DB, read_sqlite
 from insitu.experiments.sweep_runner import SWEEP_FILE
 
 REPORT_NAME = "report.html"
-DEMO_FILE = "demo.json"  # written by ``insitu demo``
+DEMO_FILE = "demo.json"  # written by ``insitu demo``, with its figure
+DEMO_FIGURE = "demo.png"
 # Plots of a run, in the order a reader wants them; any other PNG follows.
 RUN_PLOTS = ("learning_curve.png", "conductance_histogram.png")
 STYLE = """
@@ -181,8 +182,8 @@ def _energy_section(summary: dict[str, Any]) -> str:
     from insitu.experiments.sweep_runner import energy_totals
 
     totals = energy_totals(summary.get("energy"))
-    if not totals:
-        return ""
+    if not totals or not summary["energy"].get("train_joules"):
+        return ""  # no chip trained (software): nothing to price
     rows = [[k.removeprefix("energy."), v] for k, v in sorted(totals.items())]
     return "<h2>Energy</h2>" + _table(["quantity", "value"], rows)
 
@@ -322,6 +323,33 @@ def demo_sections(demo_dir: Path) -> list[str]:
             f"{_esc(system['measured'])}.<br>"
             f"Full scale: <code>{_esc(system['full_scale'])}</code></p>"
             + _table(["method", system["metric"], "note", "pulses/sample", "time (s)"], rows)
+        )
+    priced = doc.get("energy") or []
+    if priced:
+        rows = [
+            [
+                r["method"],
+                f"{r['chip_joules']:.3g} J",
+                f"{r['gpu_joules']:.3g} J",
+                f"{r['gpu_over_chip_energy']:.3g}",
+                "" if r["gpu_over_chip_time"] is None else f"{r['gpu_over_chip_time']:.3g}",
+            ]
+            for r in priced
+        ]
+        sections.append(
+            "<h2>Training cost per sample: chip against a GPU</h2>"
+            f"<p>GPU: {_esc(priced[0]['gpu'])}, the same network and batch trained by backprop; "
+            "a ratio above 1 favours the chip.</p>"
+            + _table(["method", "chip", "GPU", "GPU/chip energy", "GPU/chip time"], rows)
+        )
+    if (demo_dir / DEMO_FIGURE).is_file():
+        sections.insert(
+            0,
+            _figure(
+                demo_dir / DEMO_FIGURE,
+                "Each seed system: every method's metric, mean ± std over chips; the paper's "
+                "rule in orange",
+            ),
         )
     for system in doc["systems"]:
         for run in system["runs"]:
