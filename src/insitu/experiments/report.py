@@ -338,8 +338,10 @@ def demo_sections(demo_dir: Path) -> list[str]:
         ]
         sections.append(
             "<h2>Training cost per sample: chip against a GPU</h2>"
-            f"<p>GPU: {_esc(priced[0]['gpu'])}, the same network and batch trained by backprop; "
-            "a ratio above 1 favours the chip.</p>"
+            f"<p>GPU: {_esc(priced[0]['gpu'])}, the same network and batch trained by backprop, "
+            "priced by a roofline that leaves out kernel launches and idle time (a lower bound "
+            "on a real GPU's cost for networks this small); a ratio above 1 favours the chip."
+            "</p>"
             + _table(["method", "chip", "GPU", "GPU/chip energy", "GPU/chip time"], rows)
         )
     if (demo_dir / DEMO_FIGURE).is_file():
