@@ -341,8 +341,7 @@ def demo_sections(demo_dir: Path) -> list[str]:
             f"<p>GPU: {_esc(priced[0]['gpu'])}, the same network and batch trained by backprop, "
             "priced by a roofline that leaves out kernel launches and idle time (a lower bound "
             "on a real GPU's cost for networks this small); a ratio above 1 favours the chip."
-            "</p>"
-            + _table(["method", "chip", "GPU", "GPU/chip energy", "GPU/chip time"], rows)
+            "</p>" + _table(["method", "chip", "GPU", "GPU/chip energy", "GPU/chip time"], rows)
         )
     if (demo_dir / DEMO_FIGURE).is_file():
         sections.insert(
