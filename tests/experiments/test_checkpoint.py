@@ -80,17 +80,15 @@ KILL_CONFIG = {
 }
 
 
-def test_run_killed_mid_epoch_resumes_bit_identical(tmp_path: Path) -> None:
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump(KILL_CONFIG))
+def kill_at_first_checkpoint_and_resume(
+    start: list[str], resume: list[str], killed: Path, batches_per_epoch: int
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI command ``start``, SIGKILL it once its first checkpoint lands (mid-epoch,
+    checked), then run ``resume`` to the end; returns the resumed command's outcome."""
     script = Path(sys.executable).parent / "insitu"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [str(script), "run", str(config), "--out", str(killed), "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [str(script), *start], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 120
@@ -104,22 +102,29 @@ def test_run_killed_mid_epoch_resumes_bit_identical(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "summary.json").exists()
     ckpt = load_checkpoint(killed)
-    assert ckpt is not None
-    assert ckpt.progress is not None, "the kill should land mid-epoch"
-    assert 0 < ckpt.progress.batches < 100
-    assert ckpt.epochs_done == 0
+    assert ckpt is not None and ckpt.progress is not None, "the kill should land mid-epoch"
+    assert ckpt.epochs_done == 0 and 0 < ckpt.progress.batches < batches_per_epoch
 
     resumed = subprocess.run(
-        [str(script), "run", "--resume", str(killed), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [str(script), *resume], env=env, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "test accuracy" in resumed.stdout
     assert not (killed / CHECKPOINT_NAME).exists()  # removed once the run is done
     assert not [p.name for p in killed.iterdir() if p.name.startswith(".")]
+    return resumed
+
+
+def test_run_killed_mid_epoch_resumes_bit_identical(tmp_path: Path) -> None:
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(KILL_CONFIG))
+    killed = tmp_path / "killed"
+    kill_at_first_checkpoint_and_resume(
+        ["run", str(config), "--out", str(killed), "--quiet"],
+        ["run", "--resume", str(killed), "--quiet"],
+        killed,
+        batches_per_epoch=100,
+    )
 
     reference = tmp_path / "reference"
     train(make_config(KILL_CONFIG), reference, console=quiet(), progress=False)

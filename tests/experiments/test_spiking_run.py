@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ from test_checkpoint import (  # the crossbar runs' checks and interruption
     Interrupted,
     assert_same_run,
     interrupt_after,
+    kill_at_first_checkpoint_and_resume,
     metrics_without_wall,
 )
 
@@ -352,42 +349,14 @@ KILL_CONFIG = {
 def test_spiking_run_killed_mid_epoch_resumes_bit_identical(tmp_path: Path, command: str) -> None:
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(KILL_CONFIG))
-    script = Path(sys.executable).parent / "insitu"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [str(script), "spiking", str(config), "--out", str(killed), "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / CHECKPOINT_NAME).exists():
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint appeared within 120 s"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (killed / "summary.json").exists()
-    ckpt = load_checkpoint(killed)
-    assert ckpt is not None and ckpt.progress is not None, "the kill should land mid-epoch"
-    assert ckpt.epochs_done == 0 and 0 < ckpt.progress.batches < 13
-
     # `insitu run` routes a spiking run directory by the kind in its config.yaml.
-    resumed = subprocess.run(
-        [str(script), command, "--resume", str(killed), "--quiet"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    kill_at_first_checkpoint_and_resume(
+        ["spiking", str(config), "--out", str(killed), "--quiet"],
+        [command, "--resume", str(killed), "--quiet"],
+        killed,
+        batches_per_epoch=13,
     )
-    assert resumed.returncode == 0, resumed.stderr
-    assert "test accuracy" in resumed.stdout
-    assert not (killed / CHECKPOINT_NAME).exists()
-    assert not [p.name for p in killed.iterdir() if p.name.startswith(".")]
 
     reference = tmp_path / "reference"
     train_spiking(make_spiking_config(KILL_CONFIG), reference, progress=False)
