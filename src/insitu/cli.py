@@ -478,29 +478,30 @@ def _print_profile(name: str) -> None:
 
 
 def _print_energy(report: dict[str, Any]) -> None:
+    from insitu.experiments.energy import comparison_sentence
+
     def fmt(v: float | None, unit: str) -> str:
         return "-" if v is None else f"{v:.3g}{unit}"
 
-    table = Table(title=f"energy (J) and time (s), profile {report['profile']}, one chip")
-    for col in ("", "J", "s", "GPU J", "GPU s", "GPU/chip J", "GPU/chip s"):
-        table.add_column(col)
+    table = Table(title=f"profile {report['profile']}, one chip", box=box.SIMPLE_HEAD)
+    for col in ("", "chip", "GPU", "GPU/chip"):
+        table.add_column(col, justify="left" if not col else "right")
     ratios = report["gpu_over_chip"]
     for label, key, rkey in (
-        ("per train sample", "per_train_sample", "train"),
-        ("per inference", "per_inference", "inference"),
+        ("train sample", "per_train_sample", "train"),
+        ("inference", "per_inference", "inference"),
     ):
         chip, gpu = report[key], report["gpu"][key]
-        table.add_row(
-            label,
-            fmt(chip["joules"], ""),
-            fmt(chip["seconds"], ""),
-            fmt(gpu["joules"], ""),
-            fmt(gpu["seconds"], ""),
-            fmt(ratios[f"{rkey}_energy"], "x"),
-            fmt(ratios[f"{rkey}_time"], "x"),
-        )
+        for quantity, field, unit in (("energy", "joules", " J"), ("time", "seconds", " s")):
+            table.add_row(
+                f"{quantity} per {label}",
+                fmt(chip[field], unit),
+                fmt(gpu[field], unit),
+                fmt(ratios[f"{rkey}_{quantity}"], "x"),
+            )
     console.print(table)
-    kinds = Table(title="per train sample, by event kind")
+    console.print(comparison_sentence(report) + ".")
+    kinds = Table(title="per train sample, by event kind", box=box.SIMPLE_HEAD)
     for col in ("event", "count", "energy", "time"):
         kinds.add_column(col, no_wrap=True)
     for kind, v in report["per_train_sample"]["by_kind"].items():

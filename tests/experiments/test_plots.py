@@ -10,7 +10,12 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.container import ErrorbarContainer
 
-from insitu.experiments.energy import breakdown_figure, breakdown_plot, comparison_sentence
+from insitu.experiments.energy import (
+    breakdown_figure,
+    breakdown_plot,
+    comparison_sentence,
+    ratio_in_words,
+)
 from insitu.experiments.plots import learning_curve, learning_curve_figure
 from insitu.experiments.sweep import make_sweep
 from insitu.experiments.sweep_results import geometric_grid, sweep_figure, sweep_plot
@@ -122,7 +127,7 @@ def energy_report(chip_j: float, chip_s: float, gpu_j: float, gpu_s: float) -> d
 def test_comparison_in_words() -> None:
     slow_lean = energy_report(chip_j=5e-9, chip_s=6.5e-6, gpu_j=1e-7, gpu_s=1.5e-10)
     assert comparison_sentence(slow_lean) == (
-        "Per training sample the chip is 43,333x slower and uses 20x less energy "
+        "Per training sample the chip is 43,000x slower and uses 20x less energy "
         "than the NVIDIA H100 SXM"
     )
     fast_hungry = energy_report(chip_j=4e-7, chip_s=1e-10, gpu_j=1e-7, gpu_s=2.5e-10)
@@ -130,6 +135,10 @@ def test_comparison_in_words() -> None:
         "Per training sample the chip is 2.5x faster and uses 4x more energy than the NVIDIA "
         "H100 SXM"
     )
+    # Two significant digits, from the chip's side, either way round.
+    assert ratio_in_words(35.2, "more", "less") == "35x less"
+    assert ratio_in_words(1 / 1.19, "more", "less") == "1.2x more"
+    assert ratio_in_words(1 / 1_150_883, "slower", "faster") == "1,200,000x slower"
     unpriced = {**slow_lean, "gpu_over_chip": {"train_energy": None, "train_time": None}}
     assert "no training cost" in comparison_sentence(unpriced)
 

@@ -28,6 +28,7 @@ from rich.table import Table
 from insitu import atomic
 from insitu.data import NAMES
 from insitu.experiments import plots
+from insitu.experiments.energy import ratio_in_words
 from insitu.experiments.report import DEMO_FIGURE, DEMO_FILE, write_report
 
 _DIGITS = {"dataset": "digits", "hidden": [32], "epochs": 20, "lr": 0.1, "instances": 4}
@@ -242,13 +243,6 @@ def headline(rows: list[DemoRow]) -> str:
     return f"measured: {rows[-1].label} {mean:.1f} ± {std:.1f} %; {gaps}"
 
 
-def _times(ratio: float, more: str, less: str) -> str:
-    """``ratio`` (GPU over chip) in words: "35x less", "1.2x more"."""
-    r = ratio if ratio >= 1 else 1 / ratio
-    text = f"{float(f'{r:.2g}'):,.0f}x" if r >= 10 else f"{r:.2g}x"  # two significant digits
-    return f"{text} {less if ratio >= 1 else more}"
-
-
 def energy_rows(rows: list[DemoRow]) -> list[dict[str, Any]]:
     """Per training sample on each chip run: the chip's energy, the GPU's for the same network
     and batch, and the GPU-over-chip ratios of energy and time (insitu.energy's pricing)."""
@@ -284,8 +278,8 @@ def energy_table(priced: list[dict[str, Any]]) -> Table:
             r["method"],
             f"{r['chip_joules']:.2g} J",
             f"{r['gpu_joules']:.2g} J",
-            _times(r["gpu_over_chip_energy"], "more", "less"),
-            _times(time_ratio, "slower", "faster") if time_ratio else "-",
+            ratio_in_words(r["gpu_over_chip_energy"], "more", "less"),
+            ratio_in_words(time_ratio, "slower", "faster") if time_ratio else "-",
         )
     gpu = priced[0]["gpu"] if priced else "GPU"
     # insitu.energy.gpu's roofline leaves out kernel launches and idle time: for networks this

@@ -191,8 +191,12 @@ def _short_gpu(report: dict[str, Any]) -> str:
     return str(report["gpu"]["name"]).split(" (")[0]
 
 
-def _times(ratio: float) -> str:
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+def ratio_in_words(ratio: float, more: str, less: str) -> str:
+    """A GPU-over-chip ``ratio`` in words from the chip's side, to two significant digits:
+    ``ratio_in_words(35.2, "more", "less")`` is "35x less", 0.84 gives "1.2x more"."""
+    r = ratio if ratio >= 1 else 1 / ratio
+    text = f"{float(f'{r:.2g}'):,.0f}x" if r >= 10 else f"{r:.2g}x"
+    return f"{text} {less if ratio >= 1 else more}"
 
 
 def comparison_sentence(report: dict[str, Any]) -> str:
@@ -202,16 +206,10 @@ def comparison_sentence(report: dict[str, Any]) -> str:
     clauses = []
     speed = ratios.get("train_time")
     if speed:
-        clauses.append(
-            f"is {_times(speed)} faster" if speed >= 1 else f"is {_times(1 / speed)} slower"
-        )
+        clauses.append(f"is {ratio_in_words(speed, 'slower', 'faster')}")
     energy = ratios.get("train_energy")
     if energy:
-        clauses.append(
-            f"uses {_times(energy)} less energy"
-            if energy >= 1
-            else f"uses {_times(1 / energy)} more energy"
-        )
+        clauses.append(f"uses {ratio_in_words(energy, 'more', 'less')} energy")
     gpu = _short_gpu(report)
     if not clauses:
         return f"no training cost of the chip was priced to compare with the {gpu}"
