@@ -364,3 +364,18 @@ def test_a_spiking_dataset_given_in_python_is_recorded_by_its_own_name(
     text = (two_runs[0] / "config.yaml").read_text()
     assert text.startswith("# data given in Python: dataset 'toy', 16 train / 8 test samples")
     assert "dataset: mnist  # NOT USED: the run trained on 'toy'" in text
+
+
+def test_a_run_energy_report_fits_80_columns_and_says_it_in_words(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    lines = _at_80_columns("energy", str(two_runs[1]), "--out", str(tmp_path))
+    text = " ".join(lines)
+    assert "Per training sample the chip is " in text and " energy than the NVIDIA H100" in text
+    rows = [line.split()[:4] for line in lines if line.strip().startswith(("energy", "time"))]
+    assert [r[:3] for r in rows[:4]] == [
+        ["energy", "per", "train"],
+        ["time", "per", "train"],
+        ["energy", "per", "inference"],
+        ["time", "per", "inference"],
+    ]
