@@ -13,7 +13,7 @@ from insitu.nn.convert import StackInstances, convert, instance_loss
 from insitu.nn.layer import AnalogLayer, TileParameter, analog_layers, events
 from insitu.nn.linear import AnalogLinear
 from insitu.nn.optim import InSituSGD
-from insitu.nn.options import tile_config
+from insitu.nn.options import TileOptions, tile_config
 
 __all__ = [
     "AnalogConv2d",
@@ -21,6 +21,7 @@ __all__ = [
     "AnalogLinear",
     "InSituSGD",
     "StackInstances",
+    "TileOptions",
     "TileParameter",
     "analog_layers",
     "convert",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from torch import Tensor, nn
 
-from insitu.devices import DeviceParams
 from insitu.errors import ConfigError
-from insitu.hardware import PairMode, Periphery, TileConfig, UpdateParams
 from insitu.nn.layer import AnalogLayer
-from insitu.nn.options import DEFAULT_DEVICE
+from insitu.nn.options import TileOptions, whole_number
 
 
 def _pair(name: str, value: int | tuple[int, int], low: int) -> tuple[int, int]:
@@ -32,7 +32,8 @@ class AnalogConv2d(AnalogLayer):
     Input (batch, C, H, W), the same for every chip, or (instances, batch, C, H, W); output
     (instances, batch, out_channels, H', W'). In a converted model (:func:`insitu.nn.convert`)
     the chips' batches travel stacked: (instances * batch, C, H, W) in, likewise out.
-    Arguments after ``dilation`` are those of :class:`insitu.nn.layer.AnalogLayer`.
+    ``init_weight`` (out_channels, in_channels, kh, kw), ``init_bias`` and the further options
+    as for :class:`insitu.nn.AnalogLinear`.
     """
 
     def __init__(
@@ -45,40 +46,18 @@ class AnalogConv2d(AnalogLayer):
         bias: bool = True,
         dilation: int | tuple[int, int] = 1,
         *,
-        device: str | DeviceParams | TileConfig = DEFAULT_DEVICE,
-        instances: int = 1,
-        seed: int = 0,
-        periphery: Periphery | None = None,
-        update: UpdateParams | None = None,
-        pair: PairMode | str | None = None,
-        weight_scale: float | None = None,
         init_weight: Tensor | None = None,
         init_bias: Tensor | None = None,
+        **options: Unpack[TileOptions],
     ) -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"AnalogConv2d {name} = {value!r}; need a whole number >= 1")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels = whole_number("in_channels", in_channels, 1)
+        self.out_channels = whole_number("out_channels", out_channels, 1)
         self.kernel_size = _pair("kernel_size", kernel_size, 1)
         self.stride = _pair("stride", stride, 1)
         self.padding = _pair("padding", padding, 0)
         self.dilation = _pair("dilation", dilation, 1)
         kh, kw = self.kernel_size
-        super().__init__(
-            in_channels * kh * kw,
-            out_channels,
-            bias,
-            device=device,
-            instances=instances,
-            seed=seed,
-            periphery=periphery,
-            update=update,
-            pair=pair,
-            weight_scale=weight_scale,
-            init_weight=init_weight,
-            init_bias=init_bias,
-        )
+        super().__init__(in_channels * kh * kw, out_channels, bias, init_weight, init_bias, options)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output feature map (H', W') of an input of ``height`` x ``width`` pixels."""

@@ -4,18 +4,16 @@ everything else stays digital."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor, nn
 
-from insitu.devices import DeviceParams
 from insitu.errors import ConfigError
-from insitu.hardware import PairMode, Periphery, TileConfig, UpdateParams
 from insitu.nn.conv import AnalogConv2d
 from insitu.nn.layer import AnalogLayer, analog_layers
 from insitu.nn.linear import AnalogLinear
-from insitu.nn.options import DEFAULT_DEVICE, tile_config
+from insitu.nn.options import TileOptions, check_options
 
 
 class StackInstances:
@@ -46,17 +44,13 @@ class StackInstances:
         return output
 
 
-def _analog_twin(
-    name: str, layer: nn.Module, config: TileConfig, instances: int, seed: int
-) -> AnalogLayer | None:
+def _analog_twin(name: str, layer: nn.Module, options: TileOptions) -> AnalogLayer | None:
     """The analog layer for a digital ``layer`` (its float weights programmed), or None."""
-    bias = layer.bias is not None if isinstance(layer, (nn.Linear, nn.Conv2d)) else False
-    options: dict[str, Any] = {"device": config, "instances": instances, "seed": seed}
     if type(layer) is nn.Linear:
         return AnalogLinear(
             layer.in_features,
             layer.out_features,
-            bias,
+            layer.bias is not None,
             init_weight=layer.weight,
             init_bias=layer.bias,
             **options,
@@ -75,7 +69,7 @@ def _analog_twin(
         layer.kernel_size,  # type: ignore[arg-type]  # Conv2d keeps pairs
         layer.stride,  # type: ignore[arg-type]
         layer.padding,  # type: ignore[arg-type]
-        bias,
+        layer.bias is not None,
         layer.dilation,  # type: ignore[arg-type]
         init_weight=layer.weight,
         init_bias=layer.bias,
@@ -83,17 +77,7 @@ def _analog_twin(
     )
 
 
-def convert(
-    module: nn.Module,
-    *,
-    device: str | DeviceParams | TileConfig = DEFAULT_DEVICE,
-    instances: int = 1,
-    seed: int = 0,
-    periphery: Periphery | None = None,
-    update: UpdateParams | None = None,
-    pair: PairMode | str | None = None,
-    weight_scale: float | None = None,
-) -> nn.Module:
+def convert(module: nn.Module, **options: Unpack[TileOptions]) -> nn.Module:
     """A copy of ``module`` with every ``nn.Linear`` and ``nn.Conv2d`` on an analog tile.
 
     Each becomes an :class:`AnalogLinear` / :class:`AnalogConv2d` whose tile is written to the
@@ -105,33 +89,31 @@ def convert(
     The copy takes the original's input and returns (instances, batch, ...): ``instances``
     chips, each with its own device draws, run the same batch. Inside, their batches are
     stacked along the batch dimension (see :class:`StackInstances`), so digital layers see
-    instances * batch samples (batch-norm statistics pool the chips). Each analog layer's
-    generator is seeded from ``seed``. Tile options as in :func:`insitu.nn.tile_config`.
+    instances * batch samples (batch-norm statistics pool the chips). Options
+    (``device="ecram-organic"``, ``instances=1``, ``seed=0``, periphery, update, pair,
+    weight_scale) as for every analog layer (:class:`insitu.nn.options.TileOptions`); each
+    layer's generator is seeded from ``seed``.
     """
     if not isinstance(module, nn.Module):
         raise ConfigError(f"convert takes a torch.nn.Module; got {type(module).__name__}")
     if analog_layers(module):
         raise ConfigError("this model holds analog layers already; convert the digital model")
-    config = tile_config(
-        device, periphery=periphery, update=update, pair=pair, weight_scale=weight_scale
-    )
-    if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
-        raise ConfigError(f"instances = {instances!r}; need a whole number >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed = {seed!r}; need a whole number >= 0")
-    seeds = torch.Generator().manual_seed(seed)
+    config = check_options(options, "convert")
+    instances = options.get("instances", 1)
+    seeds = torch.Generator().manual_seed(options.get("seed", 0))
 
-    def layer_seed() -> int:
-        return int(torch.randint(0, 2**62, (1,), generator=seeds))
+    def layer_options() -> TileOptions:
+        seed = int(torch.randint(0, 2**62, (1,), generator=seeds))
+        return {"device": config, "instances": instances, "seed": seed}
 
-    root = _analog_twin("the model", module, config, instances, layer_seed())
+    root = _analog_twin("the model", module, layer_options())
     if root is not None:
         return root
     model = copy.deepcopy(module)
     for name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
             path = f"{name}.{child_name}" if name else child_name
-            twin = _analog_twin(path, child, config, instances, layer_seed())
+            twin = _analog_twin(path, child, layer_options())
             if twin is not None:
                 twin.stacked = True
                 setattr(parent, child_name, twin)

@@ -17,19 +17,10 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
-from insitu.devices import DeviceParams
 from insitu.errors import ConfigError
-from insitu.hardware import (
-    Event,
-    PairMode,
-    Periphery,
-    ProgramResult,
-    Tile,
-    TileConfig,
-    UpdateParams,
-)
+from insitu.hardware import Event, ProgramResult, Tile
 from insitu.hardware.tile import check_batch
-from insitu.nn.options import tile_config
+from insitu.nn.options import TileOptions, check_options
 
 
 class TileParameter(nn.Parameter):
@@ -88,14 +79,10 @@ class AnalogLayer(nn.Module):
         in_features: inputs per output (a convolution: channels x kernel positions).
         out_features: outputs.
         bias: drive one more tile column at 1, whose devices hold the bias.
-        device: a device preset name (``insitu devices``), DeviceParams, or a whole TileConfig.
-        instances: chips simulated at once, each with its own device-to-device variation.
-        seed: seeds the layer's generator, the source of all its random draws.
-        periphery, update, pair, weight_scale: the tile design (None: the hardware's
-            defaults; see :func:`insitu.nn.options.tile_config`).
         init_weight, init_bias: the initial weights (out, in) and biases (out,), written by
             write-verify; None: drawn like torch's default initialisation, uniform in
             +-1/sqrt(in), one draw for all instances (they differ by their devices only).
+        options: the tile design and the chips (:class:`insitu.nn.options.TileOptions`).
     """
 
     def __init__(
@@ -103,38 +90,25 @@ class AnalogLayer(nn.Module):
         in_features: int,
         out_features: int,
         bias: bool,
-        *,
-        device: str | DeviceParams | TileConfig,
-        instances: int,
-        seed: int,
-        periphery: Periphery | None,
-        update: UpdateParams | None,
-        pair: PairMode | str | None,
-        weight_scale: float | None,
         init_weight: Tensor | None,
         init_bias: Tensor | None,
+        options: TileOptions,
     ) -> None:
         super().__init__()
-        for name, value in (("instances", instances), ("seed", seed)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name} = {value!r}; need a whole number")
-        if seed < 0:
-            raise ConfigError(f"seed = {seed}; need a whole number >= 0")
+        where = type(self).__name__
+        config = check_options(options, where)
         if init_bias is not None and not bias:
-            raise ConfigError("init_bias given for a layer without bias; set bias=True")
-        config = tile_config(
-            device, periphery=periphery, update=update, pair=pair, weight_scale=weight_scale
-        )
+            raise ConfigError(f"{where}: init_bias given for a layer without bias; set bias=True")
         self.in_features = in_features
         self.out_features = out_features
         self.has_bias = bool(bias)
-        self.instances = instances
-        self.generator = torch.Generator().manual_seed(seed)
+        self.instances = options.get("instances", 1)
+        self.generator = torch.Generator().manual_seed(options.get("seed", 0))
         self.tile = Tile(
             in_features + self.has_bias,
             out_features,
             config,
-            instances=instances,
+            instances=self.instances,
             generator=self.generator,
         )
         self.analog_tile = TileParameter(self)

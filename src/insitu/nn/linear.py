@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from torch import Tensor
 
-from insitu.devices import DeviceParams
-from insitu.errors import ConfigError
-from insitu.hardware import PairMode, Periphery, TileConfig, UpdateParams
 from insitu.nn.layer import AnalogLayer
-from insitu.nn.options import DEFAULT_DEVICE
+from insitu.nn.options import TileOptions, whole_number
 
 
 class AnalogLinear(AnalogLayer):
@@ -19,7 +18,10 @@ class AnalogLinear(AnalogLayer):
     output (instances, batch, out_features). In a converted model (:func:`insitu.nn.convert`)
     the chips' batches travel stacked instead: (instances * batch, features) in and out.
 
-    Arguments after ``bias`` are those of :class:`insitu.nn.layer.AnalogLayer`.
+    ``init_weight`` (out_features, in_features) and ``init_bias`` (out_features,): initial
+    state (see :class:`insitu.nn.layer.AnalogLayer`); further options
+    (``device="ecram-organic"``, ``instances=1``, ``seed=0``, periphery, update, pair,
+    weight_scale): :class:`insitu.nn.options.TileOptions`.
     """
 
     def __init__(
@@ -28,32 +30,17 @@ class AnalogLinear(AnalogLayer):
         out_features: int,
         bias: bool = True,
         *,
-        device: str | DeviceParams | TileConfig = DEFAULT_DEVICE,
-        instances: int = 1,
-        seed: int = 0,
-        periphery: Periphery | None = None,
-        update: UpdateParams | None = None,
-        pair: PairMode | str | None = None,
-        weight_scale: float | None = None,
         init_weight: Tensor | None = None,
         init_bias: Tensor | None = None,
+        **options: Unpack[TileOptions],
     ) -> None:
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"AnalogLinear {name} = {value!r}; need a whole number >= 1")
         super().__init__(
-            in_features,
-            out_features,
+            whole_number("in_features", in_features, 1),
+            whole_number("out_features", out_features, 1),
             bias,
-            device=device,
-            instances=instances,
-            seed=seed,
-            periphery=periphery,
-            update=update,
-            pair=pair,
-            weight_scale=weight_scale,
-            init_weight=init_weight,
-            init_bias=init_bias,
+            init_weight,
+            init_bias,
+            options,
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,16 +1,64 @@
-"""The tile design an analog layer is built with: device preset, periphery, update scheme.
+"""The options every analog layer (and ``convert``) takes: the tile design and the chips.
 
-The defaults are the hardware's own (:class:`insitu.hardware.TileConfig`); an option left at
-None keeps them, so they are stated in one place.
+The defaults of the tile design are the hardware's own (:class:`insitu.hardware.TileConfig`);
+an option left out keeps them, so they are stated in one place.
 """
 
 from __future__ import annotations
+
+from typing import TypedDict
 
 from insitu.devices import DeviceParams, get_device
 from insitu.errors import ConfigError
 from insitu.hardware import PairMode, Periphery, TileConfig, UpdateParams
 
 DEFAULT_DEVICE = "ecram-organic"
+
+
+class TileOptions(TypedDict, total=False):
+    """Keyword options of :class:`AnalogLinear`, :class:`AnalogConv2d` and :func:`convert`.
+
+    Attributes:
+        device: a device preset name (``insitu devices``), DeviceParams, or a whole TileConfig
+            (default ``"ecram-organic"``).
+        instances: chips simulated at once, each with its own device-to-device variation
+            (default 1).
+        seed: seeds the generator of all random draws (default 0).
+        periphery, update, pair, weight_scale: the tile design (see :func:`tile_config`).
+    """
+
+    device: str | DeviceParams | TileConfig
+    instances: int
+    seed: int
+    periphery: Periphery
+    update: UpdateParams
+    pair: PairMode | str
+    weight_scale: float
+
+
+def whole_number(name: str, value: object, low: int) -> int:
+    """``value`` if it is a whole number >= ``low``; a ConfigError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} = {value!r}; need a whole number >= {low}")
+    return value
+
+
+def check_options(options: TileOptions, where: str) -> TileConfig:
+    """The tile design of ``options``, after checking that it names only known options and
+    that ``instances`` and ``seed`` are whole numbers."""
+    unknown = sorted(set(options) - set(TileOptions.__annotations__))
+    if unknown:
+        valid = ", ".join(TileOptions.__annotations__)
+        raise ConfigError(f"{where} got unknown option(s) {', '.join(unknown)}; valid: {valid}")
+    whole_number("instances", options.get("instances", 1), 1)
+    whole_number("seed", options.get("seed", 0), 0)
+    return tile_config(
+        options.get("device", DEFAULT_DEVICE),
+        periphery=options.get("periphery"),
+        update=options.get("update"),
+        pair=options.get("pair"),
+        weight_scale=options.get("weight_scale"),
+    )
 
 
 def tile_config(
@@ -24,8 +72,10 @@ def tile_config(
     """A :class:`TileConfig` from a device (preset name, parameters, or a whole tile design)
     and the options that override the hardware defaults.
 
-    ``weight_scale`` is the weight of one unit of conductance difference (weight units per
-    conductance unit of the preset). A whole ``TileConfig`` takes no further options.
+    ``periphery``: DAC, ADC, noise and saturation; ``update``: the pulsed update scheme;
+    ``pair``: two devices per weight (differential) or one against a reference;
+    ``weight_scale``: weight units per unit of conductance. A whole ``TileConfig`` takes no
+    further options.
     """
     if isinstance(device, TileConfig):
         extra = [
