@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Callable
 
 import pytest
@@ -167,9 +168,24 @@ def test_a_converted_mlp_learns_digits_in_situ(digits: Dataset) -> None:
     assert bool((accuracy > 0.8).all()), accuracy  # chance is 0.1
 
 
-def test_a_copy_of_a_converted_model_runs_alone() -> None:
-    model = convert(mixed_mlp(), instances=2)
+def test_a_converted_model_saves_and_restores_its_chips() -> None:
+    model = convert(mixed_mlp(), instances=2, seed=1)
+    opt = InSituSGD(model, lr=0.5)
+    instance_loss(F.cross_entropy, model(torch.rand(5, 64)), torch.arange(5)).backward()
+    opt.step()
+    restored = convert(mixed_mlp(), instances=2, seed=2)  # other device draws
+    restored.load_state_dict(model.state_dict())
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
     twin = copy.deepcopy(model)
     x = torch.rand(3, 64)
-    assert torch.equal(model(x), twin(x))
-    assert twin(x).shape == (2, 3, 10)
+    y = model(x)
+    assert y.shape == (2, 3, 10)
+    for other in (restored, loaded, twin):
+        assert torch.equal(other(x), y)  # the same chips, in the same generator state
+        assert events(other) == events(model)
+        assert [p.layer for p in InSituSGD(other, lr=0.1).param_groups[0]["params"]] == (
+            analog_layers(other)
+        )

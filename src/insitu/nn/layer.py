@@ -147,10 +147,11 @@ class AnalogLayer(nn.Module):
         return torch.cat([target, bias.detach().to(torch.float32).unsqueeze(1)], dim=1)
 
     # -- reads --------------------------------------------------------------------------------
-    def read(self, x: Tensor, what: str) -> Tensor:
+    def read(self, x: Tensor, what: str | None = None) -> Tensor:
         """Outputs (I, B, out) of inputs ``x`` (B, in), the same for every chip, or
-        (I, B, in): one read through the tile, the bias column driven at 1."""
-        check_batch(x, self.in_features, self.instances, what)
+        (I, B, in): one read through the tile, the bias column driven at 1 (``what`` names
+        the input in errors)."""
+        check_batch(x, self.in_features, self.instances, what or f"{type(self).__name__} input")
         x = x.to(torch.float32)
         if self.has_bias:
             x = nn.functional.pad(x, (0, 1), value=1.0)

@@ -46,5 +46,5 @@ class AnalogLinear(AnalogLayer):
     def forward(self, x: Tensor) -> Tensor:
         """Outputs of inputs ``x`` (see the class docstring for the shapes)."""
         if self.stacked:
-            return self.read(self.unstack(x), "AnalogLinear input").flatten(0, 1)
-        return self.read(x, "AnalogLinear input")
+            return self.read(self.unstack(x)).flatten(0, 1)
+        return self.read(x)
