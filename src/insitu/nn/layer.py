@@ -137,14 +137,14 @@ class AnalogLayer(nn.Module):
                 f"init_weight has shape {tuple(weight.shape)}; this layer needs {out} rows of "
                 f"{n_in} weights"
             )
-        target = weight.detach().to(torch.float32).reshape(out, n_in)
+        target = weight.detach().to("cpu", torch.float32).reshape(out, n_in)
         if not self.has_bias:
             return target
         if bias is None:
             bias = torch.zeros(out)
         if bias.shape != (out,):
             raise ConfigError(f"init_bias has shape {tuple(bias.shape)}; need ({out},)")
-        return torch.cat([target, bias.detach().to(torch.float32).unsqueeze(1)], dim=1)
+        return torch.cat([target, bias.detach().to("cpu", torch.float32).unsqueeze(1)], dim=1)
 
     # -- reads --------------------------------------------------------------------------------
     def read(self, x: Tensor, what: str | None = None) -> Tensor:
