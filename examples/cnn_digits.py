@@ -1,0 +1,100 @@
+"""A small CNN converted to analog tiles and trained in situ on handwritten digits.
+
+The convolutions run unfolded on crossbar tiles (every image patch is one read through the
+array), pooling and ReLU stay digital, and ``InSituSGD`` changes the tiles only by pulses.
+The bundled 8x8 digits need no download; Fashion-MNIST (28x28) is read from its IDX files.
+Run from the repository root:
+
+    python examples/cnn_digits.py                      # seconds
+    python examples/cnn_digits.py --dataset fashion-mnist --data-dir ../shared/data \\
+        --epochs 5 --device ecram-liwo3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from insitu.data import load_dataset
+from insitu.nn import InSituSGD, convert, events, instance_loss
+
+
+def lenet(height: int, width: int, classes: int) -> nn.Module:
+    """A LeNet-like CNN for one-channel images of ``height`` x ``width`` pixels."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * (height // 4) * (width // 4), classes),
+    )
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 500) -> Tensor:
+    """Share of images classified right, per chip (evaluated ``chunk`` images at a time)."""
+    hits = [
+        model(xc).argmax(-1) == yc for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True)
+    ]
+    return torch.cat(hits, dim=1).float().mean(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist"])
+    parser.add_argument("--data-dir", default=None, help="folder holding the IDX files")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=2, help="chips trained at once")
+    parser.add_argument("--device", default="ecram-organic", help="see `insitu devices`")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--limit-train", type=int, default=None, help="use this many images")
+    parser.add_argument("--limit-test", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    data = load_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+    )
+    h, w = data.image_shape
+    x_train = data.x_train.view(-1, 1, h, w)
+    x_test = data.x_test.view(-1, 1, h, w)
+
+    torch.manual_seed(args.seed)
+    model = convert(
+        lenet(h, w, data.n_classes), device=args.device, instances=args.instances, seed=args.seed
+    )
+    opt = InSituSGD(model, lr=args.lr)
+    order = torch.Generator().manual_seed(args.seed)
+
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        for idx in torch.randperm(len(x_train), generator=order).split(args.batch_size):
+            opt.zero_grad()
+            out = model(x_train[idx])  # (instances, batch, classes)
+            instance_loss(F.cross_entropy, out, data.y_train[idx]).backward()
+            opt.step()
+        accuracy = test_accuracy(model, x_test, data.y_test)
+        print(
+            f"epoch {epoch:2d}  {time.perf_counter() - start:6.1f} s  test accuracy per chip: "
+            + " ".join(f"{a:.3f}" for a in accuracy)
+        )
+    counts = events(model)
+    print(
+        f"mean test accuracy {accuracy.mean():.3f} over {args.instances} chips; device pulses "
+        f"{counts['device_pulse']:.3g}, array reads {counts['array_read']:.3g}"
+    )
+
+
+if __name__ == "__main__":
+    main()

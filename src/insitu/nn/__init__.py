@@ -1,0 +1,31 @@
+"""insitu as a PyTorch library: analog layers whose weights live on simulated crossbar tiles.
+
+``AnalogLinear`` and ``AnalogConv2d`` are ``nn.Module``s whose forward pass is the tile's read
+(DAC, devices, noise, ADC) and whose backward pass is its transposed read; ``InSituSGD`` changes
+their weights only by the tile's pulsed updates; ``convert`` puts any torch model's linear and
+convolution layers on tiles and leaves the rest digital; ``events`` sums what the hardware did.
+
+Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`.
+"""
+
+from insitu.nn.conv import AnalogConv2d
+from insitu.nn.convert import StackInstances, convert, instance_loss
+from insitu.nn.layer import AnalogLayer, TileParameter, analog_layers, events
+from insitu.nn.linear import AnalogLinear
+from insitu.nn.optim import InSituSGD
+from insitu.nn.options import TileOptions, tile_config
+
+__all__ = [
+    "AnalogConv2d",
+    "AnalogLayer",
+    "AnalogLinear",
+    "InSituSGD",
+    "StackInstances",
+    "TileOptions",
+    "TileParameter",
+    "analog_layers",
+    "convert",
+    "events",
+    "instance_loss",
+    "tile_config",
+]
