@@ -219,6 +219,40 @@ def test_foreign_graph_imports_runs_and_fine_tunes_in_the_loop(tmp_path: Path) -
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.05, losses
 
 
+def test_foreign_recurrent_layer_as_a_subgraph_imports_with_its_self_loop() -> None:
+    """A recurrent layer as snnTorch writes one: a subgraph Input -> CubaLIF <-> Linear ->
+    Output inside the main graph."""
+    flat = _foreign()
+    lif = flat.nodes["lif1"]
+    rng = np.random.default_rng(5)
+    w_rec = rng.normal(0, 0.05, (16, 16))
+    sub = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([16])}),
+            "lif": lif,
+            "w_rec": nir.Linear(weight=w_rec),
+            "output": nir.Output(output_type={"output": np.array([16])}),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+    )
+    nodes = dict(flat.nodes) | {"rlif1": sub}
+    del nodes["lif1"]
+    edges = [
+        ("input", "fc1"),
+        ("fc1", "rlif1"),
+        ("rlif1", "fc2"),
+        ("fc2", "li2"),
+        ("li2", "output"),
+    ]
+    got = import_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=DT)
+    assert got.layers[0].nodes == ("fc1", "rlif1.lif", "rlif1.w_rec")
+    assert got.network.config.layers[0].recurrent
+    rec = got.network.recurrent[0]
+    assert rec is not None and rec.shape == (16, 16)
+    x, _ = _task(4, 30, 8, seed=2)
+    assert _run(got.network, x, seed=1).spikes[0].shape == (1, 4, 30, 16)
+
+
 def test_lif_and_li_nodes_have_an_instant_synapse() -> None:
     n = 4
     nodes = {

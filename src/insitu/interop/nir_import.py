@@ -29,7 +29,8 @@ from insitu.interop.chip_network import ChipNetwork
 
 SUPPORTED = (
     "a chain Input -> Linear/Affine (zero bias) -> CubaLIF/LIF -> ... -> Linear/Affine -> "
-    "CubaLI/LI/CubaLIF/LIF -> Output, with an optional Linear self-loop on a spiking layer"
+    "CubaLI/LI/CubaLIF/LIF -> Output, with an optional Linear self-loop on a spiking layer "
+    "(subgraphs are inlined)"
 )
 """The NIR graphs :func:`import_nir` maps onto the chip."""
 
@@ -109,16 +110,48 @@ def _unsupported(name: str, node: Any, why: str) -> ConfigError:
     return ConfigError(f"NIR node {name!r} ({_kind(node)}) {why}; supported: {SUPPORTED}")
 
 
-def _chain(graph: Any) -> tuple[int, list[tuple[str, str, str | None]]]:
-    """The graph's inputs and, per layer, (weight node, neuron node, recurrent node or None)."""
-    nodes: dict[str, Any] = dict(graph.nodes)
+def _flatten(
+    nodes: dict[str, Any], edges: list[tuple[str, str]]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Subgraphs (as snnTorch writes a recurrent layer) inlined: their nodes named
+    ``subgraph.node``, their own Input and Output bypassed."""
+    flat: dict[str, Any] = {}
+    entry: dict[str, list[str]] = {}  # where an edge into a node (or subgraph) lands
+    leave: dict[str, list[str]] = {}  # where an edge out of it starts
+    inner: list[tuple[str, str]] = []
+    for name, node in nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            flat[name], entry[name], leave[name] = node, [name], [name]
+            continue
+        sub_nodes, sub_edges = _flatten(dict(node.nodes), list(node.edges))
+        ins = [n for n, v in sub_nodes.items() if isinstance(v, nir.Input)]
+        outs = [n for n, v in sub_nodes.items() if isinstance(v, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1 or (ins[0], outs[0]) in sub_edges:
+            raise _unsupported(name, node, "is a subgraph without one Input and one Output")
+        entry[name] = [f"{name}.{b}" for a, b in sub_edges if a == ins[0]]
+        leave[name] = [f"{name}.{a}" for a, b in sub_edges if b == outs[0]]
+        flat |= {f"{name}.{n}": v for n, v in sub_nodes.items() if n not in (ins[0], outs[0])}
+        inner += [
+            (f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges if a != ins[0] and b != outs[0]
+        ]
+    for a, b in edges:
+        if a not in leave or b not in entry:
+            raise ConfigError(f"NIR edge ({a!r}, {b!r}) names a node the graph does not have")
+        inner += [(x, y) for x in leave[a] for y in entry[b]]
+    return flat, inner
+
+
+def _chain(graph: Any) -> tuple[int, list[tuple[str, str, str | None]], dict[str, Any]]:
+    """The graph's inputs, per layer (weight node, neuron node, recurrent node or None), and
+    its nodes (subgraphs inlined)."""
+    nodes, edges = _flatten(dict(graph.nodes), list(graph.edges))
     known = (nir.Input, nir.Output, *_WEIGHT_NODES, *_SPIKING_NODES, *_READOUT_NODES)
     for name, node in nodes.items():
         if not isinstance(node, known):
             raise _unsupported(name, node, "has no counterpart on the spiking chip")
     succ: dict[str, list[str]] = defaultdict(list)
     pred: dict[str, list[str]] = defaultdict(list)
-    for a, b in graph.edges:
+    for a, b in edges:
         succ[a].append(b)
         pred[b].append(a)
     inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
@@ -156,7 +189,7 @@ def _chain(graph: Any) -> tuple[int, list[tuple[str, str, str | None]]]:
             r_name = rec[0]
             loop = (
                 len(rec) == 1
-                and isinstance(nodes[r_name], nir.Linear)
+                and isinstance(nodes[r_name], _WEIGHT_NODES)
                 and pred[r_name] == [n_name]
                 and succ[r_name] == [n_name]
             )
@@ -178,7 +211,7 @@ def _chain(graph: Any) -> tuple[int, list[tuple[str, str, str | None]]]:
     stray = sorted(set(nodes) - seen)
     if stray:
         raise _unsupported(stray[0], nodes[stray[0]], "is not on the Input -> Output chain")
-    return int(shape[0]), stages
+    return int(shape[0]), stages, nodes
 
 
 def _field(name: str, node: Any, key: str, n: int) -> np.ndarray:
@@ -278,8 +311,7 @@ def import_nir(
         raise ConfigError(f"dt = {dt!r}; need seconds per step > 0")
     if time_steps is None:
         time_steps = int(metadata.get("time_steps", 30))
-    inputs, stages = _chain(graph)
-    nodes = graph.nodes
+    inputs, stages, nodes = _chain(graph)
     layers: list[SpikingLayerConfig] = []
     params: list[NeuronParams] = []
     weights: list[Tensor] = []
@@ -292,8 +324,10 @@ def import_nir(
         n = w.shape[0] if w.ndim == 2 else -1
         if w.ndim != 2 or w.shape[1] != n_in:
             raise _unsupported(w_name, w_node, f"has weight shape {w.shape}; need (n, {n_in})")
-        if isinstance(w_node, nir.Affine) and bool(np.any(np.asarray(w_node.bias) != 0)):
-            raise _unsupported(w_name, w_node, "has a nonzero bias, which the chip has not")
+        for name in (w_name, r_name):
+            node_w = nodes.get(name) if name else None
+            if isinstance(node_w, nir.Affine) and bool(np.any(np.asarray(node_w.bias) != 0)):
+                raise _unsupported(name or "", node_w, "has a nonzero bias, which the chip has not")
         values, factor = _neurons(n_name, node, n, dt)
         given = [w * factor[:, None]]
         if r_name is not None:
