@@ -136,6 +136,17 @@ def test_measured_export_is_per_neuron_from_the_calibration() -> None:
     assert "averaged" in got.summary()
 
 
+def test_dead_neurons_are_measured_as_never_firing() -> None:
+    trainer = _trained(NeuronParams(dead_fraction=0.3))
+    graph = export_nir(trainer, neurons="measured", measured=simulated_calibration(trainer.chip))
+    dead = int((~inspection.neuron_parameters(trainer.chip)[0].alive).sum())
+    assert dead > 0
+    assert int(np.isinf(graph.nodes["cubalif_0"].v_threshold).sum()) == dead
+    got = import_nir(graph)
+    assert got.layers[0].never_firing == dead
+    assert math.isfinite(got.network.config.neuron_params(0).threshold)
+
+
 # -- a graph from another library -------------------------------------------------------------
 
 DT = 1e-3  # the exporting library's step (Norse's default)
@@ -339,3 +350,24 @@ def test_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="cannot read a NIR graph"):
         load_nir(tmp_path / "none.nir")
+
+
+# -- chip protocol discipline ---------------------------------------------------------------
+
+
+def test_only_the_named_calibration_stand_in_reads_hidden_chip_state() -> None:
+    import re
+
+    import insitu.interop
+
+    root = Path(insitu.interop.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        assert re.findall(r"(?<!\bself)\.(_[a-z]\w*)\b", text) == [], path.name
+        uses = [m.start() for m in re.finditer(r"\binspection\.", text)]
+        if path.name != "chip_network.py":
+            assert uses == [], path.name
+            continue
+        start = text.index("def simulated_calibration(")
+        end = text.find("\ndef ", start + 1)
+        assert uses and all(start < u < (end if end > 0 else len(text)) for u in uses)
