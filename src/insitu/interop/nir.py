@@ -199,5 +199,5 @@ def load_nir(path: str | PathLike[str]) -> Any:
     """Read a NIR graph written by any NIR library (``nir.read``)."""
     try:
         return nir.read(path)
-    except (OSError, KeyError, ValueError, AssertionError) as err:
+    except (OSError, KeyError, TypeError, ValueError, AssertionError) as err:
         raise DataError(f"cannot read a NIR graph from {path}: {err}") from None

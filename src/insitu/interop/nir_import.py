@@ -245,6 +245,8 @@ def _neurons(name: str, node: Any, n: int, dt: float) -> tuple[dict[str, np.ndar
         tau_mem = _positive(name, node, "tau", get("tau"))
         factor = (dt / tau_mem) * r
         tau_s = np.full(n, INSTANT_TAU_S)
+    if not bool(np.all(np.isfinite(factor))):
+        raise _unsupported(name, node, "has r or w_in not finite")
     values = {"tau_m": tau_mem / dt, "tau_s": tau_s, "leak": get("v_leak")}
     if isinstance(node, _SPIKING_NODES):
         values["threshold"] = get("v_threshold")
@@ -273,8 +275,11 @@ def _params_base(graph: Any, neuron: NeuronParams | None, k: int) -> NeuronParam
     text = (getattr(graph, "metadata", None) or {}).get("insitu_neurons")
     if text is None:
         return NeuronParams()
-    records = json.loads(text if isinstance(text, str) else bytes(text).decode())
-    return NeuronParams(**records[k]) if k < len(records) else NeuronParams()
+    try:
+        records = json.loads(text if isinstance(text, str) else bytes(text).decode())
+        return NeuronParams(**records[k]) if k < len(records) else NeuronParams()
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"NIR graph metadata 'insitu_neurons' is unreadable: {err}") from None
 
 
 def import_nir(
@@ -322,6 +327,8 @@ def import_nir(
         w_node, node = nodes[w_name], nodes[n_name]
         w = np.asarray(w_node.weight, dtype=np.float64)
         n = w.shape[0] if w.ndim == 2 else -1
+        if not bool(np.all(np.isfinite(w))):
+            raise _unsupported(w_name, w_node, "has weights not finite")
         if w.ndim != 2 or w.shape[1] != n_in:
             raise _unsupported(w_name, w_node, f"has weight shape {w.shape}; need (n, {n_in})")
         for name in (w_name, r_name):
