@@ -15,6 +15,7 @@ earlier commit can be profiled the same way::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -36,20 +37,49 @@ from insitu.algorithms import make_trainer
 from insitu.devices import get_device
 from insitu.hardware import ChipConfig, PairMode, TileConfig, UpdateParams
 
-# (label, module or class, attribute); the first phase that exists under a label counts.
+
+def _module(name: str) -> Any:
+    """The module ``name``, or None where this checkout has none."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+tile_update = _module("insitu.hardware.tile_update")
+tile_pulses = _module("insitu.hardware.tile_pulses")
+
+# (label, module or class, attribute); the first phase that exists under a label counts. The
+# tile's concerns moved to modules of their own (tile_read, tile_update, tile_pulses); the
+# older names stay so that an earlier commit profiles the same way.
 PHASES: list[tuple[str, Any, str]] = [
     ("forward reads", tile_module.Tile, "read"),
     ("transposed reads", tile_module.Tile, "read_transposed"),
+    ("update kernel (trains, coincidences, physics)", tile_update, "KernelUpdate.__call__"),
     ("update kernel (trains, coincidences, physics)", tile_module.Tile, "kernel_update"),
     ("update kernel (trains, coincidences, physics)", tile_module.Tile, "_kernel_update"),
+    ("pulse trains", tile_update, "TorchUpdate._pulse_trains"),
     ("pulse trains", tile_module.Tile, "_pulse_trains"),
+    ("coincidences to entries", tile_update, "TorchUpdate.coincidence_entries"),
     ("coincidences to entries", tile_module.Tile, "_coincidence_entries"),
     ("update: entries, runs, physics (all)", chip_module, "apply_tile_entries"),
     ("update: coincidences, runs, physics (all)", tile_module.Tile, "_apply_coincidences"),
+    ("same-sign runs (sort, schedule)", tile_pulses, "schedule_runs"),
     ("same-sign runs (sort, schedule)", tile_module, "schedule_runs"),
+    ("closed-form physics", tile_pulses, "apply_runs"),
     ("closed-form physics", tile_module, "apply_runs"),
+    ("closed-form physics", tile_pulses, "apply_pulses"),
     ("closed-form physics", tile_module, "apply_pulses"),
 ]
+
+
+def _resolve(owner: Any, name: str) -> tuple[Any, str] | None:
+    """The object holding ``name`` (dotted: ``Class.method`` in a module) and its last part;
+    None where it does not exist (an older or newer checkout)."""
+    *path, last = name.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+    return None if owner is None or not hasattr(owner, last) else (owner, last)
 
 
 def wrap(owner: Any, name: str, label: str, spent: dict[str, float]) -> None:
@@ -118,9 +148,10 @@ def main() -> None:
         return
     spent: dict[str, float] = defaultdict(float)
     done: set[str] = set()
-    for label, owner, name in PHASES:
-        if label not in done and hasattr(owner, name):
-            wrap(owner, name, label, spent)
+    for label, module, dotted in PHASES:
+        found = None if module is None else _resolve(module, dotted)
+        if label not in done and found is not None:
+            wrap(*found, label, spent)
             done.add(label)
     start, wall = time.process_time(), time.perf_counter()
     for b in range(args.batches):

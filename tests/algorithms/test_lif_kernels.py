@@ -9,11 +9,13 @@ import torch
 
 from insitu.algorithms import lif_kernels
 from insitu.algorithms.lif_graph import (
+    KernelLIFModel,
     LIFModelParams,
-    backward_through_time,
+    lif_backend,
     lif_layer,
     simulate,
 )
+from insitu.hardware.backend import choose
 
 
 def _params(refractory: int, spiking: bool = True) -> LIFModelParams:
@@ -43,10 +45,12 @@ def test_kernel_loops_equal_torch_loops(
     grad_z = torch.randn(drive.shape, generator=g)
     out = {}
     for flag in ("1", "0"):
-        monkeypatch.setenv("INSITU_KERNELS", flag)
-        assert lif_kernels.supported(drive, w_rec) == (flag == "1")
-        v, z = simulate(drive, w_rec, p)
-        out[flag] = (v, z, *backward_through_time(grad_v, grad_z, v, z, w_rec, p))
+        monkeypatch.setenv("INSITU_KERNELS", flag)  # read when a model's backend is chosen
+        model = lif_backend(choose(drive.device)).model
+        assert isinstance(model, KernelLIFModel) == (flag == "1")
+        assert lif_kernels.supported(drive, w_rec)
+        v, z = model.simulate(drive, w_rec, p)
+        out[flag] = (v, z, *model.backward_through_time(grad_v, grad_z, v, z, w_rec, p))
     v, z, grad_drive, grad_w_rec = out["1"]
     v_ref, z_ref, grad_drive_ref, grad_w_rec_ref = out["0"]
     # Same float32 operations in the same order: the forward pass is exact.
@@ -84,11 +88,12 @@ def test_layer_gradients_equal_with_and_without_kernels(
     results = {}
     for flag in ("1", "0"):
         monkeypatch.setenv("INSITU_KERNELS", flag)
+        backend = lif_backend(choose(inp.device))
         for inject in (False, True):
             w = w0.clone().requires_grad_(True)
             r = None if r0 is None else r0.clone().requires_grad_(True)
             x = inp.clone().requires_grad_(True)
-            v, z = lif_layer(x, w, p, r, measured if inject else None)  # type: ignore[arg-type]
+            v, z = lif_layer(x, w, p, r, measured if inject else None, backend)  # type: ignore[arg-type]
             (v.square().mean() + (z * torch.linspace(0, 1, 9)).sum()).backward()
             grads = [x.grad, w.grad] + ([] if r is None else [r.grad])
             results[flag, inject] = (v.detach(), z.detach(), grads)

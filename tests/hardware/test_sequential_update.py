@@ -7,6 +7,7 @@ import torch
 from insitu.devices import get_device
 from insitu.hardware import Periphery, Tile, TileConfig, UpdateParams
 from insitu.hardware.inspection import conductances, pulse_counts
+from insitu.hardware.tile_update import TorchUpdate
 
 
 def _tile(sequential: bool, pair: str = "differential") -> Tile:
@@ -80,7 +81,7 @@ def test_trains_that_never_coincide_change_nothing() -> None:
     sd = torch.zeros(3, 1, 2, 4)
     sx[:, 0, 0, 2] = 1.0
     sd[:, 0, 1, 1] = -1.0
-    tile._apply_coincidences(sx, sd, sequential=True)
+    TorchUpdate(tile).apply_coincidences(sx, sd, sequential=True)
     for a, b in zip(before, conductances(tile), strict=True):
         assert torch.equal(a, b)
     assert pulse_counts(tile).sum() == 0

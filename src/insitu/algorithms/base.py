@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -15,6 +15,7 @@ from torch import Tensor
 from insitu.algorithms import loss_kernels
 from insitu.errors import OUTPUT_DIVERGED, ConfigError, DivergenceError, check_range
 from insitu.hardware import ChipConfig, EventLog
+from insitu.hardware.backend import Implementation, choose
 
 # Offset between the chip's seed and the trainer's, so that one run seed fixes both streams.
 TRAINER_SEED_OFFSET = 7919
@@ -38,10 +39,8 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Cross-entropy loss per instance and its gradient w.r.t. the logits (mean over batch).
 
     ``logits``: (I, B, C); ``y``: (B,) class indices. Raises DivergenceError on NaN/inf.
-    Float32 CPU logits take the compiled kernel (:mod:`insitu.algorithms.loss_kernels`).
+    The torch reference; :func:`compiled_softmax_error` is the same in one compiled call.
     """
-    if loss_kernels.supported(logits, y):
-        return loss_kernels.softmax_cross_entropy(logits, y)
     logp = torch.log_softmax(logits, dim=-1)
     # Finite logits give finite log-probabilities; a NaN or infinite one shows in their sum.
     if not math.isfinite(float(logp.sum())):
@@ -49,6 +48,26 @@ def softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     onehot = torch.nn.functional.one_hot(y, logits.shape[-1]).to(logp.dtype)
     loss = -(logp * onehot).sum(-1).mean(-1)
     return loss, (logp.exp() - onehot) / logits.shape[1]
+
+
+def compiled_softmax_error(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`softmax_error` by the compiled kernel (:mod:`insitu.algorithms.loss_kernels`) for
+    what it serves (float32 CPU logits outside autograd, integer labels), the reference
+    otherwise. Labels outside the outputs raise ConfigError, of the wrong shape ValueError."""
+    if loss_kernels.supported(logits, y):
+        return loss_kernels.softmax_cross_entropy(logits, y)
+    return softmax_error(logits, y)
+
+
+ErrorFunction = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""(outputs, labels or targets) -> (loss per instance, gradient w.r.t. the outputs)."""
+
+
+def softmax_backend(implementation: Implementation) -> ErrorFunction:
+    """The softmax cross-entropy ``implementation`` (chosen when a trainer is built)."""
+    if implementation is Implementation.KERNEL:
+        return compiled_softmax_error
+    return softmax_error
 
 
 def squared_error(out: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,6 +142,8 @@ class Trainer(ABC):
         self._log = EventLog()
         # Output vector each class must produce; None: classification by softmax cross-entropy.
         self.targets = None if targets is None else targets.to(self.device, torch.float32)
+        # Torch or the compiled kernel, chosen once (see insitu.hardware.backend.choose).
+        self._softmax_error = softmax_backend(choose(self.device, torch.float32))
 
     def target_vectors(self, y: Tensor) -> Tensor:
         """What the output should be for labels ``y`` (B,): (B, outputs)."""
@@ -135,7 +156,7 @@ class Trainer(ABC):
         """Loss per instance and its gradient at the output: softmax cross-entropy for
         classification, half squared error to the class's target vector otherwise."""
         if self.targets is None:
-            return softmax_error(out, y)
+            return self._softmax_error(out, y)
         return squared_error(out, self.target_vectors(y))
 
     def classify(self, out: Tensor) -> Tensor:

@@ -22,15 +22,16 @@ replaced by their measured values through an identity whose gradient is the mode
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from insitu.algorithms import lif_kernels
+from insitu.hardware.backend import Implementation
 from insitu.hardware.synapse_kernels import Events
-from insitu.hardware.synapses import spike_events, synaptic_drive, weight_gradient
+from insitu.hardware.synapses import SynapticDrive, TorchSynapses, synaptic_backend
 
 
 class LIFModelParams(NamedTuple):
@@ -69,10 +70,8 @@ def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Te
     samples); ``w_rec``: (..., N, N) recurrent weights (row = receiving neuron), broadcast over
     the batch dimensions (e.g. (instances, N, N)), or None.
 
-    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
+    The torch reference; :class:`KernelLIFModel` runs the same loop compiled.
     """
-    if lif_kernels.supported(drive, w_rec):
-        return lif_kernels.simulate(drive, w_rec, p)
     t_steps = drive.shape[0]
     rest = p.leak * (1.0 - p.decay_m)
     v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
@@ -113,10 +112,8 @@ def backward_through_time(
     """Adjoints of the drive (T, *batch, N) and of ``w_rec``, given the output gradients and the
     membrane and spikes at which to evaluate the local derivatives.
 
-    On the CPU a compiled kernel (:mod:`insitu.algorithms.lif_kernels`) runs the loop below.
+    The torch reference; :class:`KernelLIFModel` runs the same loop compiled.
     """
-    if lif_kernels.supported(v, w_rec):
-        return lif_kernels.backward_through_time(grad_v, grad_z, v, z, w_rec, p)
     t_steps = v.shape[0]
     grad_drive = torch.empty_like(v)
     a_u = torch.zeros_like(v[0])  # adjoint of the next step's pre-hold membrane
@@ -155,6 +152,94 @@ def backward_through_time(
     return grad_drive, grad_w_rec
 
 
+class LIFModel(Protocol):
+    """The model's loops through time: :func:`simulate` and :func:`backward_through_time`."""
+
+    def simulate(
+        self, drive: Tensor, w_rec: Tensor | None, p: LIFModelParams
+    ) -> tuple[Tensor, Tensor]:
+        """:func:`simulate`."""
+        ...
+
+    def backward_through_time(
+        self,
+        grad_v: Tensor,
+        grad_z: Tensor,
+        v: Tensor,
+        z: Tensor,
+        w_rec: Tensor | None,
+        p: LIFModelParams,
+    ) -> tuple[Tensor, Tensor | None]:
+        """:func:`backward_through_time`."""
+        ...
+
+
+class TorchLIFModel:
+    """The reference: the torch loops of this module, any device."""
+
+    def simulate(
+        self, drive: Tensor, w_rec: Tensor | None, p: LIFModelParams
+    ) -> tuple[Tensor, Tensor]:
+        return simulate(drive, w_rec, p)
+
+    def backward_through_time(
+        self,
+        grad_v: Tensor,
+        grad_z: Tensor,
+        v: Tensor,
+        z: Tensor,
+        w_rec: Tensor | None,
+        p: LIFModelParams,
+    ) -> tuple[Tensor, Tensor | None]:
+        return backward_through_time(grad_v, grad_z, v, z, w_rec, p)
+
+
+class KernelLIFModel:
+    """The compiled loops (:mod:`insitu.algorithms.lif_kernels`): one loop over time per
+    sample, in parallel over the samples. Traces the kernels do not serve (see
+    :func:`insitu.algorithms.lif_kernels.supported`) take the reference."""
+
+    def simulate(
+        self, drive: Tensor, w_rec: Tensor | None, p: LIFModelParams
+    ) -> tuple[Tensor, Tensor]:
+        if lif_kernels.supported(drive, w_rec):
+            return lif_kernels.simulate(drive, w_rec, p)
+        return simulate(drive, w_rec, p)
+
+    def backward_through_time(
+        self,
+        grad_v: Tensor,
+        grad_z: Tensor,
+        v: Tensor,
+        z: Tensor,
+        w_rec: Tensor | None,
+        p: LIFModelParams,
+    ) -> tuple[Tensor, Tensor | None]:
+        if lif_kernels.supported(v, w_rec):
+            return lif_kernels.backward_through_time(grad_v, grad_z, v, z, w_rec, p)
+        return backward_through_time(grad_v, grad_z, v, z, w_rec, p)
+
+
+class LIFBackend(NamedTuple):
+    """What a LIF layer of the software model runs on: its loops through time and the synaptic
+    drive feeding it."""
+
+    model: LIFModel
+    synapses: SynapticDrive
+
+
+TORCH_LIF = LIFBackend(TorchLIFModel(), TorchSynapses())
+"""The torch reference of both."""
+
+
+def lif_backend(implementation: Implementation) -> LIFBackend:
+    """The software model's ``implementation`` (chosen by
+    :func:`insitu.hardware.backend.choose` when the model is built)."""
+    if implementation is Implementation.KERNEL:
+        return LIFBackend(KernelLIFModel(), synaptic_backend(implementation))
+    return TORCH_LIF
+
+
 def _rows(inp: Tensor, instances: int) -> Tensor:
     """Time-major spikes (T, B, in) or (T, I, B, in) as rows (T*B, in) or (I, T*B, in)."""
     if inp.dim() == 3:
@@ -168,10 +253,12 @@ def _time_major(rows: Tensor, t_steps: int) -> Tensor:
     return rows.view(i_n, t_steps, tb // t_steps, n).transpose(0, 1).contiguous()
 
 
-def layer_drive(inp: Tensor, w: Tensor, events: Events | None = None) -> Tensor:
+def layer_drive(
+    inp: Tensor, w: Tensor, synapses: SynapticDrive, events: Events | None = None
+) -> Tensor:
     """Synaptic drive (T, I, B, out) of time-major spikes ``inp`` through ``w`` (I, out, in);
-    ``events``: ``spike_events`` of ``inp``'s rows if already found."""
-    return _time_major(synaptic_drive(_rows(inp, w.shape[0]), w, events), inp.shape[0])
+    ``events``: ``synapses.events`` of ``inp``'s rows if already found."""
+    return _time_major(synapses.drive(_rows(inp, w.shape[0]), w, events), inp.shape[0])
 
 
 class _LIFLayer(torch.autograd.Function):
@@ -184,13 +271,16 @@ class _LIFLayer(torch.autograd.Function):
         p: LIFModelParams,
         measured_v: Tensor | None,
         measured_z: Tensor | None,
+        backend: LIFBackend,
     ) -> tuple[Tensor, Tensor]:
         events = None
         if measured_v is None or measured_z is None:
             w_r = None if w_rec is None else w_rec.detach()
             # The input's events serve the drive now and the weight gradient later.
-            events = spike_events(_rows(inp.detach(), w.shape[0]), w)
-            v, z = simulate(layer_drive(inp.detach(), w.detach(), events), w_r, p)
+            synapses = backend.synapses
+            events = synapses.events(_rows(inp.detach(), w.shape[0]), w)
+            drive = layer_drive(inp.detach(), w.detach(), synapses, events)
+            v, z = backend.model.simulate(drive, w_r, p)
         else:
             # The forward value is the measurement: the model's drive is never needed. Copied
             # time-major (the chip records time-last), as the backward loops read it.
@@ -200,6 +290,7 @@ class _LIFLayer(torch.autograd.Function):
         ctx.save_for_backward(inp, w, v, z, w_rec)  # type: ignore[arg-type]  # None is allowed
         ctx.params = p  # type: ignore[attr-defined]
         ctx.events = events  # type: ignore[attr-defined]
+        ctx.backend = backend  # type: ignore[attr-defined]
         return v, z
 
     @staticmethod
@@ -207,18 +298,21 @@ class _LIFLayer(torch.autograd.Function):
         inp, w, v, z, w_rec = ctx.saved_tensors
         gv = torch.zeros_like(v) if grad_v is None else grad_v
         gz = torch.zeros_like(z) if grad_z is None else grad_z
-        grad_drive, grad_w_rec = backward_through_time(gv, gz, v, z, w_rec, ctx.params)
+        backend: LIFBackend = ctx.backend
+        grad_drive, grad_w_rec = backend.model.backward_through_time(
+            gv, gz, v, z, w_rec, ctx.params
+        )
         i_n, t_steps = w.shape[0], v.shape[0]
         rows = grad_drive.transpose(0, 1).reshape(i_n, -1, grad_drive.shape[-1])  # (I, T*B, out)
         grad_w = None
         if ctx.needs_input_grad[1]:
-            grad_w = weight_gradient(_rows(inp, i_n), rows, ctx.events)
+            grad_w = backend.synapses.weight_gradient(_rows(inp, i_n), rows, ctx.events)
         grad_inp = None
         if ctx.needs_input_grad[0]:
             grad_inp = _time_major(torch.matmul(rows, w), t_steps)
             if inp.dim() == 3:  # one input shared by every instance
                 grad_inp = grad_inp.sum(1)
-        return grad_inp, grad_w, grad_w_rec, None, None, None
+        return grad_inp, grad_w, grad_w_rec, None, None, None, None
 
 
 def lif_layer(
@@ -227,6 +321,7 @@ def lif_layer(
     p: LIFModelParams,
     w_rec: Tensor | None = None,
     measured: tuple[Tensor, Tensor] | None = None,
+    backend: LIFBackend = TORCH_LIF,
 ) -> tuple[Tensor, Tensor]:
     """Membrane and spikes, each (T, I, B, N), of a LIF layer fed spikes ``inp`` (T, B, in)
     (shared by every instance) or (T, I, B, in) through weights ``w`` (I, N, in).
@@ -234,7 +329,8 @@ def lif_layer(
     Without ``measured`` the model simulates; with ``measured = (membrane, spikes)`` from the
     chip, these are the forward values and gradients are the model's at them (the injection).
     Both outputs carry gradients back into ``inp``, ``w`` (and ``w_rec``): the spikes through
-    the surrogate derivative.
+    the surrogate derivative. ``backend``: the loops and synaptic drive to run on (the torch
+    reference unless given; a model makes ``lif_backend(choose(...))`` once when built).
     """
     mv, mz = (None, None) if measured is None else measured
     shape = (inp.shape[0], w.shape[0], inp.shape[-2], w.shape[1])
@@ -243,5 +339,5 @@ def lif_layer(
             f"measured traces have shapes {tuple(mv.shape)} and "
             f"{None if mz is None else tuple(mz.shape)}; expected {shape} each"
         )
-    v, z = _LIFLayer.apply(inp, w, w_rec, p, mv, mz)
+    v, z = _LIFLayer.apply(inp, w, w_rec, p, mv, mz, backend)
     return v, z

@@ -22,7 +22,7 @@ import torch
 from numba import prange
 from torch import Tensor
 
-from insitu.hardware.kernel_switch import jit, kernels_enabled, sync_threads
+from insitu.hardware.kernel_switch import jit, sync_threads
 
 if TYPE_CHECKING:
     from insitu.algorithms.lif_graph import LIFModelParams
@@ -61,9 +61,10 @@ def _constants(p: LIFModelParams, dtype: np.dtype[np.floating]) -> LIFConstants:
 
 
 def supported(trace: Tensor, w_rec: Tensor | None) -> bool:
-    """Whether the kernels serve this call: float32/float64 CPU tensors, kernels switched on,
-    and a recurrent weight (if any) with one matrix per group of rows."""
-    if not kernels_enabled(trace.device) or trace.dtype not in _DTYPES or trace.dim() < 3:
+    """Whether the kernels serve this call: float32/float64 CPU tensors and a recurrent weight
+    (if any) with one matrix per group of rows. (Whether the kernels are used at all is chosen
+    when the software model is built: :class:`insitu.algorithms.lif_graph.KernelLIFModel`.)"""
+    if trace.device.type != "cpu" or trace.dtype not in _DTYPES or trace.dim() < 3:
         return False
     if w_rec is None:
         return True

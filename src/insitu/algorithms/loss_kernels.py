@@ -1,9 +1,10 @@
 """Compiled CPU kernel for the softmax cross-entropy at a chip's output.
 
 :func:`insitu.algorithms.base.softmax_error` is the reference (and what runs on a GPU or in
-float64). An in-situ trainer forms its output error digitally once per mini-batch; in torch that
-is a dozen small operations, about 30 us for a mini-batch of 10 on the benchmark machine, as much
-as the compiled read of the output layer. Here it is one loop, in float64 inside, float32 out.
+float64); :func:`insitu.algorithms.base.compiled_softmax_error` calls the kernel. An in-situ
+trainer forms its output error digitally once per mini-batch; in torch that is a dozen small
+operations, about 30 us for a mini-batch of 10 on the benchmark machine, as much as the
+compiled read of the output layer. Here it is one loop, in float64 inside, float32 out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from insitu.errors import OUTPUT_DIVERGED, ConfigError, DivergenceError
-from insitu.hardware.kernel_switch import as_numpy, jit, kernels_enabled
+from insitu.hardware.kernel_switch import as_numpy, jit
 
 # Outcomes of the kernel besides success.
 _NOT_FINITE, _BAD_LABEL = 1, 2
@@ -59,8 +60,9 @@ def _softmax_cross_entropy(
 
 def supported(logits: Tensor, y: Tensor) -> bool:
     """Whether the kernel serves this call: float32 (I, B, C) logits of a non-empty batch outside
-    autograd and integer labels on the CPU, kernels switched on (anything else takes the torch
-    path, which raises its own errors)."""
+    autograd and integer labels on the CPU (anything else takes the torch path, which raises its
+    own errors). Whether the kernel is used at all is chosen when a trainer is built
+    (:func:`insitu.algorithms.base.softmax_backend`)."""
     return (
         logits.dtype == torch.float32
         and logits.dim() == 3
@@ -68,7 +70,7 @@ def supported(logits: Tensor, y: Tensor) -> bool:
         and not logits.requires_grad
         and not torch.is_floating_point(y)
         and y.device == logits.device
-        and kernels_enabled(logits.device)
+        and logits.device.type == "cpu"
     )
 
 

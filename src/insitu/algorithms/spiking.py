@@ -26,8 +26,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_layer, simulate
+from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_backend, lif_layer
 from insitu.errors import ConfigError, DivergenceError, UnknownNameError, check_range
+from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import EventLog
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
 
@@ -154,9 +155,12 @@ class SpikingNetwork:
         options: SpikingOptions,
         gen: torch.Generator,
         device: torch.device,
+        backend: BackendChoice = "auto",
     ) -> None:
         self.config = config
         self.options = options
+        # Torch loops or compiled kernels, chosen once (see insitu.hardware.backend.choose).
+        self.backend = lif_backend(choose(device, torch.float32, backend))
         self.params = [
             model_params(config, k, options.surrogate_beta) for k in range(len(config.layers))
         ]
@@ -220,7 +224,7 @@ class SpikingNetwork:
                     recording.membrane[k].permute(2, 0, 1, 3),
                     recording.spikes[k].permute(2, 0, 1, 3),
                 )
-            v, z = lif_layer(inp, w, self.params[k], self.recurrent[k], measured)
+            v, z = lif_layer(inp, w, self.params[k], self.recurrent[k], measured, self.backend)
             if self.params[k].spiking:
                 hidden.append(z)
             inp = z
@@ -232,7 +236,8 @@ class SpikingNetwork:
         inp = _time_major(x)
         membranes, spikes = [], []
         for k, w in enumerate(self.weights):
-            v, inp = simulate(layer_drive(inp, w), self.recurrent[k], self.params[k])
+            drive = layer_drive(inp, w, self.backend.synapses)
+            v, inp = self.backend.model.simulate(drive, self.recurrent[k], self.params[k])
             membranes.append(v)
             spikes.append(inp)
         return membranes, spikes

@@ -12,8 +12,10 @@ from torch import Tensor
 
 from insitu.errors import ConfigError
 from insitu.hardware.activation import Activation
+from insitu.hardware.backend import BackendChoice
 from insitu.hardware.events import Event, EventLog
-from insitu.hardware.tile import ProgramResult, Tile, TileConfig, apply_tile_entries, check_batch
+from insitu.hardware.tile import ProgramResult, Tile, TileConfig, check_batch
+from insitu.hardware.tile_pulses import apply_tile_entries
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class CrossbarChip:
 
     Each layer is one tile whose last input column is driven at 1 (the bias). Hidden layers
     pass through the activation circuit; the output layer is read out linearly.
+
+    ``backend``: ``auto``, ``torch`` or ``kernel``, the implementation of the tiles' reads and
+    updates, chosen once here (see :func:`insitu.hardware.backend.choose`).
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class CrossbarChip:
         instances: int = 1,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        backend: BackendChoice = "auto",
     ) -> None:
         self.config = config
         self.instances = instances
@@ -61,9 +67,12 @@ class CrossbarChip:
                 generator=self.generator,
                 log=self.log,
                 device=self.device,
+                backend=backend,
             )
             for n_in, n_out in itertools.pairwise(sizes)
         ]
+        # Compiled updates run tile by tile (fastest); the reference pools every tile's pulses.
+        self._tile_by_tile = all(t.kernel_ready() for t in self.tiles)
         # Each layer's last read input, its version and the padded copy the tile was driven
         # with: an update from the same, unchanged activations reuses the copy.
         self._driven: list[tuple[Tensor, int, Tensor] | None] = [None] * len(self.tiles)
@@ -131,9 +140,9 @@ class CrossbarChip:
                 f"got {len(xs)} inputs and {len(ds)} errors for {self.n_layers} layers"
             )
         inputs = [self._update_input(k, x) for k, x in enumerate(xs)]
-        if all(t.kernel_ready() for t in self.tiles):  # compiled loops: tile by tile is fastest
+        if self._tile_by_tile:
             for t, x, d in zip(self.tiles, inputs, ds, strict=True):
-                t.kernel_update(x, d, lr)
+                t.update(x, d, lr)
             return
         entries = [
             t.update_entries(x, d, lr) for t, x, d in zip(self.tiles, inputs, ds, strict=True)

@@ -1,6 +1,6 @@
 """Compiled CPU kernels for a tile's pulsed updates (reads: :mod:`insitu.hardware.read_kernels`).
 
-The torch implementation in :mod:`insitu.hardware.tile` is the reference (and what runs on a
+The torch implementation in :mod:`insitu.hardware.tile_update` is the reference (what runs on a
 GPU). On the CPU a mini-batch of sequential rank-1 updates costs hundreds of small tensor
 operations there; here it is one loop per chip instance, as the hardware does it: for every
 sample draw the row and column pulse trains, count where they coincide, and move each pulsed
@@ -13,7 +13,8 @@ the run seed and independent of the number of threads. The draws differ from the
 so the two paths agree in distribution, not number for number (tests check both the
 deterministic cases exactly and the statistics).
 
-``INSITU_KERNELS=0`` switches the kernels off (torch path everywhere).
+:class:`insitu.hardware.tile_update.KernelUpdate` calls them where the tile was built with the
+kernels (:func:`insitu.hardware.backend.choose`).
 """
 
 from __future__ import annotations

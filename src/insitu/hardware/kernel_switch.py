@@ -1,9 +1,10 @@
-"""When the compiled (numba) CPU kernels serve a call, with how many threads, and how tensors
-reach them (zero-copy numpy views).
+"""How the compiled (numba) CPU kernels are compiled, with how many threads they run, and how
+tensors reach them (zero-copy numpy views).
 
 The torch implementations are the reference and what runs on a GPU; a kernel is an exact
-re-statement of the same arithmetic as one compiled loop, for CPU tensors. ``INSITU_KERNELS=0``
-(read on every call) switches every kernel off, for A/B measurements and to check the fallback.
+re-statement of the same arithmetic as one compiled loop, for CPU tensors. Whether a kernel or
+the reference serves an object is decided once, when it is built, by
+:func:`insitu.hardware.backend.choose` (``INSITU_KERNELS=0`` there switches every kernel off).
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     # a spiking training step took 500 ms instead of 40 ms on a loaded 2-core machine, and every
     # small torch op of the crossbar path became several times slower.
     _CONFIG.THREADING_LAYER = "workqueue"
-
-
-def kernels_enabled(device: torch.device) -> bool:
-    """Whether the compiled kernels serve tensors on ``device`` (CPU only; INSITU_KERNELS=0
-    turns them off)."""
-    return device.type == "cpu" and os.environ.get("INSITU_KERNELS", "1") not in ("", "0")
 
 
 def sync_threads() -> int:

@@ -1,6 +1,6 @@
 """Compiled CPU reads of a crossbar tile: DAC, the array's multiply-accumulate, noise, ADC.
 
-The torch implementation (:meth:`insitu.hardware.tile.Tile._mvm_torch`) is the reference. A
+The torch implementation (:class:`insitu.hardware.tile_read.TorchRead`) is the reference. A
 training step's reads are small (a mini-batch of 10 vectors), so most of their time went to
 the glue between a dozen tensor operations rather than to arithmetic. Here a read is one
 compiled call: :func:`analog_read` does it all, with its own multiply-accumulate loops; for

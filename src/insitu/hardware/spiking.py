@@ -38,9 +38,23 @@ import torch
 from torch import Tensor
 
 from insitu.errors import ConfigError, check_range
-from insitu.hardware import spiking_kernels
+from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import Event, EventLog
-from insitu.hardware.synapses import synaptic_drive
+from insitu.hardware.lif_emulation import adc_measure, layer_emulation
+from insitu.hardware.synapses import synaptic_backend
+
+__all__ = [
+    "IDEAL_NEURON",
+    "WEIGHT_LIMIT",
+    "NeuronArray",
+    "NeuronParams",
+    "Recording",
+    "SpikingChip",
+    "SpikingChipConfig",
+    "SpikingLayerConfig",
+    "adc_measure",
+    "sample_neurons",
+]
 
 WEIGHT_LIMIT = 63
 """Largest weight magnitude: a 6-bit synapse; the sign picks the excitatory or inhibitory row."""
@@ -295,18 +309,6 @@ def sample_neurons(
     )
 
 
-def adc_measure(v: Tensor, params: NeuronParams) -> Tensor:
-    """Membrane voltages as the ADC reports them: clipped to ``adc_range``, quantised to
-    ``2**adc_bits`` evenly spaced levels (both ends included), in voltage units."""
-    if params.adc_bits is None:
-        return v
-    lo, hi = params.adc_range
-    top = (1 << params.adc_bits) - 1
-    step = (hi - lo) / top
-    code = ((v - lo) / step).round_().clamp_(0, top)
-    return code.mul_(step).add_(lo).clamp_(lo, hi)
-
-
 class Recording(NamedTuple):
     """What a run sends back to the host; every tensor is (instances, batch, time, neurons)."""
 
@@ -323,6 +325,8 @@ class SpikingChip:
     """N instances of a spiking analog chip, each with its own fixed-pattern mismatch.
 
     Weights start at 0. Every run draws fresh temporal noise from the chip's generator.
+    ``backend``: ``auto``, ``torch`` or ``kernel``, the implementation of the synaptic drive
+    and the neurons' time loop, chosen once here (see :func:`insitu.hardware.backend.choose`).
     """
 
     def __init__(
@@ -332,12 +336,16 @@ class SpikingChip:
         instances: int = 1,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        backend: BackendChoice = "auto",
     ) -> None:
         if instances < 1:
             raise ConfigError(f"instances = {instances}; need at least 1")
         self.config = config
         self.instances = instances
         self.device = torch.device(device)
+        implementation = choose(self.device, torch.float32, backend)
+        self._synapses = synaptic_backend(implementation)
+        self._emulate = layer_emulation(implementation)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.log = EventLog()
         sizes = config.sizes
@@ -471,7 +479,7 @@ class SpikingChip:
         # Gain belongs to the post-synaptic neuron: fold it into its row of weights.
         w = self._w[layer].to(torch.float32) * nrn.gain.unsqueeze(-1)  # (I, N, in)
         flat = x.reshape(b * t_steps, n_in) if x.dim() == 3 else x.reshape(i_n, b * t_steps, n_in)
-        drive = synaptic_drive(flat, w).view(i_n, b, t_steps, n)
+        drive = self._synapses.drive(flat, w).view(i_n, b, t_steps, n)
         w_rec = self._w_rec[layer]
         rec_t = None
         if w_rec is not None:
@@ -481,63 +489,7 @@ class SpikingChip:
             shape = (t_steps, i_n, b, n)
             noise = p.membrane_noise * torch.randn(shape, generator=self.generator, device=x.device)
         refractory = p.refractory_steps if lay.spiking else 0
-        if spiking_kernels.supported(drive):
-            decay = torch.exp(-1.0 / nrn.tau_m), torch.exp(-1.0 / nrn.tau_s)
-            trace, z_out = spiking_kernels.emulate_layer(
-                drive,
-                noise,
-                *decay,
-                nrn.leak,
-                nrn.threshold,
-                nrn.alive,
-                p.reset,
-                refractory,
-                lay.spiking,
-                rec_t,
-                p.adc_bits,
-                p.adc_range,
-            )
-            return z_out, trace
-        drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
-
-        decay_m = torch.exp(-1.0 / nrn.tau_m).unsqueeze(1)  # (I, 1, N)
-        decay_s = torch.exp(-1.0 / nrn.tau_s).unsqueeze(1)
-        leak = nrn.leak.unsqueeze(1)
-        rest = leak * (1.0 - decay_m)
-        threshold = nrn.threshold.unsqueeze(1)
-        alive = nrn.alive.unsqueeze(1)
-
-        v = leak.expand(i_n, b, n)
-        cur = torch.zeros((i_n, b, n), device=x.device)
-        held_for = torch.zeros((i_n, b, n), dtype=torch.int32, device=x.device)  # steps left
-        vs: list[Tensor] = []
-        zs: list[Tensor] = []
-        for t in range(t_steps):
-            v = decay_m * v + rest + cur
-            if noise is not None:
-                v = v + noise[t]
-            if not lay.spiking:
-                vs.append(v)
-                cur = decay_s * cur + drive[t]
-                continue
-            if refractory:
-                held = held_for > 0
-                v = torch.where(held, p.reset, v)
-                z = (v >= threshold) & alive & ~held
-                held_for = torch.where(z, refractory, held_for - held.to(torch.int32))
-            else:
-                z = (v >= threshold) & alive
-            vs.append(v)
-            zf = z.to(torch.float32)
-            zs.append(zf)
-            cur = decay_s * cur + drive[t]
-            if rec_t is not None:
-                cur = cur + torch.bmm(zf, rec_t)
-            v = torch.where(z, p.reset, v)
-        trace = adc_measure(torch.stack(vs, dim=2), p)
-        if lay.spiking:
-            return torch.stack(zs, dim=2), trace
-        return torch.zeros_like(trace), trace
+        return self._emulate(drive, noise, nrn, p, lay.spiking, refractory, rec_t)
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

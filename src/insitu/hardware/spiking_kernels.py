@@ -1,7 +1,7 @@
 """Compiled CPU kernel of the spiking chip's time loop: membrane with mismatch, noise,
 refractory hold, dead neurons and (optional) recurrent synapses.
 
-The torch loop in :meth:`insitu.hardware.spiking.SpikingChip._run_layer` is the reference (and
+The torch loop in :class:`insitu.hardware.lif_emulation.TorchEmulation` is the reference (and
 what runs on a GPU); it costs a dozen small tensor operations per time step. Here every
 (instance, sample) row runs its whole time loop at once, in parallel over the rows, in float32
 with the same operations in the same order, so membranes and spikes equal the torch path's for
@@ -9,7 +9,8 @@ the same drive and noise. The noise is drawn by the caller with the chip's gener
 call, as the torch path does. Recurrent input is summed event by event (only the neurons that
 spiked), in a different order from the torch path's matrix product: equal to rounding.
 
-``INSITU_KERNELS=0`` switches the kernels off (torch path everywhere); it is read at every call.
+:class:`insitu.hardware.lif_emulation.KernelEmulation` calls it where the chip was built with
+the kernels (:func:`insitu.hardware.backend.choose`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,9 @@ import torch
 from numba import prange
 from torch import Tensor
 
-from insitu.hardware.kernel_switch import jit, kernels_enabled, sync_threads
+from insitu.hardware.kernel_switch import jit, sync_threads
 
 F32 = npt.NDArray[np.float32]
-
-
-def supported(drive: Tensor) -> bool:
-    """Whether the kernel serves a layer with this drive: float32 on the CPU, kernels on."""
-    return kernels_enabled(drive.device) and drive.dtype == torch.float32
 
 
 @jit(parallel=True)

@@ -7,6 +7,7 @@ picture's inputs spike per step). Here the events are listed once, row by row (C
 output row adds its events' weight rows in place; the weight gradient walks the same events
 column by column (CSC) so every thread owns the gradient rows it writes. The sums run in the
 order of the events, as ``index_add_`` does; results equal the torch path's to rounding.
+:class:`insitu.hardware.synapses.KernelSynapses` is their face; the reference stands beside it.
 """
 
 from __future__ import annotations
@@ -19,20 +20,10 @@ import torch
 from numba import prange
 from torch import Tensor
 
-from insitu.hardware.kernel_switch import jit, kernels_enabled, sync_threads
+from insitu.hardware.kernel_switch import jit, sync_threads
 
 Index = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.floating]
-
-
-def supported(spikes: Tensor, other: Tensor) -> bool:
-    """Whether the kernels serve this call: CPU tensors, a float32/float64 ``other`` (weights
-    or drive gradient), kernels switched on."""
-    return (
-        kernels_enabled(spikes.device)
-        and other.device == spikes.device
-        and other.dtype in (torch.float32, torch.float64)
-    )
 
 
 @jit(parallel=True)

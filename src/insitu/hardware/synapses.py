@@ -3,19 +3,29 @@
 Spike trains are sparse (a latency-coded pixel fires once in 30 steps; hidden neurons fire a few
 times per sample), so summing only the weight rows of inputs that spiked, as the chip's event
 routing does, costs (spikes x outputs) instead of (steps x inputs x outputs). Below
-``SPARSE_BELOW`` density the event-driven path is used; the result is the same sum. On the CPU
-the event-driven sums run as compiled kernels (:mod:`insitu.hardware.synapse_kernels`).
+``SPARSE_BELOW`` density the event-driven path is used; the result is the same sum.
+
+Two implementations side by side behind :class:`SynapticDrive`: the torch reference
+(:func:`synaptic_drive` and :func:`weight_gradient`, what runs on a GPU) and the compiled CPU
+event sums (:mod:`insitu.hardware.synapse_kernels`). :func:`insitu.hardware.backend.choose`
+picks one when a chip or software model is built; :func:`synaptic_backend` makes it.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from insitu.hardware import synapse_kernels
+from insitu.hardware.backend import Implementation
+from insitu.hardware.synapse_kernels import Events
 
 SPARSE_BELOW = 0.05
 """Spike density (fraction of nonzero entries) under which the drive is summed event by event."""
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def is_sparse(spikes: Tensor) -> bool:
@@ -23,36 +33,90 @@ def is_sparse(spikes: Tensor) -> bool:
     return int(torch.count_nonzero(spikes)) < SPARSE_BELOW * spikes.numel()
 
 
-def spike_events(spikes: Tensor, weights: Tensor) -> synapse_kernels.Events | None:
-    """The events of ``spikes`` as the compiled sums read them, to be passed to both
-    :func:`synaptic_drive` and :func:`weight_gradient` (found once, used twice); None where
-    the kernels do not serve these tensors."""
-    if not synapse_kernels.supported(spikes, weights):
+class SynapticDrive(Protocol):
+    """Drive and weight gradient of spikes through weights; the spikes' events, found once,
+    serve both (None where an implementation keeps none)."""
+
+    def events(self, spikes: Tensor, weights: Tensor) -> Events | None:
+        """The events of ``spikes`` (R, in) or (I, R, in) as this implementation sums them."""
+        ...
+
+    def drive(self, spikes: Tensor, weights: Tensor, events: Events | None = None) -> Tensor:
+        """:func:`synaptic_drive`; ``events``: ``self.events(spikes, weights)`` if found."""
+        ...
+
+    def weight_gradient(
+        self, spikes: Tensor, grad_drive: Tensor, events: Events | None = None
+    ) -> Tensor:
+        """:func:`weight_gradient`; ``events``: ``self.events(spikes, ...)`` if found."""
+        ...
+
+
+class TorchSynapses:
+    """The reference: :func:`synaptic_drive` and :func:`weight_gradient`, any device."""
+
+    def events(self, spikes: Tensor, weights: Tensor) -> Events | None:
         return None
-    return synapse_kernels.events(spikes)
+
+    def drive(self, spikes: Tensor, weights: Tensor, events: Events | None = None) -> Tensor:
+        return synaptic_drive(spikes, weights)
+
+    def weight_gradient(
+        self, spikes: Tensor, grad_drive: Tensor, events: Events | None = None
+    ) -> Tensor:
+        return weight_gradient(spikes, grad_drive)
 
 
-def synaptic_drive(
-    spikes: Tensor, weights: Tensor, events: synapse_kernels.Events | None = None
-) -> Tensor:
-    """``spikes @ weights^T`` per instance.
+class KernelSynapses:
+    """The compiled event sums (CSR rows for the drive, CSC columns for the gradient) where the
+    spikes are sparse, torch's matrix product where they are not. Weights or gradients that
+    are not float32/float64 on the spikes' device take the reference."""
+
+    def events(self, spikes: Tensor, weights: Tensor) -> Events | None:
+        if weights.device != spikes.device or weights.dtype not in _KERNEL_DTYPES:
+            return None
+        return synapse_kernels.events(spikes)
+
+    def drive(self, spikes: Tensor, weights: Tensor, events: Events | None = None) -> Tensor:
+        if events is None:
+            events = self.events(spikes, weights)
+            if events is None:
+                return synaptic_drive(spikes, weights)
+        if events.n_events < SPARSE_BELOW * spikes.numel():
+            return synapse_kernels.drive_from_events(events, spikes.shape, weights)
+        return torch.matmul(spikes.to(weights.dtype), weights.transpose(-1, -2))
+
+    def weight_gradient(
+        self, spikes: Tensor, grad_drive: Tensor, events: Events | None = None
+    ) -> Tensor:
+        if events is None:
+            events = self.events(spikes, grad_drive)
+            if events is None:
+                return weight_gradient(spikes, grad_drive)
+        if events.n_events < SPARSE_BELOW * spikes.numel():
+            return synapse_kernels.weight_gradient_from_events(events, spikes.shape, grad_drive)
+        return torch.matmul(grad_drive.transpose(-1, -2), spikes.to(grad_drive.dtype))
+
+
+def synaptic_backend(implementation: Implementation) -> SynapticDrive:
+    """The synaptic drive ``implementation``."""
+    if implementation is Implementation.KERNEL:
+        return KernelSynapses()
+    return TorchSynapses()
+
+
+def synaptic_drive(spikes: Tensor, weights: Tensor) -> Tensor:
+    """``spikes @ weights^T`` per instance (the torch reference).
 
     Args:
         spikes: (R, in) rows shared by every instance, or (I, R, in); values 0 or 1 only (any
             dtype): the event-driven path adds a weight row per nonzero entry.
         weights: (I, out, in) float.
-        events: ``spike_events(spikes, weights)`` if already found.
 
     Returns:
         (I, R, out) float, the summed weights of the inputs that spiked in each row.
     """
     i_n, n_out, _ = weights.shape
-    if events is None:
-        events = spike_events(spikes, weights)
-    if events is not None:
-        if events.n_events < SPARSE_BELOW * spikes.numel():
-            return synapse_kernels.drive_from_events(events, spikes.shape, weights)
-        return torch.matmul(spikes.to(weights.dtype), weights.transpose(-1, -2))
     if not is_sparse(spikes):
         return torch.matmul(spikes.to(weights.dtype), weights.transpose(-1, -2))
     rows_n = spikes.shape[-2]
@@ -66,20 +130,12 @@ def synaptic_drive(
     return out
 
 
-def weight_gradient(
-    spikes: Tensor, grad_drive: Tensor, events: synapse_kernels.Events | None = None
-) -> Tensor:
+def weight_gradient(spikes: Tensor, grad_drive: Tensor) -> Tensor:
     """The gradient of ``synaptic_drive(spikes, W)`` wrt W, (I, out, in), given the gradient of
-    the drive ``grad_drive`` (I, R, out): ``grad_drive^T @ spikes`` per instance. ``events``:
-    ``spike_events(spikes, ...)`` if already found."""
+    the drive ``grad_drive`` (I, R, out): ``grad_drive^T @ spikes`` per instance (the torch
+    reference)."""
     i_n, _, n_out = grad_drive.shape
     n_in = spikes.shape[-1]
-    if events is None:
-        events = spike_events(spikes, grad_drive)
-    if events is not None:
-        if events.n_events < SPARSE_BELOW * spikes.numel():
-            return synapse_kernels.weight_gradient_from_events(events, spikes.shape, grad_drive)
-        return torch.matmul(grad_drive.transpose(-1, -2), spikes.to(grad_drive.dtype))
     if not is_sparse(spikes):
         x = spikes.to(grad_drive.dtype)
         return torch.matmul(grad_drive.transpose(-1, -2), x)
