@@ -18,7 +18,15 @@ from insitu.hardware.spiking import (
     SpikingChipConfig,
     SpikingLayerConfig,
 )
-from insitu.hardware.tile import PairMode, ProgramResult, Tile, TileConfig, UpdateMode, UpdateParams
+from insitu.hardware.tile import (
+    PairMode,
+    ProgramResult,
+    Tile,
+    TileConfig,
+    UpdateMode,
+    UpdateParams,
+    check_batch,
+)
 
 __all__ = [
     "IDEAL_NEURON",
@@ -42,4 +50,5 @@ __all__ = [
     "TileConfig",
     "UpdateMode",
     "UpdateParams",
+    "check_batch",
 ]

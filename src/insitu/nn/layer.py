@@ -18,8 +18,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from insitu.errors import ConfigError
-from insitu.hardware import Event, ProgramResult, Tile
-from insitu.hardware.tile import check_batch
+from insitu.hardware import Event, ProgramResult, Tile, check_batch
 from insitu.nn.options import TileOptions, check_options
 
 
