@@ -100,3 +100,29 @@ def test_both_backends_run_the_same_spiking_chip() -> None:
         out[backend] = chip.run(x)
     for a, b in zip(out["torch"].membrane, out["kernel"].membrane, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["torch", "kernel"])
+def test_a_copied_tile_updates_its_own_devices(backend: str) -> None:
+    import copy
+    import pickle
+
+    from insitu.hardware import inspection
+
+    tile = Tile(
+        6,
+        4,
+        TileConfig(get_device("ecram-organic")),
+        instances=2,
+        generator=torch.Generator().manual_seed(0),
+        backend=backend,
+    )
+    x, d = torch.rand(5, 6), torch.randn(5, 4)
+    tile.update(x, d, 0.5)  # the kernel backend derives its views of the tile's tensors here
+    for copied in (copy.deepcopy(tile), pickle.loads(pickle.dumps(tile))):
+        before = [g.clone() for g in inspection.conductances(tile)]
+        copied.update(x, d, 0.5)
+        after_original = inspection.conductances(tile)
+        assert all(torch.equal(a, b) for a, b in zip(before, after_original, strict=True))
+        moved = inspection.conductances(copied)
+        assert any(not torch.equal(a, b) for a, b in zip(before, moved, strict=True))

@@ -294,6 +294,13 @@ class Tile:
             state["kernel_streams"] = torch.from_numpy(self._kstreams.view(np.int64).copy())
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A copy (deepcopy, unpickling) holds copies of the tensors; what the update backend
+        # derived from the old ones (compiled kernels' array views) must be derived anew.
+        self.__dict__.update(state)
+        self._update.forget()
+        self._w = None
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict`."""
         self._g = state["g"].clone()

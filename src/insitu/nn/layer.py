@@ -218,11 +218,6 @@ class AnalogLayer(nn.Module):
         self.tile.log.load_state_dict(state["log"])
         self.generator.set_state(state["generator"])
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        # A copied tile (deepcopy, unpickling) rebuilds its views of its own tensors.
-        self.tile.load_state_dict(self.tile.state_dict())
-
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
