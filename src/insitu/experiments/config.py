@@ -179,6 +179,10 @@ class TrainConfig(_Strict):
             typed[key] = value
         return typed
 
+    def run_name(self) -> str:
+        """What new run directories of this config are named after."""
+        return f"{self.algorithm}-{self.device}-{self.dataset}"
+
     def device_params(self) -> DeviceParams:
         """The device preset with variation and overrides applied (validated)."""
         params = get_device(self.device)

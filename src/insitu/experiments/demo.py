@@ -194,7 +194,7 @@ def _train(system: System, run: DemoRun, root: Path, console: Console, progress:
         summary = spiking.summary
     else:
         from insitu.experiments.config import make_config
-        from insitu.experiments.run import train
+        from insitu.experiments.crossbar_run import train
 
         summary = train(
             make_config(run.values), run_dir, console=console, progress=progress

@@ -99,6 +99,11 @@ class SpikingTrainConfig(_Strict):
             raise ValueError(f"hidden layer sizes must be >= 1 (at least one layer), got {v}")
         return v
 
+    def run_name(self) -> str:
+        """What new run directories of this config are named after."""
+        sigma = "" if self.mismatch is None else f"-sigma{self.mismatch:g}"
+        return f"{self.algorithm}-{self.dataset}{sigma}"
+
     def options(self) -> SpikingOptions:
         """The trainer's options (validated)."""
         return SpikingOptions.parse(self.algorithm_options)
