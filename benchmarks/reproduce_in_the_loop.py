@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 
 from insitu import atomic
-from insitu.algorithms.spiking import make_spiking_trainer
+from insitu.algorithms import make_spiking_trainer
 from insitu.data import SpikeDataset
 from insitu.experiments.config import read_config_file
 from insitu.experiments.plots import save_figure

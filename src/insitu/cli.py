@@ -363,17 +363,17 @@ def demo(
 @app.command()
 def algorithms() -> None:
     """List the learning rules."""
-    from insitu.algorithms import ALGORITHMS
-    from insitu.algorithms.spiking import SPIKING_ALGORITHMS
+    from insitu.algorithms import RULES, rule_names
+    from insitu.algorithms.registry import RULE_KINDS
 
+    commands = {"crossbar": "train", "spiking": "spiking"}
     table = Table(title="algorithms")
     table.add_column("name")
     table.add_column("command")
     table.add_column("what it does")
-    for name in sorted(ALGORITHMS):
-        table.add_row(name, "train", ALGORITHMS[name].description)
-    for name in sorted(SPIKING_ALGORITHMS):
-        table.add_row(name, "spiking", SPIKING_ALGORITHMS[name].description)
+    for kind in RULE_KINDS:
+        for name in rule_names(kind):
+            table.add_row(name, commands[kind], RULES[name].description)
     console.print(table)
 
 

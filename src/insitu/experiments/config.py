@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from torch import Tensor
 
-from insitu.algorithms import ALGORITHMS, algorithm_names
+from insitu.algorithms import ALGORITHMS, RULES, rule_names
 from insitu.algorithms.base import parse_options
-from insitu.algorithms.spiking import SPIKING_ALGORITHMS
+from insitu.algorithms.registry import RuleKind
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
 from insitu.energy import check_profile_kind
@@ -53,6 +53,24 @@ class _Strict(BaseModel):
             for line in text.splitlines()
         ]
         return f"# {head}\n" + "\n".join(lines) + "\n"
+
+
+def check_rule(name: str, kind: RuleKind) -> str:
+    """``name`` if it is a rule of ``kind`` (:data:`insitu.algorithms.RULES`); otherwise a
+    ValueError naming the rules of ``kind`` and, for a rule of the other kind, its command."""
+    valid = ", ".join(rule_names(kind))
+    rule = RULES.get(name)
+    if rule is None:
+        what = "algorithm" if kind == "crossbar" else "spiking algorithm"
+        raise ValueError(f"unknown {what} {name!r}; valid: {valid}")
+    if rule.kind != kind:
+        use = (
+            f"insitu train --algorithm {name}"
+            if rule.kind == "crossbar"
+            else f"insitu spiking --set algorithm={name}"
+        )
+        raise ValueError(f"{name} is a {rule.kind} rule: use `{use}` ({kind} rules: {valid})")
+    return name
 
 
 class PeripheryConfig(_Strict):
@@ -124,14 +142,7 @@ class TrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
-        if v in SPIKING_ALGORITHMS:
-            raise ValueError(
-                f"{v} is a spiking rule: use `insitu spiking --set algorithm={v}` "
-                f"(crossbar rules: {', '.join(algorithm_names())})"
-            )
-        if v not in algorithm_names():
-            raise ValueError(f"unknown algorithm {v!r}; valid: {', '.join(algorithm_names())}")
-        return v
+        return check_rule(v, "crossbar")
 
     @field_validator("device")
     @classmethod

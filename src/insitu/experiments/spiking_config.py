@@ -8,12 +8,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from insitu.algorithms import ALGORITHMS
-from insitu.algorithms.spiking import SPIKING_ALGORITHMS, SpikingOptions
+from insitu.algorithms.spiking import SpikingOptions
 from insitu.data import DATASET_NAMES
 from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
-from insitu.experiments.config import _describe, _Strict, read_config_file
+from insitu.experiments.config import _describe, _Strict, check_rule, read_config_file
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 
 # Images latency-coded on load (digits: embedded, no download) and event datasets.
@@ -64,15 +63,7 @@ class SpikingTrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
-        if v in ALGORITHMS:
-            raise ValueError(
-                f"{v} is a crossbar rule: use `insitu train --algorithm {v}` "
-                f"(spiking rules: {', '.join(sorted(SPIKING_ALGORITHMS))})"
-            )
-        if v not in SPIKING_ALGORITHMS:
-            valid = ", ".join(sorted(SPIKING_ALGORITHMS))
-            raise ValueError(f"unknown spiking algorithm {v!r}; valid: {valid}")
-        return v
+        return check_rule(v, "spiking")
 
     @field_validator("dataset")
     @classmethod

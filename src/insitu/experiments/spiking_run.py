@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from insitu import atomic
-from insitu.algorithms.spiking import Deploy, SpikingTrainer, make_spiking_trainer
+from insitu.algorithms import make_spiking_trainer
+from insitu.algorithms.spiking import Deploy, SpikingTrainer
 from insitu.data import SpikeDataset, latency_coded, load_dataset
 from insitu.data.encoders import shift_images
 from insitu.data.nmnist import load_nmnist
