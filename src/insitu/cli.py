@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import statistics
 import sys
 from pathlib import Path
@@ -67,33 +68,50 @@ def _apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     return values
 
 
+class _ConfigDefault:
+    """A ``train`` option's default: its TrainConfig field's, read when it is needed (a run, or
+    --help), so the command line states no default of its own and starts without torch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self) -> Any:
+        from insitu.experiments.config import TrainConfig
+
+        value = TrainConfig.model_fields[self.name].get_default(call_default_factory=True)
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def __str__(self) -> str:  # what --help shows
+        return str(self())
+
+
+def _from_config(name: str, help: str) -> Any:
+    """A ``train`` option defaulting to the TrainConfig field ``name``."""
+    return typer.Option(default_factory=_ConfigDefault(name), help=help)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
-    algorithm: Annotated[str, typer.Option(help="Learning rule (see `insitu algorithms`).")] = (
-        "analog-sgd"
-    ),
-    device: Annotated[str, typer.Option(help="Device preset (see `insitu devices`).")] = (
-        "ecram-organic"
-    ),
-    dataset: Annotated[
-        str, typer.Option(help="digits, mnist, fashion-mnist or braille.")
-    ] = "digits",
+    *,
+    algorithm: Annotated[
+        str, _from_config("algorithm", "Learning rule (see `insitu algorithms`).")
+    ],
+    device: Annotated[str, _from_config("device", "Device preset (see `insitu devices`).")],
+    dataset: Annotated[str, _from_config("dataset", "digits, mnist, fashion-mnist or braille.")],
     hidden: Annotated[
-        list[int] | None, typer.Option(help="Hidden layer size; repeat for more layers.")
-    ] = None,
-    activation: Annotated[str, typer.Option(help="sigmoid, tanh, relu, hard-sigmoid.")] = (
-        "sigmoid"
-    ),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 10,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.1,
-    instances: Annotated[int, typer.Option(help="Chip instances trained at once.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw in the run.")] = 0,
+        list[int], _from_config("hidden", "Hidden layer size; repeat for more layers.")
+    ],
+    activation: Annotated[str, _from_config("activation", "sigmoid, tanh, relu, hard-sigmoid.")],
+    epochs: Annotated[int, _from_config("epochs", "Training epochs.")],
+    batch_size: Annotated[int, _from_config("batch_size", "Mini-batch size.")],
+    lr: Annotated[float, _from_config("lr", "Learning rate.")],
+    instances: Annotated[int, _from_config("instances", "Chip instances trained at once.")],
+    seed: Annotated[int, _from_config("seed", "Seed of every random draw in the run.")],
     variation: Annotated[
         float | None, typer.Option(help="Device-to-device spread, e.g. 0.1 for 10%.")
     ] = None,
-    pair: Annotated[str, typer.Option(help="differential or reference.")] = "differential",
+    pair: Annotated[str, _from_config("pair", "differential or reference.")],
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder holding the original dataset files.")
     ] = None,
@@ -127,7 +145,7 @@ def train(
         "algorithm": algorithm,
         "device": device,
         "dataset": dataset,
-        "hidden": hidden or [32],
+        "hidden": hidden,
         "activation": activation,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -386,8 +404,7 @@ def config_fields(
     """Every config field (a YAML key, or --set NAME=VALUE): type, default, allowed values."""
     from pydantic import BaseModel
 
-    from insitu.experiments.config import TrainConfig, field_docs
-    from insitu.experiments.spiking_config import SpikingTrainConfig
+    from insitu.experiments.config import SpikingTrainConfig, TrainConfig, field_docs
 
     models: dict[str, type[BaseModel]] = {"crossbar": TrainConfig, "spiking": SpikingTrainConfig}
     if kind not in models:

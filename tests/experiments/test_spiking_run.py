@@ -26,7 +26,7 @@ from insitu import cli
 from insitu.data import SpikeDataset
 from insitu.errors import ConfigError
 from insitu.experiments.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from insitu.experiments.spiking_config import make_spiking_config
+from insitu.experiments.config import make_spiking_config
 from insitu.experiments.spiking_run import load_spiking_dataset, train_spiking
 
 ROOT = Path(__file__).resolve().parents[2]

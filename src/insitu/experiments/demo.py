@@ -185,7 +185,7 @@ def _train(system: System, run: DemoRun, root: Path, console: Console, progress:
     run_dir = root / system.key / run.label.split(" ")[0]
     started = time.perf_counter()
     if run.values.get("kind") == "spiking":
-        from insitu.experiments.spiking_config import make_spiking_config
+        from insitu.experiments.config import make_spiking_config
         from insitu.experiments.spiking_run import train_spiking
 
         spiking = train_spiking(

@@ -28,7 +28,7 @@ from insitu.experiments.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from insitu.experiments.config import dataset_record
+from insitu.experiments.config import RunConfigBase, dataset_record
 from insitu.experiments.progress import progress_bar
 from insitu.experiments.run_dir import (
     check_resumable,
@@ -43,7 +43,6 @@ from insitu.experiments.run_kind import (
     D,
     EvalSplits,
     Learner,
-    RunConfig,
     RunKind,
     RunResult,
     T,
@@ -68,7 +67,7 @@ __all__ = [
 ]
 
 
-def new_run_dir(root: Path, cfg: RunConfig) -> Path:
+def new_run_dir(root: Path, cfg: RunConfigBase) -> Path:
     """A fresh run directory named after the run."""
     return fresh_dir(root, cfg.run_name())
 

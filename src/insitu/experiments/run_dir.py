@@ -8,7 +8,6 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -73,13 +72,7 @@ def epochs_trained(rows: list[dict[str, float]]) -> int:
     return sum(1 for r in rows if r["epoch"] >= 1)
 
 
-class Dumpable(Protocol):
-    """A config as its fields (a pydantic model)."""
-
-    def model_dump(self) -> dict[str, Any]: ...
-
-
-def check_resumable(cfg: Dumpable, run_dir: Path, load: Callable[[Path], BaseModel]) -> None:
+def check_resumable(cfg: BaseModel, run_dir: Path, load: Callable[[Path], BaseModel]) -> None:
     """Refuse to resume ``run_dir`` with a config other than the one it was started with
     (read by ``load``: crossbar or spiking)."""
     if not (run_dir / "config.yaml").is_file():

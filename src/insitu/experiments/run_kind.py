@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel
 from rich.console import Console
 
-from insitu.experiments.config import DatasetRecord
+from insitu.experiments.config import RunConfigBase
 from insitu.hardware import EventLog
 
 
@@ -64,30 +64,6 @@ class RunData(EvalSplits, Protocol):
     def n_classes(self) -> int: ...
 
 
-class RunConfig(Protocol):
-    """The fields of every run config that the loop reads."""
-
-    @property
-    def algorithm(self) -> str: ...
-    @property
-    def epochs(self) -> int: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def lr_decay(self) -> float: ...
-    @property
-    def instances(self) -> int: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def eval_train_limit(self) -> int | None: ...
-    @property
-    def checkpoint_every(self) -> int | None: ...
-    def run_name(self) -> str: ...
-    def to_yaml(self, given: DatasetRecord | None = None) -> str: ...
-    def model_dump(self) -> dict[str, Any]: ...
-
-
 # The columns of every run's metrics.csv before the kind's own (``wall_s`` comes last), and the
 # files every run writes (each atomically) besides the kind's own and its checkpoint.
 ACCURACY_FIELDS = (
@@ -101,7 +77,7 @@ ACCURACY_FIELDS = (
 )
 RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png")
 
-C = TypeVar("C", bound=RunConfig)
+C = TypeVar("C", bound=RunConfigBase)
 T = TypeVar("T", bound=RunTrainer)
 D = TypeVar("D", bound=RunData)
 

@@ -20,6 +20,12 @@ from insitu.energy import energy_report, get_profile, summary_totals
 from insitu.errors import ConfigError
 from insitu.experiments import plots
 from insitu.experiments.checkpoint import CHECKPOINT_NAME
+from insitu.experiments.config import (
+    IMAGE_SPIKING_DATASETS,
+    SpikingTrainConfig,
+    load_spiking_config,
+    make_spiking_config,
+)
 from insitu.experiments.run import accuracy, new_run_dir, run, stats
 from insitu.experiments.run_kind import (
     ACCURACY_FIELDS,
@@ -27,12 +33,6 @@ from insitu.experiments.run_kind import (
     Learner,
     RunOptions,
     RunResult,
-)
-from insitu.experiments.spiking_config import (
-    IMAGE_SPIKING_DATASETS,
-    SpikingTrainConfig,
-    load_spiking_config,
-    make_spiking_config,
 )
 from insitu.hardware import Event
 from insitu.hardware.spiking import SpikingChipConfig
