@@ -7,7 +7,6 @@ from typing import Any, Unpack
 
 import torch
 from pydantic import BaseModel
-from rich.console import Console
 
 from insitu import atomic
 from insitu.algorithms import make_spiking_trainer
@@ -24,9 +23,8 @@ from insitu.experiments.config import (
     IMAGE_SPIKING_DATASETS,
     SpikingTrainConfig,
     load_spiking_config,
-    make_spiking_config,
 )
-from insitu.experiments.run import accuracy, new_run_dir, run, stats
+from insitu.experiments.run import accuracy, run, stats
 from insitu.experiments.run_kind import (
     ACCURACY_FIELDS,
     RUN_FILES,
@@ -199,24 +197,6 @@ class SpikingRun:
             torch.save(trainer.state_dict(), tmp)  # weights, optimiser, chip: for deploy studies
         if trainer.chip is not None:
             chip_activity_figure(trainer, ds.x_test[:8], result.run_dir / "chip_activity.png")
-
-
-def run_spiking(
-    values: dict[str, Any],
-    *,
-    out: Path | None = None,
-    runs: Path = Path("runs"),
-    resume: Path | None = None,
-    console: Console | None = None,
-    progress: bool = True,
-) -> SpikingRunResult:
-    """The command line's spiking run: ``values`` validated, then a new run (into ``out`` or
-    a fresh directory under ``runs``) or the continuation of ``resume``."""
-    cfg = make_spiking_config(values)
-    if resume is not None:
-        return train_spiking(cfg, resume, console=console, progress=progress, resume=True)
-    run_dir = out if out is not None else new_run_dir(runs, cfg)
-    return train_spiking(cfg, run_dir, console=console, progress=progress)
 
 
 def train_spiking(
