@@ -210,14 +210,14 @@ class TrainConfig(RunConfigBase):
     batch_size: BatchSize = 10
     instances: Instances = 4
     device: str = Field("ecram-organic", description="see insitu devices")
-    activation: Activation = Activation.SIGMOID
+    activation: Activation = _default(ChipConfig, "activation")
     lr: float = Field(0.1, gt=0, le=100)
     variation: float | None = Field(None, ge=0, le=2)
     device_overrides: dict[str, Any] = Field(
         default_factory=dict, description="see insitu devices show"
     )
-    pair: PairMode = PairMode.DIFFERENTIAL
-    weight_scale: float = Field(1.0, gt=0)
+    pair: PairMode = _default(TileConfig, "pair")
+    weight_scale: float = Field(_default(TileConfig, "weight_scale"), gt=0)
     periphery: PeripheryConfig = PeripheryConfig()
     update: UpdateConfig = UpdateConfig()
     validation_fraction: float = Field(0.0, ge=0, lt=1)
@@ -293,7 +293,7 @@ class SpikingTrainConfig(RunConfigBase):
     kind: Literal["spiking"] = "spiking"
     encoding: EncodingConfig = EncodingConfig()
     recurrent: bool = False
-    time_steps: int = Field(30, ge=1, le=100_000)
+    time_steps: int = Field(_default(SpikingChipConfig, "time_steps"), ge=1, le=100_000)
     neuron: dict[str, Any] = Field(default_factory=dict)  # NeuronParams overrides
     readout_neuron: dict[str, Any] = Field(default_factory=dict)  # further ones for the readout
     mismatch: float | None = Field(None, ge=0, le=2)  # sigma_d: every fixed-pattern sigma
