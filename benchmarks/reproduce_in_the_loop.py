@@ -28,12 +28,11 @@ from matplotlib.figure import Figure
 from rich.console import Console
 
 from insitu import atomic
-from insitu.algorithms.spiking import make_spiking_trainer
+from insitu.algorithms import make_spiking_trainer
 from insitu.data import SpikeDataset
-from insitu.experiments.config import read_config_file
+from insitu.experiments.config import SpikingTrainConfig, make_spiking_config, read_config_file
 from insitu.experiments.plots import save_figure
 from insitu.experiments.run import accuracy
-from insitu.experiments.spiking_config import SpikingTrainConfig, make_spiking_config
 from insitu.experiments.spiking_run import load_spiking_dataset, train_spiking
 
 ROOT = Path(__file__).resolve().parent.parent

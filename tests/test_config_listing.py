@@ -14,8 +14,13 @@ from typer.testing import CliRunner
 from insitu import cli
 from insitu.errors import ConfigError
 from insitu.experiments import make_config
-from insitu.experiments.config import TrainConfig, field_docs, set_dotted
-from insitu.experiments.spiking_config import SpikingTrainConfig, make_spiking_config
+from insitu.experiments.config import (
+    SpikingTrainConfig,
+    TrainConfig,
+    field_docs,
+    make_spiking_config,
+    set_dotted,
+)
 from insitu.hardware import Activation
 
 KINDS: dict[str, type[BaseModel]] = {"crossbar": TrainConfig, "spiking": SpikingTrainConfig}

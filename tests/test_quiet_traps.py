@@ -20,9 +20,8 @@ from insitu.devices import device_names, get_device
 from insitu.energy import get_profile, profile_names
 from insitu.errors import ConfigError, DataError
 from insitu.experiments import make_config, train
-from insitu.experiments.config import load_config
+from insitu.experiments.config import load_config, make_spiking_config
 from insitu.experiments.energy import run_energy_report
-from insitu.experiments.spiking_config import make_spiking_config
 from insitu.experiments.spiking_run import train_spiking
 from insitu.hardware import CrossbarChip
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from insitu.experiments import load_config
-from insitu.experiments.config import read_config_file
-from insitu.experiments.spiking_config import make_spiking_config
+from insitu.experiments.config import make_spiking_config, read_config_file
 from insitu.experiments.sweep import expand, read_sweep
 
 ROOT = Path(__file__).resolve().parents[1] / "configs"

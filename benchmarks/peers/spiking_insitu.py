@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 from common import DEFAULT_DATA, epochs_timed, report
 
-from insitu.algorithms.spiking import make_spiking_trainer
-from insitu.experiments.config import read_config_file
-from insitu.experiments.spiking_config import make_spiking_config
+from insitu.algorithms import make_spiking_trainer
+from insitu.experiments.config import make_spiking_config, read_config_file
 from insitu.experiments.spiking_run import load_spiking_dataset
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "in_the_loop_mnist.yaml"

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import statistics
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 import yaml
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from insitu import __version__
+from insitu.cli_devices import devices_app
+from insitu.cli_energy import energy
+from insitu.cli_lists import algorithms, config_fields
 from insitu.errors import ConfigError, InsituError, StorageError
 
 app = typer.Typer(
@@ -23,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-devices_app = typer.Typer(help="Device presets: list them, plot their pulse response.")
 app.add_typer(devices_app, name="devices")
 console = Console()
 err_console = Console(stderr=True)
@@ -67,67 +69,88 @@ def _apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     return values
 
 
+# Options of the commands that start runs, stated once.
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
+]
+ResumeOption = Annotated[
+    Path | None,
+    typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
+]
+OutOption = Annotated[
+    Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
+]
+RunsOption = Annotated[Path, typer.Option(help="Where new run directories go.")]
+QuietOption = Annotated[bool, typer.Option(help="No progress bars.")]
+
+
+class _ConfigDefault:
+    """A ``train`` option's default: its TrainConfig field's, read when it is needed (a run, or
+    --help), so the command line states no default of its own and starts without torch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self) -> Any:
+        from insitu.experiments.config import TrainConfig
+
+        value = TrainConfig.model_fields[self.name].get_default(call_default_factory=True)
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def __str__(self) -> str:  # what --help shows
+        return str(self())
+
+
+def _from_config(name: str, help: str) -> Any:
+    """A ``train`` option defaulting to the TrainConfig field ``name``."""
+    return typer.Option(default_factory=_ConfigDefault(name), help=help)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
-    algorithm: Annotated[str, typer.Option(help="Learning rule (see `insitu algorithms`).")] = (
-        "analog-sgd"
-    ),
-    device: Annotated[str, typer.Option(help="Device preset (see `insitu devices`).")] = (
-        "ecram-organic"
-    ),
-    dataset: Annotated[
-        str, typer.Option(help="digits, mnist, fashion-mnist or braille.")
-    ] = "digits",
+    *,
+    algorithm: Annotated[
+        str, _from_config("algorithm", "Learning rule (see `insitu algorithms`).")
+    ],
+    device: Annotated[str, _from_config("device", "Device preset (see `insitu devices`).")],
+    dataset: Annotated[str, _from_config("dataset", "digits, mnist, fashion-mnist or braille.")],
     hidden: Annotated[
-        list[int] | None, typer.Option(help="Hidden layer size; repeat for more layers.")
-    ] = None,
-    activation: Annotated[str, typer.Option(help="sigmoid, tanh, relu, hard-sigmoid.")] = (
-        "sigmoid"
-    ),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 10,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.1,
-    instances: Annotated[int, typer.Option(help="Chip instances trained at once.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw in the run.")] = 0,
+        list[int], _from_config("hidden", "Hidden layer size; repeat for more layers.")
+    ],
+    activation: Annotated[str, _from_config("activation", "sigmoid, tanh, relu, hard-sigmoid.")],
+    epochs: Annotated[int, _from_config("epochs", "Training epochs.")],
+    batch_size: Annotated[int, _from_config("batch_size", "Mini-batch size.")],
+    lr: Annotated[float, _from_config("lr", "Learning rate.")],
+    instances: Annotated[int, _from_config("instances", "Chip instances trained at once.")],
+    seed: Annotated[int, _from_config("seed", "Seed of every random draw in the run.")],
     variation: Annotated[
         float | None, typer.Option(help="Device-to-device spread, e.g. 0.1 for 10%.")
     ] = None,
-    pair: Annotated[str, typer.Option(help="differential or reference.")] = "differential",
+    pair: Annotated[str, _from_config("pair", "differential or reference.")],
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder holding the original dataset files.")
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
-    ] = None,
-    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
+    out: OutOption = None,
+    runs: RunsOption = Path("runs"),
     config: Annotated[
         Path | None, typer.Option(help="YAML config; options given here override it.")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Train one network and write a run directory (config, metrics, summary, plots).
 
     Every config field, for --set or a YAML file, with its default and range:
     insitu config.
     """
-    from insitu.experiments import make_config
-    from insitu.experiments import train as run_train
-    from insitu.experiments.config import read_config_file
-    from insitu.experiments.run import new_run_dir
-
-    values: dict[str, Any] = {}
-    if config is not None:
-        values.update(read_config_file(config))
+    values = _config_values(config, None, out, [])
     given = {
         "algorithm": algorithm,
         "device": device,
         "dataset": dataset,
-        "hidden": hidden or [32],
+        "hidden": hidden,
         "activation": activation,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -142,10 +165,47 @@ def train(
         # Options left at their defaults do not override the config file.
         if config is None or _explicit(ctx, key):
             values[key] = value
-    values = _apply_sets(values, set_ or [])
-    cfg = make_config(values)
-    run_dir = out if out is not None else new_run_dir(runs, cfg)
-    result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
+    _run(_apply_sets(values, set_ or []), "crossbar", out, runs, None, quiet)
+
+
+def _config_values(
+    config: Path | None, resume: Path | None, out: Path | None, sets: list[str]
+) -> dict[str, Any]:
+    """The fields of ``config`` (or of the run ``resume``'s own config; none: {}), with
+    ``sets`` applied."""
+    from insitu.experiments.config import read_config_file
+
+    if resume is not None and out is not None:
+        raise ConfigError("give either --resume RUN_DIR or --out, not both")
+    if config is None and resume is not None:
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(f"{resume} is not a run directory (it has no config.yaml)")
+        config = resume / "config.yaml"
+    values = read_config_file(config) if config is not None else {}
+    return _apply_sets(values, sets)
+
+
+def _run(
+    values: dict[str, Any],
+    kind: Literal["crossbar", "spiking"] | None,
+    out: Path | None,
+    runs: Path,
+    resume: Path | None,
+    quiet: bool,
+) -> None:
+    """Run (or resume) ``values`` as a ``kind`` run (None: the kind they say) and print how
+    it went."""
+    from insitu.experiments.launch import launch
+
+    result = launch(
+        values,
+        kind=kind,
+        out=out,
+        runs=runs,
+        resume=resume,
+        console=err_console,
+        progress=not quiet,
+    )
     _print_result(result)
 
 
@@ -153,6 +213,12 @@ def _print_result(result: Any) -> None:
     s = result.summary
     if s.get("test_acc_mean") is None:
         console.print(f"run {s.get('status')}: {s.get('message')}")
+        console.print(f"run directory: {result.run_dir}")
+        return
+    if s.get("kind") == "spiking":
+        from insitu.experiments.spiking_run import result_line
+
+        console.print(result_line(result))
         console.print(f"run directory: {result.run_dir}")
         return
     accuracy = f"{100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %"
@@ -176,52 +242,17 @@ def run_config(
         Path | None,
         typer.Argument(help="YAML config (optional with --resume: the run's own is used)."),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
-    ] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
-    ] = None,
-    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    set_: SetOption = None,
+    resume: ResumeOption = None,
+    out: OutOption = None,
+    runs: RunsOption = Path("runs"),
+    quiet: QuietOption = False,
 ) -> None:
     """Run one config file: `insitu run CONFIG.yaml [--set k=v ...] [--resume RUN_DIR]`."""
-    from insitu.experiments import make_config
-    from insitu.experiments import train as run_train
-    from insitu.experiments.config import read_config_file
-    from insitu.experiments.run import new_run_dir
-
-    if resume is not None and out is not None:
-        raise ConfigError("give either --resume RUN_DIR or --out, not both")
-    if config is None and resume is None:
+    if resume is None and config is None:
         raise ConfigError("give a CONFIG.yaml to run, or --resume RUN_DIR to continue a run")
-    if config is None:
-        assert resume is not None
-        if not (resume / "config.yaml").is_file():
-            raise ConfigError(f"{resume} is not a run directory (it has no config.yaml)")
-        config = resume / "config.yaml"
-    values = _apply_sets(read_config_file(config), set_ or [])
-    if values.get("kind") == "spiking":  # a spiking run's config (and run directory)
-        from insitu.experiments.spiking_run import result_line, run_spiking
-
-        spiking_result = run_spiking(
-            values, out=out, runs=runs, resume=resume, console=err_console, progress=not quiet
-        )
-        console.print(result_line(spiking_result))
-        console.print(f"run directory: {spiking_result.run_dir}")
-        return
-    cfg = make_config(values)
-    if resume is not None:
-        result = run_train(cfg, resume, console=err_console, progress=not quiet, resume=True)
-    else:
-        run_dir = out if out is not None else new_run_dir(runs, cfg)
-        result = run_train(cfg, run_dir, console=err_console, progress=not quiet)
-    _print_result(result)
+    values = _config_values(config, resume, out, set_ or [])
+    _run(values, None, out, runs, resume, quiet)
 
 
 @app.command()
@@ -248,7 +279,7 @@ def sweep(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the Ray cluster at --address.")
     ] = 30.0,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
     from insitu.experiments.run import fresh_dir
@@ -310,36 +341,19 @@ def spiking(
     config: Annotated[
         Path | None, typer.Argument(help="YAML config of a spiking run (optional).")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override any config field: key.path=value (YAML value)."),
-    ] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(help="Continue this interrupted run directory from its last checkpoint."),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
-    ] = None,
-    runs: Annotated[Path, typer.Option(help="Where new run directories go.")] = Path("runs"),
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    set_: SetOption = None,
+    resume: ResumeOption = None,
+    out: OutOption = None,
+    runs: RunsOption = Path("runs"),
+    quiet: QuietOption = False,
 ) -> None:
     """Train a spiking network: in-the-loop on the analog chip, deploy, or software.
 
     Every config field, for --set or a YAML file, with its default and range:
     insitu config --kind spiking.
     """
-    if resume is not None:  # `insitu run` resumes, routed by the config's kind
-        run_config(config, ["kind=spiking", *(set_ or [])], resume, out, runs, quiet)
-        return
-    from insitu.experiments.config import read_config_file
-    from insitu.experiments.spiking_run import result_line, run_spiking
-
-    values = read_config_file(config) if config is not None else {}
-    values = _apply_sets(values, set_ or [])
-    result = run_spiking(values, out=out, runs=runs, console=err_console, progress=not quiet)
-    console.print(result_line(result))
-    console.print(f"run directory: {result.run_dir}")
+    values = _config_values(config, resume, out, set_ or [])
+    _run(values, "spiking", out, runs, resume, quiet)
 
 
 @app.command()
@@ -348,7 +362,7 @@ def demo(
     quick: Annotated[
         bool, typer.Option(help="A smoke run in seconds: 1 epoch, 1 chip, few samples.")
     ] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """The three seed systems beside their baselines and the papers' figures, energy against a
     GPU, and one HTML report (embedded data, a few minutes)."""
@@ -360,225 +374,9 @@ def demo(
     run_demo(stamp_dir, console=console, progress=not quiet, adjust=adjust)
 
 
-@app.command()
-def algorithms() -> None:
-    """List the learning rules."""
-    from insitu.algorithms import ALGORITHMS
-    from insitu.algorithms.spiking import SPIKING_ALGORITHMS
-
-    table = Table(title="algorithms")
-    table.add_column("name")
-    table.add_column("command")
-    table.add_column("what it does")
-    for name in sorted(ALGORITHMS):
-        table.add_row(name, "train", ALGORITHMS[name].description)
-    for name in sorted(SPIKING_ALGORITHMS):
-        table.add_row(name, "spiking", SPIKING_ALGORITHMS[name].description)
-    console.print(table)
-
-
-@app.command("config")
-def config_fields(
-    kind: Annotated[
-        str, typer.Option(help="crossbar (insitu train, insitu run) or spiking (insitu spiking).")
-    ] = "crossbar",
-) -> None:
-    """Every config field (a YAML key, or --set NAME=VALUE): type, default, allowed values."""
-    from pydantic import BaseModel
-
-    from insitu.experiments.config import TrainConfig, field_docs
-    from insitu.experiments.spiking_config import SpikingTrainConfig
-
-    models: dict[str, type[BaseModel]] = {"crossbar": TrainConfig, "spiking": SpikingTrainConfig}
-    if kind not in models:
-        raise ConfigError(f"--kind {kind!r}: expected crossbar or spiking")
-    table = Table(title=f"fields of a {kind} run config", box=box.SIMPLE_HEAD)
-    table.add_column("field", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("default", overflow="fold")
-    table.add_column("allowed", overflow="fold")
-    docs = field_docs(models[kind])
-    for doc in docs:
-        table.add_row(*(escape(cell) for cell in doc))  # "list[int]" is not rich markup
-    console.print(table)
-    nested = next(d for d in docs if "." in d.name)
-    console.print(
-        escape("Ranges: [ ] include the bound, ( ) exclude it. Set a field as a YAML key or")
-        + f" with --set NAME=VALUE, e.g. --set {nested.name}={nested.default}"
-    )
-
-
-@app.command()
-def energy(
-    run_dir: Annotated[
-        Path | None, typer.Argument(help="A finished run directory (holds summary.json).")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option(help="Cost profile; default: the one for the run's chip.")
-    ] = None,
-    gpu: Annotated[str, typer.Option(help="GPU reference: h100 or h100-fp32.")] = "h100",
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for the report files; default: the run dir.")
-    ] = None,
-    profiles: Annotated[
-        bool,
-        typer.Option(
-            "--profiles",
-            help="List the cost profiles; with --profile NAME, its every price and source.",
-        ),
-    ] = False,
-) -> None:
-    """Energy and time of a run per training sample and per inference, against a GPU."""
-    if profiles:
-        if profile is None:
-            _print_profiles()
-        else:
-            _print_profile(profile)
-        return
-    if run_dir is None:
-        raise ConfigError("give a run directory (insitu energy RUN_DIR) or --profiles")
-    from insitu.experiments.energy import run_energy_report
-
-    report, json_path, png_path = run_energy_report(run_dir, profile=profile, gpu=gpu, out=out)
-    _print_energy(report)
-    console.print(f"saved {json_path} and {png_path}")
-
-
-def _print_profiles() -> None:
-    from insitu.energy import PROFILES
-
-    table = Table(title="energy cost profiles", box=box.SIMPLE_HEAD)
-    table.add_column("name", no_wrap=True)
-    table.add_column("for runs", no_wrap=True)
-    table.add_column("chip", overflow="fold")
-    for name, prof in sorted(PROFILES.items()):
-        table.add_row(name, prof.chip_kind, prof.description)
-    console.print(table)
-    console.print("every price with its source: insitu energy --profiles --profile NAME")
-
-
-def _print_profile(name: str) -> None:
-    from insitu.energy import get_profile
-
-    prof = get_profile(name)
-    absent = set(prof.not_applicable())
-    table = Table(title=f"{name}: {prof.description}", box=box.SIMPLE_HEAD, show_lines=True)
-    table.add_column("event", no_wrap=True)
-    table.add_column("J/event", no_wrap=True)
-    table.add_column("s/event", no_wrap=True)
-    table.add_column("sources (energy; time)", overflow="fold")
-    for kind, cost in prof:
-        if kind in absent:
-            continue
-        sources = f"J: {cost.joules.source}\ns: {cost.seconds.source}"
-        table.add_row(kind, f"{cost.joules.value:.3g}", f"{cost.seconds.value:.3g}", sources)
-    console.print(table)
-    if absent:
-        console.print(f"not logged by this chip, priced 0 J and 0 s: {', '.join(sorted(absent))}")
-
-
-def _print_energy(report: dict[str, Any]) -> None:
-    from insitu.experiments.energy import comparison_sentence
-
-    def fmt(v: float | None, unit: str) -> str:
-        return "-" if v is None else f"{v:.3g}{unit}"
-
-    table = Table(title=f"profile {report['profile']}, one chip", box=box.SIMPLE_HEAD)
-    for col in ("", "chip", "GPU", "GPU/chip"):
-        table.add_column(col, justify="left" if not col else "right")
-    ratios = report["gpu_over_chip"]
-    for label, key, rkey in (
-        ("train sample", "per_train_sample", "train"),
-        ("inference", "per_inference", "inference"),
-    ):
-        chip, gpu = report[key], report["gpu"][key]
-        for quantity, field, unit in (("energy", "joules", " J"), ("time", "seconds", " s")):
-            table.add_row(
-                f"{quantity} per {label}",
-                fmt(chip[field], unit),
-                fmt(gpu[field], unit),
-                fmt(ratios[f"{rkey}_{quantity}"], "x"),
-            )
-    console.print(table)
-    console.print(comparison_sentence(report) + ".")
-    kinds = Table(title="per train sample, by event kind", box=box.SIMPLE_HEAD)
-    for col in ("event", "count", "energy", "time"):
-        kinds.add_column(col, no_wrap=True)
-    for kind, v in report["per_train_sample"]["by_kind"].items():
-        kinds.add_row(kind, f"{v['count']:.4g}", fmt(v["joules"], " J"), fmt(v["seconds"], " s"))
-    console.print(kinds)
-    setup = report["setup_per_chip"]
-    console.print(
-        f"setup once per chip (e.g. programming the initial weights): "
-        f"{fmt(setup['joules'], ' J')}, {fmt(setup['seconds'], ' s')}"
-    )
-    g = report["gpu"]
-    console.print(f"GPU reference: {g['name']}; {g['source']}")
-    for note in report["notes"]:
-        console.print(f"note: {note}")
-
-
-@devices_app.callback(invoke_without_command=True)
-def devices_list(ctx: typer.Context) -> None:
-    """List the device presets (with no subcommand)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from insitu.devices import device_names, get_device
-
-    table = Table(title="device presets", box=box.SIMPLE_HEAD)
-    for col in ("name", "model", "states", "asym.", "step noise", "dtod"):
-        table.add_column(col, no_wrap=True)
-    for name in device_names():
-        p = get_device(name)
-        table.add_row(
-            name,
-            str(p.model),
-            f"{p.states:.0f}",
-            f"{p.up_down:+.2f}",
-            f"{p.dw_min_std:g}" + ("x" if p.noise_mode == "multiplicative" else " add"),
-            f"{p.dw_min_dtod:g}",
-        )
-    console.print(table)
-    console.print("every parameter and its source: insitu devices show NAME")
-
-
-@devices_app.command("show")
-def devices_show(name: Annotated[str, typer.Argument(help="Device preset.")]) -> None:
-    """Every parameter of one device preset, and where its values come from."""
-    import dataclasses
-
-    from insitu.devices import get_device
-
-    params = get_device(name)
-    table = Table(title=f"device preset {name}", box=box.SIMPLE_HEAD)
-    table.add_column("parameter", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    for f in dataclasses.fields(params):
-        if f.name != "source":
-            value = getattr(params, f.name)
-            table.add_row(f.name, f"{value:g}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"source: {params.source}")
-
-
-@devices_app.command("plot")
-def devices_plot(
-    name: Annotated[str, typer.Argument(help="Device preset.")],
-    out: Annotated[Path | None, typer.Option(help="PNG file to write.")] = None,
-    instances: Annotated[int, typer.Option(help="Device instances drawn.")] = 4,
-    pulses: Annotated[int, typer.Option(help="Pulses up, then as many down.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the variation draw.")] = 0,
-) -> None:
-    """Save a PNG of the response to N up then N down pulses for a few device instances."""
-    from insitu.devices import get_device
-    from insitu.experiments.plots import device_response
-
-    params = get_device(name)
-    if pulses < 1 or instances < 1:
-        raise ConfigError("pulses and instances must be >= 1")
-    path = out or Path(f"{name}-response.png")
-    device_response(params, path, instances=instances, pulses=pulses, seed=seed)
-    console.print(f"saved {path}")
+app.command()(algorithms)
+app.command("config")(config_fields)
+app.command()(energy)
 
 
 def _go_on(err: StorageError) -> str:

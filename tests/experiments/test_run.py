@@ -16,7 +16,8 @@ from rich.console import Console
 from insitu.algorithms import AnalogSGD
 from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import RunResult, load_config, make_config, train
-from insitu.experiments.run import METRIC_FIELDS, new_run_dir
+from insitu.experiments.crossbar_run import METRIC_FIELDS
+from insitu.experiments.run import new_run_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = {

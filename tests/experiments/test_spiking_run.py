@@ -22,10 +22,8 @@ from test_checkpoint import (  # the crossbar runs' checks and interruption
 from insitu import cli
 from insitu.data import SpikeDataset
 from insitu.errors import ConfigError
-from insitu.experiments import run as run_module
-from insitu.experiments import spiking_run
 from insitu.experiments.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from insitu.experiments.spiking_config import make_spiking_config
+from insitu.experiments.config import make_spiking_config
 from insitu.experiments.spiking_run import load_spiking_dataset, train_spiking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -292,8 +290,7 @@ def test_interrupted_spiking_run_resumes_bit_identical(
     train_spiking(cfg, reference, progress=False, dataset=_pictures())
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
-        interrupt_after(patch, saves)  # the crossbar runner's save, dying after `saves`
-        patch.setattr(spiking_run, "save_checkpoint", run_module.save_checkpoint)
+        interrupt_after(patch, saves)  # the runner's save, dying after `saves`
         with pytest.raises(Interrupted):
             train_spiking(cfg, run, progress=False, dataset=_pictures())
     ckpt = load_checkpoint(run)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from insitu.algorithms.spiking import make_spiking_trainer
+from insitu.algorithms import make_spiking_trainer
 from insitu.errors import ConfigError
 from insitu.hardware import inspection
 from insitu.hardware.spiking import (

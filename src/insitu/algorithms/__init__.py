@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from insitu.algorithms.activity_difference import (
     ActivityDifference,
     ActivityDifferenceFloat,
@@ -19,40 +17,23 @@ from insitu.algorithms.base import (
 )
 from insitu.algorithms.chip_trainer import ChipTrainer
 from insitu.algorithms.progressive import Progressive, ProgressiveOptions
+from insitu.algorithms.registry import (
+    ALGORITHMS,
+    RULES,
+    SPIKING_ALGORITHMS,
+    Rule,
+    algorithm_names,
+    make_spiking_trainer,
+    make_trainer,
+    rule_names,
+)
 from insitu.algorithms.software import Software, SoftwareMLP
 from insitu.algorithms.transfer import Transfer
-from insitu.errors import UnknownNameError
-from insitu.hardware import ChipConfig
-
-ALGORITHMS: dict[str, type[Trainer]] = {
-    cls.name: cls
-    for cls in (
-        Software,
-        Transfer,
-        AnalogSGD,
-        Progressive,
-        ActivityDifference,
-        ActivityDifferenceFloat,
-    )
-}
-
-
-def algorithm_names() -> list[str]:
-    """Names of every learning rule."""
-    return sorted(ALGORITHMS)
-
-
-def make_trainer(name: str, config: ChipConfig, **kwargs: Any) -> Trainer:
-    """Build the trainer called ``name``; an unknown name lists the valid ones."""
-    try:
-        cls = ALGORITHMS[name]
-    except KeyError:
-        raise UnknownNameError("algorithm", name, ALGORITHMS) from None
-    return cls(config, **kwargs)
-
 
 __all__ = [
     "ALGORITHMS",
+    "RULES",
+    "SPIKING_ALGORITHMS",
     "ActivityDifference",
     "ActivityDifferenceFloat",
     "ActivityDifferenceOptions",
@@ -60,14 +41,17 @@ __all__ = [
     "ChipTrainer",
     "Progressive",
     "ProgressiveOptions",
+    "Rule",
     "Software",
     "SoftwareMLP",
     "Trainer",
     "Transfer",
     "algorithm_names",
     "glorot_weights",
+    "make_spiking_trainer",
     "make_trainer",
     "parse_options",
+    "rule_names",
     "softmax_error",
     "squared_error",
 ]

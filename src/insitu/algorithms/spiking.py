@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_backend, lif_layer
-from insitu.errors import ConfigError, DivergenceError, UnknownNameError, check_range
+from insitu.errors import ConfigError, DivergenceError, check_range
 from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import EventLog
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
@@ -436,17 +436,3 @@ class InTheLoop(SpikingTrainer):
 
     def predict(self, x: Tensor) -> Tensor:
         return self.chip_predict(x)
-
-
-SPIKING_ALGORITHMS: dict[str, type[SpikingTrainer]] = {
-    cls.name: cls for cls in (SoftwareSNN, InTheLoop, Deploy)
-}
-
-
-def make_spiking_trainer(name: str, config: SpikingChipConfig, **kwargs: Any) -> SpikingTrainer:
-    """Build the spiking trainer called ``name``; an unknown name lists the valid ones."""
-    try:
-        cls = SPIKING_ALGORITHMS[name]
-    except KeyError:
-        raise UnknownNameError("spiking algorithm", name, SPIKING_ALGORITHMS) from None
-    return cls(config, **kwargs)

@@ -1,26 +1,33 @@
-"""Typed, validated run configuration (pydantic): every field checked before any work starts."""
+"""Typed, validated run configurations (pydantic), one base for every kind of run: every field
+checked before any work starts, every default stated once (the hardware's own where a config
+wraps a hardware dataclass)."""
 
 from __future__ import annotations
 
-import copy
-import enum
-import types
+import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-import annotated_types
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from torch import Tensor
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
-from insitu.algorithms import ALGORITHMS, algorithm_names
+from insitu.algorithms import ALGORITHMS, rule_names
 from insitu.algorithms.base import parse_options
-from insitu.algorithms.spiking import SPIKING_ALGORITHMS
+from insitu.algorithms.registry import RuleKind
+from insitu.algorithms.spiking import SpikingOptions
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, device_names, get_device
 from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
+from insitu.experiments.config_docs import FieldDoc, field_docs
+from insitu.experiments.config_files import (
+    DatasetRecord,
+    StrictModel,
+    dataset_record,
+    describe_errors,
+    read_config_file,
+    set_dotted,
+)
 from insitu.hardware import (
     Activation,
     ChipConfig,
@@ -30,93 +37,128 @@ from insitu.hardware import (
     UpdateMode,
     UpdateParams,
 )
+from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
+
+__all__ = [
+    "IMAGE_SPIKING_DATASETS",
+    "SPIKING_DATASETS",
+    "DatasetRecord",
+    "EncodingConfig",
+    "FieldDoc",
+    "PeripheryConfig",
+    "RunConfigBase",
+    "SpikingTrainConfig",
+    "TrainConfig",
+    "UpdateConfig",
+    "dataset_record",
+    "field_docs",
+    "load_config",
+    "load_spiking_config",
+    "make_config",
+    "make_spiking_config",
+    "read_config_file",
+    "set_dotted",
+]
+
+# Images latency-coded on load (digits: embedded, no download) and event datasets.
+IMAGE_SPIKING_DATASETS = ("digits", "mnist", "fashion-mnist")
+SPIKING_DATASETS = (*IMAGE_SPIKING_DATASETS, "nmnist", "shd")
+# The datasets and rules of each kind of run, and the command that starts one.
+_DATASETS: dict[RuleKind, tuple[str, ...]] = {
+    "crossbar": DATASET_NAMES,
+    "spiking": SPIKING_DATASETS,
+}
+_COMMANDS: dict[RuleKind, str] = {
+    "crossbar": "insitu train --{field} {name}",
+    "spiking": "insitu spiking --set {field}={name}",
+}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
-    )
-
-    def to_yaml(self, given: DatasetRecord | None = None) -> str:
-        """The resolved configuration as YAML; ``given``: the data the run used instead of
-        ``dataset`` (passed in Python), said beside that field and above the rest."""
-        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-        if given is None:
-            return text
-        head = (
-            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
-            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
-        )
-        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
-        lines = [
-            f"{line}  # {aside}" if line.startswith("dataset:") else line
-            for line in text.splitlines()
-        ]
-        return f"# {head}\n" + "\n".join(lines) + "\n"
+def check_choice(field: Literal["algorithm", "dataset"], name: str, kind: RuleKind) -> str:
+    """``name`` if it is a rule (``field`` "algorithm") or dataset of ``kind`` runs; otherwise
+    a ValueError naming the valid ones and, for one of the other kind, the command it takes."""
+    choices = {k: tuple(rule_names(k)) for k in _COMMANDS} if field == "algorithm" else _DATASETS
+    valid = ", ".join(choices[kind])
+    if name in choices[kind]:
+        return name
+    noun = "rule" if field == "algorithm" else "dataset"
+    for other, names in choices.items():
+        if other != kind and name in names:
+            use = _COMMANDS[other].format(field=field, name=name)
+            raise ValueError(f"{name} is a {other} {noun}: use `{use}` ({kind} {noun}s: {valid})")
+    spiking = "spiking " if kind == "spiking" else ""
+    raise ValueError(f"unknown {spiking}{field} {name!r}; valid: {valid}")
 
 
-class PeripheryConfig(_Strict):
+def _default(cls: type[Any], name: str) -> Any:
+    """The default of field ``name`` of the hardware dataclass ``cls``: stated there alone."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+class PeripheryConfig(StrictModel):
     """DAC/ADC and analog noise around every tile (see :class:`insitu.hardware.Periphery`)."""
 
-    dac_bits: int | None = Field(7, ge=1, le=24)
-    adc_bits: int | None = Field(9, ge=1, le=24)
-    input_bound: float = Field(1.0, gt=0)
-    output_bound: float = Field(12.0, gt=0)
-    output_noise: float = Field(0.06, ge=0)
-    noise_management: bool = True
+    dac_bits: int | None = Field(_default(Periphery, "dac_bits"), ge=1, le=24)
+    adc_bits: int | None = Field(_default(Periphery, "adc_bits"), ge=1, le=24)
+    input_bound: float = Field(_default(Periphery, "input_bound"), gt=0)
+    output_bound: float = Field(_default(Periphery, "output_bound"), gt=0)
+    output_noise: float = Field(_default(Periphery, "output_noise"), ge=0)
+    noise_management: bool = _default(Periphery, "noise_management")
 
 
-class UpdateConfig(_Strict):
+class UpdateConfig(StrictModel):
     """How updates become pulses (see :class:`insitu.hardware.UpdateParams`)."""
 
-    mode: UpdateMode = UpdateMode.STOCHASTIC
-    max_pulses: int = Field(31, ge=1, le=10_000)
-    sequential: bool = True
-    dynamic_length: bool = True
-    threshold: float = Field(0.5, ge=0, lt=1)
+    mode: UpdateMode = _default(UpdateParams, "mode")
+    max_pulses: int = Field(_default(UpdateParams, "max_pulses"), ge=1, le=10_000)
+    sequential: bool = _default(UpdateParams, "sequential")
+    dynamic_length: bool = _default(UpdateParams, "dynamic_length")
+    threshold: float = Field(_default(UpdateParams, "threshold"), ge=0, lt=1)
 
 
-class TrainConfig(_Strict):
-    """One training run."""
+class EncodingConfig(StrictModel):
+    """Images -> spikes: resize to ``size`` x ``size`` (after cropping ``crop`` pixels per side)
+    and one latency spike per pixel at ``t = tau ln(x / (x - threshold))`` (steps)."""
+
+    size: int | None = Field(None, ge=1, le=1024)  # None: 8 for digits (as stored), else 16
+    crop: int | None = Field(None, ge=0, le=100)  # None: 2 for MNIST (28 -> 24 -> 16), else 0
+    tau: float = Field(8.0, gt=0, le=1e6)
+    threshold: float = Field(0.2, ge=0, lt=1)
+
+
+# Fields whose default differs by kind: their type, range and description, stated once.
+RuleName = Annotated[str, Field(description="see insitu algorithms")]
+LayerSizes = Annotated[list[int], Field(description="sizes, each >= 1")]
+BatchSize = Annotated[int, Field(ge=1, le=100_000)]
+Instances = Annotated[int, Field(ge=1, le=4096)]
+
+
+class RunConfigBase(StrictModel):
+    """What every run has; each kind adds its chip's fields and its own defaults."""
+
+    rule_kind: ClassVar[RuleKind]  # the rules, datasets and energy profiles it takes
+    min_hidden_layers: ClassVar[int] = 0
 
     # Descriptions are what `insitu config` shows for fields without a range or choices.
-    algorithm: str = Field("analog-sgd", description="see insitu algorithms")
+    algorithm: RuleName
     algorithm_options: dict[str, Any] = Field(default_factory=dict, description="per rule")
-    device: str = Field("ecram-organic", description="see insitu devices")
-    dataset: str = Field("digits", description=", ".join(DATASET_NAMES))
-    dataset_options: dict[str, Any] = Field(default_factory=dict, description="braille only")
-    hidden: list[int] = Field(default_factory=lambda: [32], description="sizes, each >= 1")
-    activation: Activation = Activation.SIGMOID
-    epochs: int = Field(20, ge=1, le=100_000)
-    batch_size: int = Field(10, ge=1, le=100_000)
-    lr: float = Field(0.1, gt=0, le=100)
-    lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this per epoch
-    instances: int = Field(4, ge=1, le=4096)
-    seed: int = Field(0, ge=0, le=2**63 - 1)  # torch generators take seeds below 2**64
-    variation: float | None = Field(None, ge=0, le=2)
-    device_overrides: dict[str, Any] = Field(
-        default_factory=dict, description="see insitu devices show"
+    dataset: str  # each kind lists its own
+    dataset_options: dict[str, Any] = Field(
+        default_factory=dict, description="per dataset: braille; nmnist, shd"
     )
-    pair: PairMode = PairMode.DIFFERENTIAL
-    weight_scale: float = Field(1.0, gt=0)
-    periphery: PeripheryConfig = PeripheryConfig()
-    update: UpdateConfig = UpdateConfig()
+    hidden: LayerSizes
+    epochs: int = Field(20, ge=1, le=100_000)
+    batch_size: BatchSize
+    lr_decay: float = Field(1.0, gt=0, le=1)  # the learning rate is multiplied by this per epoch
+    instances: Instances
+    seed: int = Field(0, ge=0, le=2**63 - 1)  # torch generators take seeds below 2**64
     data_dir: str | None = Field(None, description="an existing folder")
-    validation_fraction: float = Field(0.0, ge=0, lt=1)
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     eval_train_limit: int | None = Field(2000, ge=1)
     energy_profile: str | None = Field(
         None, description="see insitu energy --profiles; null: the chip's own"
     )
-
-    @field_validator("energy_profile")
-    @classmethod
-    def _known_profile(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_profile_kind(v, "crossbar")
-        return v
-
     # Save the full run state every this many training batches (and always at epoch ends),
     # so a killed run resumes with `insitu run --resume RUN_DIR`; None: at epoch ends only.
     checkpoint_every: int | None = Field(None, ge=1)
@@ -124,42 +166,67 @@ class TrainConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, v: str) -> str:
-        if v in SPIKING_ALGORITHMS:
-            raise ValueError(
-                f"{v} is a spiking rule: use `insitu spiking --set algorithm={v}` "
-                f"(crossbar rules: {', '.join(algorithm_names())})"
-            )
-        if v not in algorithm_names():
-            raise ValueError(f"unknown algorithm {v!r}; valid: {', '.join(algorithm_names())}")
+        return check_choice("algorithm", v, cls.rule_kind)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        return check_choice("dataset", v, cls.rule_kind)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_sizes(cls, v: list[int]) -> list[int]:
+        if len(v) < cls.min_hidden_layers or any(n < 1 for n in v):
+            need = " (at least one layer)" if cls.min_hidden_layers else ""
+            raise ValueError(f"hidden layer sizes must be >= 1{need}, got {v}")
         return v
+
+    @field_validator("energy_profile")
+    @classmethod
+    def _known_profile(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_profile_kind(v, cls.rule_kind)
+        return v
+
+    def run_name(self) -> str:
+        """What new run directories of this config are named after."""
+        return f"{self.algorithm}-{self.dataset}"
+
+    def check(self) -> None:
+        """Checks beyond the fields' own (each kind's)."""
+
+
+C = TypeVar("C", bound=RunConfigBase)
+
+
+class TrainConfig(RunConfigBase):
+    """One crossbar training run."""
+
+    rule_kind = "crossbar"
+
+    algorithm: RuleName = "analog-sgd"
+    dataset: str = Field("digits", description=", ".join(DATASET_NAMES))
+    hidden: LayerSizes = Field(default_factory=lambda: [32])
+    batch_size: BatchSize = 10
+    instances: Instances = 4
+    device: str = Field("ecram-organic", description="see insitu devices")
+    activation: Activation = _default(ChipConfig, "activation")
+    lr: float = Field(0.1, gt=0, le=100)
+    variation: float | None = Field(None, ge=0, le=2)
+    device_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="see insitu devices show"
+    )
+    pair: PairMode = _default(TileConfig, "pair")
+    weight_scale: float = Field(_default(TileConfig, "weight_scale"), gt=0)
+    periphery: PeripheryConfig = PeripheryConfig()
+    update: UpdateConfig = UpdateConfig()
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("device")
     @classmethod
     def _known_device(cls, v: str) -> str:
         if v not in device_names():
             raise ValueError(f"unknown device preset {v!r}; valid: {', '.join(device_names())}")
-        return v
-
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        # Deferred: spiking_config builds on this module.
-        from insitu.experiments.spiking_config import SPIKING_DATASETS
-
-        if v not in DATASET_NAMES and v in SPIKING_DATASETS:
-            raise ValueError(
-                f"{v} is a spiking dataset: use `insitu spiking --set dataset={v}` "
-                f"(crossbar datasets: {', '.join(DATASET_NAMES)})"
-            )
-        if v not in DATASET_NAMES:
-            raise ValueError(f"unknown dataset {v!r}; valid: {', '.join(DATASET_NAMES)}")
-        return v
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_sizes(cls, v: list[int]) -> list[int]:
-        if any(n < 1 for n in v):
-            raise ValueError(f"hidden layer sizes must be >= 1, got {v}")
         return v
 
     @field_validator("device_overrides")
@@ -178,6 +245,17 @@ class TrainConfig(_Strict):
                     raise ValueError(f"{key} = {value!r}: {msg}") from None
             typed[key] = value
         return typed
+
+    def run_name(self) -> str:
+        """What new run directories of this config are named after."""
+        return f"{self.algorithm}-{self.device}-{self.dataset}"
+
+    def check(self) -> None:
+        """What the fields alone cannot say: device overrides and variation are validated by
+        the physics, options by the rule and the dataset."""
+        self.device_params()
+        parse_options(ALGORITHMS[self.algorithm], self.algorithm_options)
+        check_dataset_options(self.dataset, self.dataset_options)
 
     def device_params(self) -> DeviceParams:
         """The device preset with variation and overrides applied (validated)."""
@@ -200,43 +278,71 @@ class TrainConfig(_Strict):
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 
 
-class DatasetRecord(Protocol):
-    """What a run records of its data (a Dataset or a SpikeDataset)."""
+class SpikingTrainConfig(RunConfigBase):
+    """One spiking training run (Cramer et al., PNAS 2022, by default: MNIST 256-246-10)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def y_train(self) -> Tensor: ...
-    @property
-    def y_test(self) -> Tensor: ...
+    rule_kind = "spiking"
+    min_hidden_layers = 1
+
+    algorithm: RuleName = "in-the-loop"
+    dataset: str = Field("mnist", description=", ".join(SPIKING_DATASETS))
+    hidden: LayerSizes = Field(default_factory=lambda: [246])
+    batch_size: BatchSize = 256
+    instances: Instances = 1
+    energy_profile: str = "brainscales2"  # insitu.energy profile pricing the chip's events
+    kind: Literal["spiking"] = "spiking"
+    encoding: EncodingConfig = EncodingConfig()
+    recurrent: bool = False
+    time_steps: int = Field(_default(SpikingChipConfig, "time_steps"), ge=1, le=100_000)
+    neuron: dict[str, Any] = Field(default_factory=dict)  # NeuronParams overrides
+    readout_neuron: dict[str, Any] = Field(default_factory=dict)  # further ones for the readout
+    mismatch: float | None = Field(None, ge=0, le=2)  # sigma_d: every fixed-pattern sigma
+    # Training pictures moved by up to this many pixels each way (augmentation; 0 = none).
+    augment_shift: int = Field(0, ge=0, le=8)
+
+    def run_name(self) -> str:
+        """What new run directories of this config are named after."""
+        sigma = "" if self.mismatch is None else f"-sigma{self.mismatch:g}"
+        return f"{self.algorithm}-{self.dataset}{sigma}"
+
+    def check(self) -> None:
+        """What the fields alone cannot say: the rule's options and the neurons' overrides."""
+        try:
+            self.options()
+            self.readout_params()
+        except (TypeError, UnknownNameError) as err:
+            raise ConfigError(f"invalid configuration: {err}") from None
+
+    def options(self) -> SpikingOptions:
+        """The trainer's options (validated)."""
+        return SpikingOptions.parse(self.algorithm_options)
+
+    def neuron_params(self) -> NeuronParams:
+        """The chip's neuron: defaults, then overrides, then the mismatch sweep's sigma_d."""
+        params = NeuronParams().replace(**self.neuron) if self.neuron else NeuronParams()
+        return params if self.mismatch is None else params.with_mismatch(self.mismatch)
+
+    def readout_params(self) -> NeuronParams:
+        """The readout layer's neuron: the chip's with ``readout_neuron`` applied."""
+        params = self.neuron_params()
+        return params.replace(**self.readout_neuron) if self.readout_neuron else params
+
+    def chip_config(self, n_inputs: int, n_classes: int) -> SpikingChipConfig:
+        """The chip (and model) this run uses."""
+        cfg = SpikingChipConfig.from_sizes(
+            (n_inputs, *self.hidden, n_classes),
+            recurrent=self.recurrent,
+            neuron=self.neuron_params(),
+            time_steps=self.time_steps,
+        )
+        if not self.readout_neuron:
+            return cfg
+        readout = dataclasses.replace(cfg.layers[-1], neuron=self.readout_params())
+        return dataclasses.replace(cfg, layers=(*cfg.layers[:-1], readout))
 
 
-GIVEN_IN_PYTHON = "given in Python"
-
-
-def dataset_record(ds: DatasetRecord, *, given: bool) -> dict[str, Any]:
-    """The summary fields saying which data a run used: its name, where it came from (the
-    config's ``dataset`` or an object ``given`` in Python) and its split sizes."""
-    return {
-        "dataset": ds.name,
-        "dataset_source": GIVEN_IN_PYTHON if given else "config",
-        "dataset_sizes": {"train": len(ds.y_train), "test": len(ds.y_test)},
-    }
-
-
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "config"
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}")
-    if len(lines) == 1:
-        return f"invalid configuration: {lines[0]}"
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def make_config(values: dict[str, Any]) -> TrainConfig:
-    """Validate ``values`` into a TrainConfig; errors name each offending field."""
+def _validate(model: type[C], values: dict[str, Any]) -> C:
+    """Validate ``values`` into a ``model`` config; errors name each offending field."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"a configuration must be a mapping of fields, got {type(values).__name__}"
@@ -245,53 +351,16 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
     if odd:
         raise ConfigError(f"configuration field names must be text, got {odd[0]!r}")
     try:
-        cfg = TrainConfig(**values)
-        cfg.device_params()  # device overrides and variation are validated by the physics
-        parse_options(ALGORITHMS[cfg.algorithm], cfg.algorithm_options)
-        check_dataset_options(cfg.dataset, cfg.dataset_options)
+        cfg = model(**values)
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
-    except UnknownNameError:
-        raise
+        raise ConfigError(describe_errors(err)) from None
+    cfg.check()
     return cfg
 
 
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``values[a][b] = value`` for ``key`` "a.b", making groups as needed."""
-    parts = key.strip().split(".")
-    node = values
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set {key!r}: {part} is not a group of settings")
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping of fields in a YAML config file (not yet validated); empty for an empty file.
-
-    Every way the file can be unreadable (missing, a folder, not UTF-8, not YAML, a YAML value
-    PyYAML cannot build such as the date 2001-13-45, not a mapping) raises ConfigError.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {p} cannot be read as UTF-8 text: {err}") from None
-    try:
-        values = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as err:
-        raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(
-            f"config file {p} must hold a mapping of fields, got {type(values).__name__}"
-        )
-    return values
+def make_config(values: dict[str, Any]) -> TrainConfig:
+    """Validate ``values`` into a TrainConfig; errors name each offending field."""
+    return _validate(TrainConfig, values)
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -299,76 +368,11 @@ def load_config(path: str | Path) -> TrainConfig:
     return make_config(read_config_file(path))
 
 
-class FieldDoc(NamedTuple):
-    """One settable field of a config model, as ``insitu config`` lists it."""
-
-    name: str  # dotted, as --set takes it: "periphery.adc_bits"
-    type: str
-    default: str
-    allowed: str  # the range from the Field constraints, the choices, or the description
+def make_spiking_config(values: dict[str, Any]) -> SpikingTrainConfig:
+    """Validate ``values`` into a SpikingTrainConfig; errors name each offending field."""
+    return _validate(SpikingTrainConfig, values)
 
 
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal or (
-        isinstance(annotation, type) and issubclass(annotation, enum.Enum)
-    ):
-        return "choice"
-    if origin in (types.UnionType, typing.Union):
-        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin is dict:
-        return "mapping"
-    if annotation is type(None):
-        return "None"
-    return str(annotation) if origin is not None else str(annotation.__name__)
-
-
-def _bound(value: Any) -> str:
-    if isinstance(value, int) and abs(value) >= 10**7:
-        return f"{value:.2e}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _allowed(info: Any) -> str:
-    """The interval of ge/gt/le/lt constraints, or the choices of an enum or Literal."""
-    low = high = None
-    for m in info.metadata:
-        if isinstance(m, annotated_types.Ge):
-            low = f"[{_bound(m.ge)}"
-        elif isinstance(m, annotated_types.Gt):
-            low = f"({_bound(m.gt)}"
-        elif isinstance(m, annotated_types.Le):
-            high = f"{_bound(m.le)}]"
-        elif isinstance(m, annotated_types.Lt):
-            high = f"{_bound(m.lt)})"
-    if low is not None or high is not None:
-        return f"{low or '(-inf'}, {high or 'inf)'}"
-    choices = [
-        a
-        for a in (info.annotation, *typing.get_args(info.annotation))
-        if isinstance(a, type) and issubclass(a, enum.Enum)
-    ]
-    if choices:
-        return ", ".join(str(c.value) for c in choices[0])
-    if typing.get_origin(info.annotation) is typing.Literal:
-        return ", ".join(str(a) for a in typing.get_args(info.annotation))
-    return info.description or ""
-
-
-def field_docs(model: type[BaseModel], prefix: str = "") -> list[FieldDoc]:
-    """Every field of ``model`` and of the models nested in it (dotted names), read from the
-    pydantic model itself, so the listing cannot fall behind the config."""
-    docs: list[FieldDoc] = []
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            docs += field_docs(annotation, f"{prefix}{name}.")
-            continue
-        default = info.get_default(call_default_factory=True)
-        shown = yaml.safe_dump(
-            default.value if isinstance(default, enum.Enum) else default,
-            default_flow_style=True,
-        ).strip()
-        shown = shown.removesuffix("\n...").removesuffix("...").strip()
-        docs.append(FieldDoc(prefix + name, _type_name(annotation), shown, _allowed(info)))
-    return docs
+def load_spiking_config(path: str | Path) -> SpikingTrainConfig:
+    """Read and validate a spiking run's YAML config file."""
+    return make_spiking_config(read_config_file(path))

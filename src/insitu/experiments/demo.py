@@ -188,7 +188,7 @@ def _train(system: System, run: DemoRun, root: Path, console: Console, progress:
     run_dir = root / system.key / run.label.split(" ")[0]
     started = time.perf_counter()
     if run.values.get("kind") == "spiking":
-        from insitu.experiments.spiking_config import make_spiking_config
+        from insitu.experiments.config import make_spiking_config
         from insitu.experiments.spiking_run import train_spiking
 
         spiking = train_spiking(
@@ -197,7 +197,7 @@ def _train(system: System, run: DemoRun, root: Path, console: Console, progress:
         summary = spiking.summary
     else:
         from insitu.experiments.config import make_config
-        from insitu.experiments.run import train
+        from insitu.experiments.crossbar_run import train
 
         summary = train(
             make_config(run.values), run_dir, console=console, progress=progress

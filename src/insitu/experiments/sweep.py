@@ -20,10 +20,10 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from insitu.errors import ConfigError
-from insitu.experiments.config import (
-    _describe,
-    _Strict,
-    make_config,
+from insitu.experiments.config import make_config
+from insitu.experiments.config_files import (
+    StrictModel,
+    describe_errors,
     read_config_file,
     set_dotted,
 )
@@ -39,7 +39,7 @@ SWEEP_METRICS = (
 )
 
 
-class RandomParam(_Strict):
+class RandomParam(StrictModel):
     """How one field is drawn in a random search: from ``choices``, or between low and high."""
 
     choices: list[Any] | None = None
@@ -75,7 +75,7 @@ class RandomParam(_Strict):
         return round(value) if self.integer else value
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """One sweep: base config, varied fields, seeds, the metric to compare."""
 
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -165,7 +165,7 @@ def make_sweep(values: dict[str, Any]) -> SweepConfig:
     try:
         return SweepConfig(**values)
     except ValidationError as err:
-        raise ConfigError(_describe(err).replace("configuration", "sweep", 1)) from None
+        raise ConfigError(describe_errors(err).replace("configuration", "sweep", 1)) from None
 
 
 def base_values(sweep: SweepConfig, relative_to: Path) -> dict[str, Any]:

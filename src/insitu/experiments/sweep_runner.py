@@ -67,7 +67,7 @@ def run_trial(run_dir: str, values: dict[str, Any]) -> dict[str, Any]:
 
     from insitu.errors import DivergenceError
     from insitu.experiments.config import make_config
-    from insitu.experiments.run import train
+    from insitu.experiments.crossbar_run import train
 
     torch.set_num_threads(1)  # one trial per core: threads inside a trial only oversubscribe
     path = Path(run_dir)

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from insitu.algorithms.spiking import SpikingTrainer, make_spiking_trainer
+from insitu.algorithms import make_spiking_trainer
+from insitu.algorithms.spiking import SpikingTrainer
 from insitu.errors import ConfigError
 from insitu.hardware.spiking import NeuronArray, SpikingChip, SpikingChipConfig
 
