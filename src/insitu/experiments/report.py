@@ -182,8 +182,8 @@ def _energy_section(summary: dict[str, Any]) -> str:
     from insitu.experiments.sweep_runner import energy_totals
 
     totals = energy_totals(summary.get("energy"))
-    if not totals or not summary["energy"].get("train_joules"):
-        return ""  # no chip trained (software): nothing to price
+    if not totals or summary["energy"].get("train_joules") == 0:
+        return ""  # no chip trained (software): nothing was priced
     rows = [[k.removeprefix("energy."), v] for k, v in sorted(totals.items())]
     return "<h2>Energy</h2>" + _table(["quantity", "value"], rows)
 
