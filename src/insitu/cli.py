@@ -23,7 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-devices_app = typer.Typer(help="Device presets: list them, plot their pulse response.")
+devices_app = typer.Typer(
+    help="Device presets: list them, plot their pulse response, fit one to measurements."
+)
 app.add_typer(devices_app, name="devices")
 console = Console()
 err_console = Console(stderr=True)
@@ -579,6 +581,85 @@ def devices_plot(
     path = out or Path(f"{name}-response.png")
     device_response(params, path, instances=instances, pulses=pulses, seed=seed)
     console.print(f"saved {path}")
+
+
+@devices_app.command("fit")
+def devices_fit(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Pulse-response CSV: device, cycle, pulse, direction, conductance."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(help="constant-step, linear-step or soft-bounds; default: the best fit."),
+    ] = None,
+    g_ref: Annotated[
+        float | None,
+        typer.Option(help="Reference conductance of dw_min/up_down; default: symmetry point."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Preset name; default: FILE's stem.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Preset YAML to write; default FILE-preset.yaml.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="PNG of the fit; default FILE-fit.png.")] = None,
+) -> None:
+    """Fit a device preset to a lab's pulse-response measurement; write it and plot the fit.
+
+    The preset file works wherever a preset name does: --device FILE, get_device(path).
+    """
+    from insitu.devices.preset_file import is_preset_path
+    from insitu.experiments.device_fit import run_fit
+
+    if out is not None and not is_preset_path(out):
+        raise ConfigError(f"--out {out}: a preset file ends in .yaml or .yml")
+    fit, preset, png = run_fit(file, model=model, g_ref=g_ref, name=name, out=out, plot=plot)
+    _print_fit(fit)
+    console.print(f"saved {preset}\nsaved {png}\nuse it: --device {preset}", soft_wrap=True)
+
+
+def _print_fit(fit: Any) -> None:
+    p = fit.params
+    step_noise = "x the step" if p.noise_mode == "multiplicative" else "x dw_min"
+    step_noise = f"step noise, {p.noise_mode} ({step_noise})"
+    rows = (
+        ("g_min", "lower bound (g)"),
+        ("g_max", "upper bound (g)"),
+        ("g_ref", "reference point of dw_min, up_down (g)"),
+        ("dw_min", "step at g_ref (g)"),
+        ("up_down", "asymmetry: steps dw_min*(1 +- up_down)"),
+        ("slope_up", "step lost between g_ref and g_max"),
+        ("slope_down", "step lost between g_ref and g_min"),
+        ("dw_min_std", step_noise),
+        ("read_noise", "read noise (x g_max - g_min)"),
+        ("dw_min_dtod", "device-to-device spread of dw_min (rel.)"),
+        ("up_down_dtod", "device-to-device spread of up_down"),
+        ("bounds_dtod", "device-to-device spread of bounds (rel.)"),
+        ("slope_dtod", "device-to-device spread of slopes"),
+    )
+    width = min(console.width, 80)
+    table = Table(
+        title=f"{p.name}: {p.model}, {len(fit.devices)} devices; g in {fit.unit}",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("parameter", "value", "+-", "meaning"):
+        table.add_column(col, no_wrap=col != "meaning", overflow="fold")
+    for field, meaning in rows:
+        err = fit.uncertainty.get(field)
+        value = getattr(p, field)
+        table.add_row(field, f"{value:.4g}", "-" if err is None else f"{err:.2g}", meaning)
+    console.print(table, width=width)
+    ranked = sorted(fit.scores.items(), key=lambda kv: kv[1])
+    console.print(
+        f"step residual RMS {fit.residual_rms:.3g} (g); model BIC, best first: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in ranked),
+        width=width,
+    )
+    if fit.stuck:
+        console.print(
+            f"stuck, left out: {', '.join(fit.stuck)} (stuck_low {p.stuck_low:.3g}, "
+            f"stuck_high {p.stuck_high:.3g})",
+            width=width,
+        )
 
 
 def _go_on(err: StorageError) -> str:
