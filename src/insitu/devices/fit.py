@@ -153,6 +153,7 @@ def _fit_lines(
     use: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
+    labels: list[str],
 ) -> Lines:
     n_dev = len(lo)
     a = np.zeros((n_dev, 2))
@@ -168,8 +169,8 @@ def _fit_lines(
             x, y = g0[sel], mag[sel]
             if len(y) < 3:
                 raise DataError(
-                    f"device {i}: {len(y)} {'up' if j == 0 else 'down'} steps away from its "
-                    "bounds; a fit needs at least 3"
+                    f"device {labels[i]!r}: {len(y)} {'up' if j == 0 else 'down'} steps away "
+                    "from its bounds; a fit needs at least 3 (give it more pulses)"
                 )
             design = np.stack([np.ones_like(x), x], axis=1)
             coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
@@ -250,10 +251,14 @@ def fit_device(
     # After each pass the saturation levels are refined with the read noise it finds.
     margin = 0.05 * span
     reads = [m.conductance[m.device == i] for i in working]
+    labels = [m.devices[i] for i in working]
     for final in (False, False, True):
         edge = np.where(sign > 0, hi[dev] - margin[dev], lo[dev] + margin[dev])
         interior = np.where(sign > 0, g0 < edge, g0 > edge)
-        lines = _fit_lines(dev, d, g0, mag, interior, lo, hi)
+        try:
+            lines = _fit_lines(dev, d, g0, mag, interior, lo, hi, labels)
+        except DataError as err:
+            raise DataError(f"{m.source}: {err}") from None
         if final:
             break
         resid = mag - lines.magnitude(ResponseModel.LINEAR_STEP, dev, d, g0)
@@ -306,7 +311,10 @@ def fit_device(
             f"g_ref = {g_ref:g} lies outside the conductance range of some devices "
             f"(common range {bounds[0].max():g} to {bounds[1].min():g})"
         )
-    per_device = _per_device(chosen, lines, bounds, g_ref)
+    try:
+        per_device = _per_device(chosen, lines, bounds, g_ref)
+    except DataError as err:
+        raise DataError(f"{m.source}: {err}") from None
     steps_at_ref = np.stack([per_device["dw_up"], per_device["dw_down"]], axis=1)
     noise = _noise_sums(chosen, lines, steps_at_ref, k, dev, d, sign, g0, mag, interior, n)
     mode = _noise_mode(noise)
@@ -320,7 +328,6 @@ def fit_device(
     for key in population:
         values = np.array([o[key] for o in loo])
         uncertainty[key] = float(math.sqrt((n - 1) / n * ((values - values.mean()) ** 2).sum()))
-    labels = tuple(m.devices[i] for i in working)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     fitted: dict[str, Any] = dict(population)
     params = DeviceParams(
@@ -339,7 +346,7 @@ def fit_device(
         uncertainty=uncertainty,
         residual_rms=residual_rms,
         scores=scores,
-        devices=labels,
+        devices=tuple(labels),
         stuck=tuple(m.devices[i] for i in np.nonzero(stuck)[0]),
         per_device=per_device,
         unit=m.unit,
