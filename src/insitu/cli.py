@@ -591,7 +591,9 @@ def devices_fit(
     ],
     model: Annotated[
         str | None,
-        typer.Option(help="constant-step, linear-step or soft-bounds; default: the best fit."),
+        typer.Option(
+            help="constant-step, linear-step, soft-bounds (default: the best) or power-step."
+        ),
     ] = None,
     g_ref: Annotated[
         float | None,
@@ -629,6 +631,7 @@ def _print_fit(fit: Any) -> None:
         ("up_down", "asymmetry: steps dw_min*(1 +- up_down)"),
         ("slope_up", "step lost between g_ref and g_max"),
         ("slope_down", "step lost between g_ref and g_min"),
+        *([("exponent", "power of the step's decline")] if p.model == "power-step" else []),
         ("dw_min_std", step_noise),
         ("read_noise", "read noise (x g_max - g_min)"),
         ("dw_min_dtod", "device-to-device spread of dw_min (rel.)"),
