@@ -545,7 +545,9 @@ def devices_list(ctx: typer.Context) -> None:
 
 
 @devices_app.command("show")
-def devices_show(name: Annotated[str, typer.Argument(help="Device preset.")]) -> None:
+def devices_show(
+    name: Annotated[str, typer.Argument(help="Device preset, or a preset file (.yaml).")],
+) -> None:
     """Every parameter of one device preset, and where its values come from."""
     import dataclasses
 
@@ -565,7 +567,7 @@ def devices_show(name: Annotated[str, typer.Argument(help="Device preset.")]) ->
 
 @devices_app.command("plot")
 def devices_plot(
-    name: Annotated[str, typer.Argument(help="Device preset.")],
+    name: Annotated[str, typer.Argument(help="Device preset, or a preset file (.yaml).")],
     out: Annotated[Path | None, typer.Option(help="PNG file to write.")] = None,
     instances: Annotated[int, typer.Option(help="Device instances drawn.")] = 4,
     pulses: Annotated[int, typer.Option(help="Pulses up, then as many down.")] = 1000,
@@ -621,23 +623,23 @@ def devices_fit(
 
 def _print_fit(fit: Any) -> None:
     p = fit.params
-    step_noise = "x the step" if p.noise_mode == "multiplicative" else "x dw_min"
+    step_noise = "x step" if p.noise_mode == "multiplicative" else "x dw_min"
     step_noise = f"step noise, {p.noise_mode} ({step_noise})"
     rows = (
         ("g_min", "lower bound (g)"),
         ("g_max", "upper bound (g)"),
-        ("g_ref", "reference point of dw_min, up_down (g)"),
+        ("g_ref", "where dw_min and up_down apply (g)"),
         ("dw_min", "step at g_ref (g)"),
-        ("up_down", "asymmetry: steps dw_min*(1 +- up_down)"),
+        ("up_down", "asymmetry: steps dw_min*(1 +- it)"),
         ("slope_up", "step lost between g_ref and g_max"),
         ("slope_down", "step lost between g_ref and g_min"),
         *([("exponent", "power of the step's decline")] if p.model == "power-step" else []),
         ("dw_min_std", step_noise),
         ("read_noise", "read noise (x g_max - g_min)"),
-        ("dw_min_dtod", "device-to-device spread of dw_min (rel.)"),
-        ("up_down_dtod", "device-to-device spread of up_down"),
-        ("bounds_dtod", "device-to-device spread of bounds (rel.)"),
-        ("slope_dtod", "device-to-device spread of slopes"),
+        ("dw_min_dtod", "dw_min spread between devices (rel.)"),
+        ("up_down_dtod", "up_down spread between devices"),
+        ("bounds_dtod", "bounds spread between devices (rel.)"),
+        ("slope_dtod", "slope spread between devices"),
     )
     width = min(console.width, 80)
     table = Table(
