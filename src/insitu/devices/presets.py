@@ -7,7 +7,10 @@ aihwkit's ``[w_min, w_max]``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from insitu.devices.params import DeviceParams, NoiseMode, ResponseModel
+from insitu.devices.preset_file import is_preset_path, read_preset
 from insitu.errors import UnknownNameError
 
 _PRESETS: dict[str, DeviceParams] = {}
@@ -215,8 +218,12 @@ def device_names() -> list[str]:
     return sorted(_PRESETS)
 
 
-def get_device(name: str) -> DeviceParams:
-    """The preset called ``name``; an unknown name lists the valid ones."""
+def get_device(name: str | Path) -> DeviceParams:
+    """The preset called ``name``, or read from a preset file (a ``.yaml``/``.yml`` path, see
+    :mod:`insitu.devices.preset_file`); an unknown name lists the valid ones."""
+    if is_preset_path(name):
+        return read_preset(name)
+    name = str(name)
     try:
         return _PRESETS[name]
     except KeyError:

@@ -16,7 +16,8 @@ from insitu.algorithms.base import parse_options
 from insitu.algorithms.registry import RuleKind
 from insitu.algorithms.spiking import SpikingOptions
 from insitu.data import DATASET_NAMES, check_dataset_options
-from insitu.devices import DeviceParams, device_names, get_device
+from insitu.devices import DeviceParams, get_device
+from insitu.devices.preset_file import is_preset_path
 from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments.config_docs import FieldDoc, field_docs
@@ -225,9 +226,9 @@ class TrainConfig(RunConfigBase):
     @field_validator("device")
     @classmethod
     def _known_device(cls, v: str) -> str:
-        if v not in device_names():
-            raise ValueError(f"unknown device preset {v!r}; valid: {', '.join(device_names())}")
-        return v
+        get_device(v)  # a preset name or a preset file (insitu devices fit); unknown: named
+        # A file is kept by its absolute path, so a resume from elsewhere finds it.
+        return str(Path(v).resolve()) if is_preset_path(v) else v
 
     @field_validator("device_overrides")
     @classmethod
@@ -248,7 +249,8 @@ class TrainConfig(RunConfigBase):
 
     def run_name(self) -> str:
         """What new run directories of this config are named after."""
-        return f"{self.algorithm}-{self.device}-{self.dataset}"
+        device = Path(self.device).stem if is_preset_path(self.device) else self.device
+        return f"{self.algorithm}-{device}-{self.dataset}"
 
     def check(self) -> None:
         """What the fields alone cannot say: device overrides and variation are validated by

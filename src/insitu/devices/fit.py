@@ -1,0 +1,618 @@
+"""Fit a device preset to a pulse-response measurement.
+
+The fit works on the steps: ``dg = g_after - g_before`` of every pulse, against the conductance
+``g_before`` the pulse found. For the exponent-1 models the mean step magnitude is a straight
+line in ``g_before`` (``dw_up * (1 - kappa_up * (g - g_ref))`` potentiating,
+``dw_down * (1 - kappa_down * (g_ref - g))`` depressing), so each device and direction is one
+linear least-squares fit (``numpy.linalg.lstsq``) on the steps away from its bounds (soft
+bounds: a line through zero at the bound; constant step: the mean step). Then:
+
+- ``g_ref``: the symmetry point of the mean device (where its up and down steps are equal) if
+  it lies inside the bounds, else the centre of the bounds; or given (``g_ref=``). It is a
+  convention: any ``g_ref`` describes the same step curves, and ``dw_min``/``up_down`` are the
+  steps at it.
+- Step size and asymmetry per device at ``g_ref``, in insitu's convention (see
+  :func:`asymmetry_from_steps`); the preset's values are the means over devices, their
+  device-to-device spread the standard deviation over devices less the per-device fit error.
+- Bounds: the levels each device saturates at (0.5 % and 99.5 % percentiles of its reads);
+  a ``soft-bounds`` device's step is proportional to its distance to them (one coefficient per
+  direction, fitted through zero at the bound).
+- Read noise from the lag-one covariance of consecutive step residuals (a read error enters
+  two consecutive steps with opposite signs); cycle-to-cycle step noise from the residual
+  variance left after it, ``multiplicative`` (relative to the step) or ``additive`` (relative
+  to the device's step at ``g_ref``), whichever is more likely.
+- The model (``constant-step``, ``linear-step``, ``soft-bounds``) with the lowest Bayesian
+  information criterion of the steps' residuals, with the clipping at each model's bounds.
+  ``power-step`` only when asked for: ``c * distance**p`` per device and direction with one
+  exponent for all devices (torch's L-BFGS from the straight lines); read noise comparable to a
+  step biases its exponent (measured: a pcm-like device, p = 2, read noise a quarter step:
+  p = 2.03; read noise one step: p = 3.3), so it is not chosen automatically.
+- Uncertainties: jackknife over devices (leave one device out).
+- Devices that barely move (span under a tenth of the median) count as stuck and are left out
+  of the other parameters.
+
+Not fitted: abrupt RESET, quantisation to a finite number of states, drift and retention
+(they keep their defaults: none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import torch
+
+from insitu.devices.measurement import Measurement
+from insitu.devices.params import DeviceParams, NoiseMode, ResponseModel
+from insitu.devices.response import DeviceArray
+from insitu.errors import ConfigError, DataError
+
+# The models the fit chooses among by itself; power-step only when asked for (with read noise
+# near a step its exponent is biased, and near 1 it is linear-step in all but name).
+AUTO_MODELS = (ResponseModel.CONSTANT_STEP, ResponseModel.LINEAR_STEP, ResponseModel.SOFT_BOUNDS)
+FITTED_MODELS = (*AUTO_MODELS, ResponseModel.POWER_STEP)
+# Per-device parameters of each model (steps, slopes, bounds), for the information criterion.
+_MODEL_PARAMS = {
+    ResponseModel.CONSTANT_STEP: 4,
+    ResponseModel.SOFT_BOUNDS: 4,
+    ResponseModel.LINEAR_STEP: 6,
+    ResponseModel.POWER_STEP: 6,  # and one exponent for all devices
+}
+# A device whose span is under this fraction of the median span is stuck.
+STUCK_SPAN = 0.1
+# Percentiles of a device's reads taken as its saturation levels.
+LOW_PCT, HIGH_PCT = 0.5, 99.5
+
+
+def asymmetry_from_steps(dw_up: np.ndarray, dw_down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dw_min, up_down)`` of devices with up and down steps ``dw_up``, ``dw_down`` at g_ref.
+
+    insitu's convention (:class:`DeviceParams`, :func:`sample_device_array`): up steps are
+    ``dw_min * (1 + up_down)``, down steps ``dw_min * (1 - up_down)``.
+    """
+    dw = (dw_up + dw_down) / 2
+    return dw, (dw_up - dw_down) / (dw_up + dw_down)
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Per device and direction (index 0 up, 1 down), the mean step magnitude of each model:
+    ``a + b * g`` (linear-step), ``mean`` (constant-step), ``soft * distance to the bound``
+    (soft-bounds, with the bounds ``lo``, ``hi``)."""
+
+    a: np.ndarray  # (devices, 2)
+    b: np.ndarray  # (devices, 2)
+    cov: np.ndarray  # (devices, 2, 2, 2): covariance of (a, b)
+    mean: np.ndarray  # (devices, 2): mean step magnitude (the constant-step fit)
+    mean_var: np.ndarray  # (devices, 2): its variance
+    soft: np.ndarray  # (devices, 2): step per unit distance to the bound (soft-bounds fit)
+    soft_var: np.ndarray  # (devices, 2): its variance
+    lo: np.ndarray  # (devices,): lower saturation level
+    hi: np.ndarray  # (devices,): upper saturation level
+    # Power step: magnitude c * (distance to the point where the step vanishes) ** p.
+    power_c: np.ndarray | None = None  # (devices, 2)
+    power_g: np.ndarray | None = None  # (devices, 2): where the up / down step vanishes
+    power_p: float = 1.0
+
+    def _power(self, dev: np.ndarray, d: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, ...]:
+        assert self.power_c is not None and self.power_g is not None
+        c, vanish = self.power_c[dev, d], self.power_g[dev, d]
+        dist = np.clip(np.where(d == 0, vanish - g, g - vanish), 0.0, None)
+        return c, dist
+
+    def magnitude(
+        self, model: ResponseModel, dev: np.ndarray, d: np.ndarray, g: np.ndarray
+    ) -> np.ndarray:
+        if model is ResponseModel.CONSTANT_STEP:
+            return np.asarray(self.mean[dev, d])
+        if model is ResponseModel.SOFT_BOUNDS:
+            return np.asarray(
+                self.soft[dev, d] * np.where(d == 0, self.hi[dev] - g, g - self.lo[dev])
+            )
+        if model is ResponseModel.POWER_STEP:
+            c, dist = self._power(dev, d, g)
+            return np.asarray(c * dist**self.power_p)
+        return np.asarray(self.a[dev, d] + self.b[dev, d] * g)
+
+    def slope(
+        self, model: ResponseModel, dev: np.ndarray, d: np.ndarray, g: np.ndarray
+    ) -> np.ndarray:
+        """d(magnitude)/dg of each step's model."""
+        if model is ResponseModel.POWER_STEP:
+            c, dist = self._power(dev, d, g)
+            rate = self.power_p * c * dist ** (self.power_p - 1)
+            return np.asarray(np.where(d == 0, -rate, rate))
+        if model is ResponseModel.CONSTANT_STEP:
+            return np.zeros(len(dev))
+        if model is ResponseModel.SOFT_BOUNDS:
+            return np.asarray(np.where(d == 0, -self.soft[dev, d], self.soft[dev, d]))
+        return np.asarray(self.b[dev, d])
+
+
+@dataclass(frozen=True)
+class DeviceFit:
+    """A fitted preset with what the fit saw.
+
+    Attributes:
+        params: the fitted preset.
+        uncertainty: one standard error (jackknife over devices) of each fitted field.
+        residual_rms: RMS of the step residuals of the chosen model (file unit).
+        scores: Bayesian information criterion of each model tried (lower is better).
+        devices: labels of the devices fitted; ``stuck`` those left out as stuck.
+        per_device: each fitted device's own parameters (arrays over ``devices``): dw_up,
+            dw_down, kappa_up, kappa_down, g_min, g_max.
+        unit: conductance unit of the measurement.
+    """
+
+    params: DeviceParams
+    uncertainty: dict[str, float]
+    residual_rms: float
+    scores: dict[str, float]
+    devices: tuple[str, ...]
+    stuck: tuple[str, ...]
+    per_device: dict[str, np.ndarray] = field(repr=False)
+    unit: str = "file unit"
+
+    def device_array(self) -> DeviceArray:
+        """The fitted devices as a DeviceArray (for their mean, noise-free response)."""
+        t = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in self.per_device.items()}
+        n = len(self.devices)
+        return DeviceArray(
+            dw_up=t["dw_up"],
+            dw_down=t["dw_down"],
+            kappa_up=t["kappa_up"],
+            kappa_down=t["kappa_down"],
+            g_min=t["g_min"],
+            g_max=t["g_max"],
+            stuck=torch.zeros(n, dtype=torch.int8),
+            drift_nu=torch.zeros(n, dtype=torch.float64),
+        )
+
+
+def _fit_lines(
+    dev: np.ndarray,
+    d: np.ndarray,
+    g0: np.ndarray,
+    mag: np.ndarray,
+    use: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    labels: list[str],
+) -> Lines:
+    n_dev = len(lo)
+    a = np.zeros((n_dev, 2))
+    soft = np.zeros((n_dev, 2))
+    soft_var = np.zeros((n_dev, 2))
+    b = np.zeros((n_dev, 2))
+    cov = np.zeros((n_dev, 2, 2, 2))
+    mean = np.zeros((n_dev, 2))
+    mean_var = np.zeros((n_dev, 2))
+    for i in range(n_dev):
+        for j in range(2):
+            sel = use & (dev == i) & (d == j)
+            x, y = g0[sel], mag[sel]
+            if len(y) < 3:
+                raise DataError(
+                    f"device {labels[i]!r}: {len(y)} {'up' if j == 0 else 'down'} steps away "
+                    "from its bounds; a fit needs at least 3 (give it more pulses)"
+                )
+            design = np.stack([np.ones_like(x), x], axis=1)
+            coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+            if rank < 2:  # every step from one conductance: no slope to see
+                coef = np.array([y.mean(), 0.0])
+            resid = y - design @ coef
+            s2 = float(resid @ resid) / max(len(y) - 2, 1)
+            a[i, j], b[i, j] = coef
+            cov[i, j] = s2 * np.linalg.pinv(design.T @ design)
+            mean[i, j] = y.mean()
+            mean_var[i, j] = y.var(ddof=1) / len(y)
+            # Soft bounds: the step is proportional to the distance to the bound ahead.
+            dist = hi[i] - x if j == 0 else x - lo[i]
+            dd = float(dist @ dist)
+            soft[i, j] = float(dist @ y) / dd if dd > 0 else 0.0
+            left = y - soft[i, j] * dist
+            soft_var[i, j] = float(left @ left) / max(len(y) - 1, 1) / dd if dd > 0 else 0.0
+    return Lines(a, b, cov, mean, mean_var, soft, soft_var, lo, hi)
+
+
+def _predicted(
+    model: ResponseModel,
+    lines: Lines,
+    dev: np.ndarray,
+    d: np.ndarray,
+    sign: np.ndarray,
+    g0: np.ndarray,
+) -> np.ndarray:
+    """Mean step of every pulse, clipped at the model's bounds."""
+    m = np.clip(lines.magnitude(model, dev, d, g0), 0.0, None)
+    return np.asarray(np.clip(g0 + sign * m, lines.lo[dev], lines.hi[dev]) - g0)
+
+
+def fit_device(
+    measurement: Measurement,
+    model: ResponseModel | str | None = None,
+    g_ref: float | None = None,
+    name: str | None = None,
+) -> DeviceFit:
+    """Fit a preset of ``model`` (default: the best by information criterion) to the reads."""
+    m = measurement
+    if model is not None:
+        try:
+            model = ResponseModel(model)
+        except ValueError:
+            raise ConfigError(
+                f"cannot fit model {model!r}; fitted models: {', '.join(FITTED_MODELS)}"
+            ) from None
+        if model not in FITTED_MODELS:
+            raise ConfigError(
+                f"cannot fit model {str(model)!r}; fitted models: {', '.join(FITTED_MODELS)}"
+            )
+    k, dev_all, sign_all, g0_all, dg_all = m.steps()
+    n_all = len(m.devices)
+    # Saturation levels and stuck devices.
+    lo = np.array([np.percentile(m.conductance[m.device == i], LOW_PCT) for i in range(n_all)])
+    hi = np.array([np.percentile(m.conductance[m.device == i], HIGH_PCT) for i in range(n_all)])
+    span = hi - lo
+    stuck = span < STUCK_SPAN * np.median(span)
+    working = np.nonzero(~stuck)[0]
+    if len(working) < 2:
+        raise DataError(f"{m.source}: {len(working)} device(s) move; a fit needs at least 2")
+    middle = np.median((lo + hi)[working] / 2)
+    level = np.array([np.median(m.conductance[m.device == i]) for i in range(n_all)])
+    stuck_high = int((stuck & (level > middle)).sum())
+    stuck_low = int(stuck.sum()) - stuck_high
+    # Re-index the working devices 0..n-1.
+    remap = np.full(n_all, -1)
+    remap[working] = np.arange(len(working))
+    keep = remap[dev_all] >= 0
+    k, dev, sign, g0, dg = k[keep], remap[dev_all[keep]], sign_all[keep], g0_all[keep], dg_all[keep]
+    lo, hi, span = lo[working], hi[working], span[working]
+    n = len(working)
+    d = (sign < 0).astype(np.int64)  # 0 up, 1 down
+    mag = sign * dg
+    # Steps away from the bounds in their own direction: two passes, the second with a margin
+    # of a mean step plus four residual standard deviations of the first.
+    # After each pass the saturation levels are refined with the read noise it finds.
+    margin = 0.05 * span
+    reads = [m.conductance[m.device == i] for i in working]
+    labels = [m.devices[i] for i in working]
+    for final in (False, False, True):
+        edge = np.where(sign > 0, hi[dev] - margin[dev], lo[dev] + margin[dev])
+        interior = np.where(sign > 0, g0 < edge, g0 > edge)
+        try:
+            lines = _fit_lines(dev, d, g0, mag, interior, lo, hi, labels)
+        except DataError as err:
+            raise DataError(f"{m.source}: {err}") from None
+        if final:
+            break
+        resid = mag - lines.magnitude(ResponseModel.LINEAR_STEP, dev, d, g0)
+        rms = np.array([np.sqrt(np.mean(resid[interior & (dev == i)] ** 2)) for i in range(n)])
+        typical = np.abs(lines.mean).max(axis=1)
+        margin = np.maximum(0.02 * span, typical + 4 * rms)
+        sums = _noise_sums(
+            ResponseModel.LINEAR_STEP, lines, lines.mean, k, dev, d, sign, g0, mag, interior, n
+        )
+        lo, hi = _saturation(reads, math.sqrt(_read_var(sums, np.arange(n))))
+    candidates = list(AUTO_MODELS)
+    if model is ResponseModel.POWER_STEP:
+        lines = _fit_power(lines, dev, d, g0, mag, interior)
+        candidates.append(model)
+    # Model choice on every step, with each model's clipping.
+    scores = {}
+    for candidate in candidates:
+        pred = _predicted(candidate, lines, dev, d, sign, g0)
+        rss = float(np.sum((dg - pred) ** 2))
+        free = _MODEL_PARAMS[candidate] * n + (candidate is ResponseModel.POWER_STEP)
+        scores[str(candidate)] = len(dg) * math.log(rss / len(dg)) + free * math.log(len(dg))
+    chosen = ResponseModel(min(scores, key=scores.__getitem__)) if model is None else model
+    bounds = (lo, hi)
+    pred = _predicted(chosen, lines, dev, d, sign, g0)
+    residual_rms = float(np.sqrt(np.mean((dg - pred) ** 2)))
+    # Reference conductance: the mean device's symmetry point, else the centre of the bounds.
+    lo_b, hi_b = bounds[0].mean(), bounds[1].mean()
+    if g_ref is None:
+        g_ref = float((lo_b + hi_b) / 2)
+        if chosen is not ResponseModel.CONSTANT_STEP:
+            if chosen is ResponseModel.SOFT_BOUNDS:  # the same lines, written as a + b g
+                bu, bd = -lines.soft[:, 0].mean(), lines.soft[:, 1].mean()
+                au = (lines.soft[:, 0] * hi).mean()
+                ad = -(lines.soft[:, 1] * lo).mean()
+            else:
+                au, bu = lines.a[:, 0].mean(), lines.b[:, 0].mean()
+                ad, bd = lines.a[:, 1].mean(), lines.b[:, 1].mean()
+            if bu != bd:
+                cross = (ad - au) / (bu - bd)
+                if lo_b + 0.1 * (hi_b - lo_b) < cross < hi_b - 0.1 * (hi_b - lo_b):
+                    g_ref = float(cross)
+        # Inside every device's range (devices that never saturated have narrow ones).
+        common = (bounds[0].max(), bounds[1].min())
+        if common[0] >= common[1]:
+            raise DataError(
+                f"{m.source}: the devices' conductance ranges do not overlap "
+                f"(lowest top {common[1]:g}, highest bottom {common[0]:g}); give g_ref"
+            )
+        inset = 0.1 * (common[1] - common[0])
+        g_ref = float(np.clip(g_ref, common[0] + inset, common[1] - inset))
+    if not (bounds[0] < g_ref).all() or not (g_ref < bounds[1]).all():
+        raise ConfigError(
+            f"g_ref = {g_ref:g} lies outside the conductance range of some devices "
+            f"(common range {bounds[0].max():g} to {bounds[1].min():g})"
+        )
+    try:
+        per_device = _per_device(chosen, lines, bounds, g_ref)
+    except DataError as err:
+        raise DataError(f"{m.source}: {err}") from None
+    steps_at_ref = np.stack([per_device["dw_up"], per_device["dw_down"]], axis=1)
+    noise = _noise_sums(chosen, lines, steps_at_ref, k, dev, d, sign, g0, mag, interior, n)
+    mode = _noise_mode(noise)
+    population = _population(chosen, lines.power_p, per_device, noise, mode, g_ref, np.arange(n))
+    # Jackknife over devices.
+    loo = [
+        _population(
+            chosen, lines.power_p, per_device, noise, mode, g_ref, np.delete(np.arange(n), i)
+        )
+        for i in range(n)
+    ]
+    uncertainty = {}
+    for key in population:
+        values = np.array([o[key] for o in loo])
+        uncertainty[key] = float(math.sqrt((n - 1) / n * ((values - values.mean()) ** 2).sum()))
+    uncertainty.pop("exponent", None)  # one fit for all devices: no jackknife of it
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    fitted: dict[str, Any] = dict(population)
+    params = DeviceParams(
+        name=name or f"fit-{chosen}",
+        model=chosen,
+        g_ref=g_ref,
+        noise_mode=mode,
+        stuck_low=stuck_low / n_all,
+        stuck_high=stuck_high / n_all,
+        source=f"fitted by insitu devices fit to {m.source} on {when}: {n} devices "
+        f"({int(stuck.sum())} stuck left out), {len(dg)} pulses; unit: {m.unit}",
+        **fitted,
+    )
+    return DeviceFit(
+        params=params,
+        uncertainty=uncertainty,
+        residual_rms=residual_rms,
+        scores=scores,
+        devices=tuple(labels),
+        stuck=tuple(m.devices[i] for i in np.nonzero(stuck)[0]),
+        per_device=per_device,
+        unit=m.unit,
+    )
+
+
+def _fit_power(
+    lines: Lines, dev: np.ndarray, d: np.ndarray, g0: np.ndarray, mag: np.ndarray, use: np.ndarray
+) -> Lines:
+    """The power-step fit: ``c * distance**p`` per device and direction, one exponent ``p`` for
+    all devices, by least squares (torch's L-BFGS), started from the straight lines (p = 1)."""
+    n = len(lines.lo)
+    span = lines.hi - lines.lo
+    x = torch.as_tensor(g0[use], dtype=torch.float64)
+    y = torch.as_tensor(mag[use], dtype=torch.float64)
+    di, dd = torch.as_tensor(dev[use]), torch.as_tensor(d[use])
+    # The step must not vanish inside the steps seen: the vanishing point lies beyond them.
+    edge = np.zeros((n, 2))
+    for i in range(n):
+        edge[i, 0] = g0[use & (dev == i) & (d == 0)].max()
+        edge[i, 1] = g0[use & (dev == i) & (d == 1)].min()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = -lines.a / lines.b
+    beyond = np.stack([cross[:, 0] - edge[:, 0], edge[:, 1] - cross[:, 1]], axis=1)
+    ok = (np.stack([lines.b[:, 0] < 0, lines.b[:, 1] > 0], axis=1)) & (beyond > 0)
+    beyond = np.where(ok, beyond, span[:, None])
+    start_c = np.where(ok, np.abs(lines.b), lines.mean / (beyond + 0.5 * span[:, None]))
+    sign = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    edge_t = torch.as_tensor(edge)
+    log_beyond = torch.tensor(np.log(beyond), requires_grad=True)
+    log_c = torch.tensor(np.log(np.clip(start_c, 1e-300, None)), requires_grad=True)
+    log_p = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    weight = 1 / (y.var() * len(y))
+
+    def model() -> torch.Tensor:
+        vanish = edge_t + sign * torch.exp(log_beyond)
+        dist = (vanish[di, dd] - x) * sign[dd]
+        return torch.exp(log_c[di, dd]) * dist.clamp(min=1e-12) ** torch.exp(log_p)
+
+    opt = torch.optim.LBFGS([log_beyond, log_c, log_p], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = weight * ((y - model()) ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        vanish = (edge_t + sign * torch.exp(log_beyond)).numpy()
+        return dataclasses.replace(
+            lines,
+            power_c=torch.exp(log_c).numpy(),
+            power_g=vanish,
+            power_p=float(torch.exp(log_p)),
+        )
+
+
+def _saturation(reads: list[np.ndarray], read_sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's saturation levels: the median of its reads within five read-noise standard
+    deviations of the extreme percentiles (a plateau's level, not its noisiest reads)."""
+    lo, hi = [], []
+    for r in reads:
+        top, bottom = np.percentile(r, HIGH_PCT), np.percentile(r, LOW_PCT)
+        hi.append(np.median(r[r >= top - 5 * read_sd]))
+        lo.append(np.median(r[r <= bottom + 5 * read_sd]))
+    return np.asarray(lo), np.asarray(hi)
+
+
+def _per_device(
+    model: ResponseModel, lines: Lines, bounds: tuple[np.ndarray, np.ndarray], g_ref: float
+) -> dict[str, np.ndarray]:
+    g_min, g_max = bounds
+    if model is ResponseModel.CONSTANT_STEP:
+        dw_up, dw_down = lines.mean[:, 0], lines.mean[:, 1]
+        var_up, var_down = lines.mean_var[:, 0], lines.mean_var[:, 1]
+        kappa_up = kappa_down = np.zeros_like(dw_up)
+    elif model is ResponseModel.POWER_STEP:
+        assert lines.power_c is not None and lines.power_g is not None
+        above, below = lines.power_g[:, 0] - g_ref, g_ref - lines.power_g[:, 1]
+        if (above <= 0).any() or (below <= 0).any():
+            raise DataError(f"some devices' steps vanish before g_ref = {g_ref:g}")
+        p = lines.power_p
+        dw_up, dw_down = lines.power_c[:, 0] * above**p, lines.power_c[:, 1] * below**p
+        # The straight lines' error at g_ref stands for the power law's.
+        v = np.array([1.0, g_ref])
+        var_up = np.einsum("i,nij,j->n", v, lines.cov[:, 0], v)
+        var_down = np.einsum("i,nij,j->n", v, lines.cov[:, 1], v)
+        kappa_up, kappa_down = 1 / above, 1 / below
+    elif model is ResponseModel.SOFT_BOUNDS:  # the step is 0 exactly at the bound
+        above, below = g_max - g_ref, g_ref - g_min
+        dw_up, dw_down = lines.soft[:, 0] * above, lines.soft[:, 1] * below
+        var_up, var_down = lines.soft_var[:, 0] * above**2, lines.soft_var[:, 1] * below**2
+        kappa_up, kappa_down = 1 / above, 1 / below
+    else:
+        dw_up = lines.a[:, 0] + lines.b[:, 0] * g_ref
+        dw_down = lines.a[:, 1] + lines.b[:, 1] * g_ref
+        v = np.array([1.0, g_ref])
+        var_up = np.einsum("i,nij,j->n", v, lines.cov[:, 0], v)
+        var_down = np.einsum("i,nij,j->n", v, lines.cov[:, 1], v)
+        if (dw_up <= 0).any() or (dw_down <= 0).any():
+            raise DataError(f"some devices have no positive step at g_ref = {g_ref:g}")
+        kappa_up = np.clip(-lines.b[:, 0] / dw_up, 0.0, None)
+        kappa_down = np.clip(lines.b[:, 1] / dw_down, 0.0, None)
+    return {
+        "dw_up": dw_up,
+        "dw_down": dw_down,
+        "var_up": var_up,
+        "var_down": var_down,
+        "kappa_up": kappa_up,
+        "kappa_down": kappa_down,
+        "g_min": g_min,
+        "g_max": g_max,
+    }
+
+
+def _noise_sums(
+    model: ResponseModel,
+    lines: Lines,
+    nominal_steps: np.ndarray,
+    k: np.ndarray,
+    dev: np.ndarray,
+    d: np.ndarray,
+    sign: np.ndarray,
+    g0: np.ndarray,
+    mag: np.ndarray,
+    interior: np.ndarray,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """Per-device sums from which read noise and step noise follow (see module docstring)."""
+    mean = np.clip(lines.magnitude(model, dev, d, g0), 0.0, None)
+    slope = lines.slope(model, dev, d, g0)
+    r = mag - mean
+    # Consecutive pulses (read after one is the read before the next), both away from bounds.
+    pair = (k[1:] == k[:-1] + 1) & interior[1:] & interior[:-1]
+    cross = r[:-1] * r[1:]
+    weight = -sign[:-1] * (sign[1:] + slope[1:])
+    nominal = nominal_steps[dev, d]
+    read_factor = 1 + (sign + slope) ** 2
+
+    def per(values: np.ndarray, mask: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], weights=values[mask], minlength=n)
+
+    return {
+        "pair": per(cross, pair, dev[1:]),
+        "pair_w": per(weight, pair, dev[1:]),
+        "r2": per(r**2, interior, dev),
+        "read": per(read_factor, interior, dev),
+        "mult": per(mean**2, interior, dev),
+        "add": per(nominal**2, interior, dev),
+        # For the likelihood of each noise mode (all devices at once).
+        "_r": r[interior],
+        "_mean": mean[interior],
+        "_nominal": nominal[interior],
+        "_read": read_factor[interior],
+    }
+
+
+def _read_var(noise: dict[str, np.ndarray], devices: np.ndarray) -> float:
+    w = noise["pair_w"][devices].sum()
+    return max(float(noise["pair"][devices].sum() / w), 0.0) if w != 0 else 0.0
+
+
+def _step_var(noise: dict[str, np.ndarray], devices: np.ndarray, mode: NoiseMode) -> float:
+    read = _read_var(noise, devices)
+    left = noise["r2"][devices].sum() - read * noise["read"][devices].sum()
+    scale = noise["mult" if mode is NoiseMode.MULTIPLICATIVE else "add"][devices].sum()
+    return max(float(left / scale), 0.0)
+
+
+def _noise_mode(noise: dict[str, np.ndarray]) -> NoiseMode:
+    """The more likely noise mode (Gaussian steps, read noise as fitted)."""
+    everyone = np.arange(len(noise["r2"]))
+    read = _read_var(noise, everyone)
+    best, best_ll = NoiseMode.MULTIPLICATIVE, -math.inf
+    for mode, w in ((NoiseMode.MULTIPLICATIVE, "_mean"), (NoiseMode.ADDITIVE, "_nominal")):
+        var = _step_var(noise, everyone, mode) * noise[w] ** 2 + read * noise["_read"]
+        var = np.clip(var, 1e-300, None)
+        ll = float(-0.5 * np.sum(np.log(var) + noise["_r"] ** 2 / var))
+        if ll > best_ll:
+            best, best_ll = mode, ll
+    return best
+
+
+def _spread(values: np.ndarray, errors: np.ndarray) -> float:
+    """Standard deviation over devices less the part their fit errors explain."""
+    if len(values) < 2:
+        return 0.0
+    return math.sqrt(max(float(values.var(ddof=1) - errors.mean()), 0.0))
+
+
+def _population(
+    model: ResponseModel,
+    exponent: float,
+    per_device: dict[str, np.ndarray],
+    noise: dict[str, np.ndarray],
+    mode: NoiseMode,
+    g_ref: float,
+    devices: np.ndarray,
+) -> dict[str, float]:
+    """Nominal parameters and their device-to-device spread from the ``devices`` fits."""
+    p = {key: v[devices] for key, v in per_device.items()}
+    up, down = p["dw_up"], p["dw_down"]
+    dw, up_down = asymmetry_from_steps(up, down)
+    dw_var = (p["var_up"] + p["var_down"]) / 4
+    s = (up + down) ** 2
+    ud_var = (4 * down**2 * p["var_up"] + 4 * up**2 * p["var_down"]) / s**2
+    dw_min = float(dw.mean())
+    above, below = p["g_max"] - g_ref, g_ref - p["g_min"]
+    g_max, g_min = g_ref + float(above.mean()), g_ref - float(below.mean())
+    rel = np.concatenate([above / above.mean() - 1, below / below.mean() - 1])
+    out = {
+        "g_min": g_min,
+        "g_max": g_max,
+        "dw_min": dw_min,
+        "up_down": float(up_down.mean()),
+        "dw_min_dtod": _spread(dw, dw_var) / dw_min,
+        "up_down_dtod": _spread(up_down, ud_var),
+        "bounds_dtod": float(rel.std(ddof=1)) if len(rel) > 2 else 0.0,
+        "slope_up": 0.0,
+        "slope_down": 0.0,
+        "slope_dtod": 0.0,
+        "dw_min_std": math.sqrt(_step_var(noise, devices, mode)),
+        "read_noise": math.sqrt(_read_var(noise, devices)) / (g_max - g_min),
+    }
+    if model is ResponseModel.SOFT_BOUNDS:
+        out["slope_up"] = out["slope_down"] = 1.0
+    if model is ResponseModel.POWER_STEP:
+        out["exponent"] = exponent
+    if model in (ResponseModel.LINEAR_STEP, ResponseModel.POWER_STEP):
+        s_up, s_down = p["kappa_up"] * above, p["kappa_down"] * below
+        out["slope_up"], out["slope_down"] = float(s_up.mean()), float(s_down.mean())
+        spread = np.concatenate([s_up - s_up.mean(), s_down - s_down.mean()])
+        out["slope_dtod"] = float(spread.std(ddof=1))
+    return out
