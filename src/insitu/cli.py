@@ -221,7 +221,9 @@ def _print_result(result: Any) -> None:
         console.print(result_line(result))
         console.print(f"run directory: {result.run_dir}")
         return
-    accuracy = f"{100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %"
+    from insitu.experiments.run import accuracy_text
+
+    accuracy = accuracy_text(s)
     exact = s.get("test_exact_reconstruction")
     if exact:  # a task with target patterns: restoring them exactly is what counts
         # The spread over instances as the summary gives test_acc_std: population std.

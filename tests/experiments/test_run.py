@@ -17,7 +17,7 @@ from insitu.algorithms import AnalogSGD
 from insitu.errors import ConfigError, DivergenceError
 from insitu.experiments import RunResult, load_config, make_config, train
 from insitu.experiments.crossbar_run import METRIC_FIELDS
-from insitu.experiments.run import new_run_dir
+from insitu.experiments.run import accuracy_text, new_run_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = {
@@ -338,3 +338,25 @@ def test_lr_decay_scales_the_rate_every_epoch(tmp_path: Path) -> None:
     assert result.trainer.lr == pytest.approx(0.4 * 0.5**2)
     with pytest.raises(ConfigError, match="lr_decay"):
         make_config(small(lr_decay=1.5))
+
+
+def test_transfer_records_its_software_accuracy_before_the_chip(tmp_path: Path) -> None:
+    transfer = train(
+        make_config(small(algorithm="transfer", device="reram-taox")),
+        tmp_path / "transfer",
+        console=quiet(),
+        progress=False,
+    ).summary
+    software = train(
+        make_config(small(algorithm="software", device="reram-taox")),
+        tmp_path / "software",
+        console=quiet(),
+        progress=False,
+    ).summary
+    # Its software weights are a software run's (same seed); the chip's accuracy is its own.
+    assert transfer["software_test_acc"] == software["test_acc"]
+    assert transfer["software_test_acc_mean"] == pytest.approx(software["test_acc_mean"])
+    assert transfer["test_acc"] != transfer["software_test_acc"]
+    line = accuracy_text(transfer)
+    assert line.startswith("software ") and " -> chip " in line
+    assert "software_test_acc" not in software  # only train-then-write rules have the gap

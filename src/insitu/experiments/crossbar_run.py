@@ -11,12 +11,13 @@ import torch
 from pydantic import BaseModel
 
 from insitu.algorithms import ChipTrainer, Trainer, make_trainer
+from insitu.algorithms.transfer import Transfer
 from insitu.data import Dataset, load_dataset
 from insitu.energy import energy_report, get_profile, profile_for_device, summary_totals
 from insitu.experiments import plots
 from insitu.experiments.checkpoint import CHECKPOINT_NAME
 from insitu.experiments.config import TrainConfig, load_config
-from insitu.experiments.run import run
+from insitu.experiments.run import run, software_accuracy
 from insitu.experiments.run_kind import (
     ACCURACY_FIELDS,
     RUN_FILES,
@@ -101,6 +102,9 @@ class CrossbarRun:
         cfg = self.config
         summary["setup_events"] = result.setup_events
         summary.update(_reconstruction(result.trainer, ds))
+        if isinstance(result.trainer, Transfer):  # the transfer gap: its software weights
+            software = result.trainer.software
+            summary.update(software_accuracy(software, ds.x_test, ds.y_test, self.eval_chunk))
         # The run's energy and time totals (insitu.energy), priced by the config's profile or
         # the default one for the chip's device.
         name = cfg.energy_profile or profile_for_device(cfg.device, spiking=False)

@@ -24,7 +24,7 @@ from insitu.experiments.config import (
     SpikingTrainConfig,
     load_spiking_config,
 )
-from insitu.experiments.run import accuracy, run, stats
+from insitu.experiments.run import accuracy_text, run, software_accuracy
 from insitu.experiments.run_kind import (
     ACCURACY_FIELDS,
     RUN_FILES,
@@ -174,9 +174,7 @@ class SpikingRun:
         summary["time_steps"] = cfg.time_steps
         if isinstance(trainer, Deploy):  # the deploy gap: the same weights in software
             view = _TrainerView(trainer, software=True)
-            software = accuracy(view, ds.x_test, ds.y_test, chunk=self.eval_chunk)
-            summary["software_test_acc"] = software.tolist()
-            summary["software_test_acc_mean"], summary["software_test_acc_std"] = stats(software)
+            summary.update(software_accuracy(view, ds.x_test, ds.y_test, self.eval_chunk))
         if trainer.chip is not None:  # software runs have no chip events to price
             report = energy_report(
                 summary,
@@ -221,13 +219,8 @@ def result_line(result: SpikingRunResult) -> str:
     s = result.summary
     if s.get("test_acc_mean") is None:
         return f"run {s.get('status')}: {s.get('message')}"
-    chip = f"{100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %"
-    if "software_test_acc_mean" in s:
-        software = (
-            f"{100 * s['software_test_acc_mean']:.2f} ± {100 * s['software_test_acc_std']:.2f} %"
-        )
-        chip = f"software {software} -> chip {chip}"
-    return f"test accuracy {chip} over {result.config.instances} instance(s) ({s['algorithm']})"
+    instances = result.config.instances
+    return f"test accuracy {accuracy_text(s)} over {instances} instance(s) ({s['algorithm']})"
 
 
 def chip_activity_figure(trainer: SpikingTrainer, x: torch.Tensor, path: Path) -> Path:
