@@ -25,14 +25,16 @@ class DeviceArray(NamedTuple):
     Conductance-valued fields are in the preset's normalised unit.
     """
 
-    dw_up: Tensor  # step of one potentiating pulse at g_ref
-    dw_down: Tensor  # step of one depressing pulse at g_ref
-    kappa_up: Tensor  # relative step loss per unit conductance above g_ref
-    kappa_down: Tensor  # likewise below g_ref
-    g_min: Tensor  # hard lower bound
-    g_max: Tensor  # hard upper bound
-    stuck: Tensor  # int8: 0 working, -1 stuck at g_min, +1 stuck at g_max
-    drift_nu: Tensor  # drift exponent
+    # Fields spelled torch.Tensor: the API reference (pdoc) resolves a NamedTuple's generated
+    # __new__ annotations without this module's names.
+    dw_up: torch.Tensor  # step of one potentiating pulse at g_ref
+    dw_down: torch.Tensor  # step of one depressing pulse at g_ref
+    kappa_up: torch.Tensor  # relative step loss per unit conductance above g_ref
+    kappa_down: torch.Tensor  # likewise below g_ref
+    g_min: torch.Tensor  # hard lower bound
+    g_max: torch.Tensor  # hard upper bound
+    stuck: torch.Tensor  # int8: 0 working, -1 stuck at g_min, +1 stuck at g_max
+    drift_nu: torch.Tensor  # drift exponent
 
 
 def _normal(shape: torch.Size, gen: torch.Generator, device: torch.device) -> Tensor:

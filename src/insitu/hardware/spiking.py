@@ -271,12 +271,14 @@ class SpikingChipConfig:
 class NeuronArray(NamedTuple):
     """The parameters drawn at fabrication for a layer of neurons, each (instances, neurons)."""
 
-    tau_m: Tensor  # membrane time constant (steps)
-    tau_s: Tensor  # synaptic time constant (steps)
-    threshold: Tensor
-    leak: Tensor
-    gain: Tensor  # synapse_gain of the neuron's synapses
-    alive: Tensor  # bool: False for dead neurons (never spike)
+    # Fields spelled torch.Tensor: the API reference (pdoc) resolves a NamedTuple's generated
+    # __new__ annotations without this module's names.
+    tau_m: torch.Tensor  # membrane time constant (steps)
+    tau_s: torch.Tensor  # synaptic time constant (steps)
+    threshold: torch.Tensor
+    leak: torch.Tensor
+    gain: torch.Tensor  # synapse_gain of the neuron's synapses
+    alive: torch.Tensor  # bool: False for dead neurons (never spike)
 
 
 def sample_neurons(
@@ -312,8 +314,10 @@ def sample_neurons(
 class Recording(NamedTuple):
     """What a run sends back to the host; every tensor is (instances, batch, time, neurons)."""
 
-    spikes: tuple[Tensor, ...]  # per layer, 0/1 float32 (all 0 for a non-spiking readout)
-    membrane: tuple[Tensor, ...]  # per layer, ADC-measured membrane voltages
+    # Fields spelled torch.Tensor: the API reference (pdoc) resolves a NamedTuple's generated
+    # __new__ annotations without this module's names.
+    spikes: tuple[torch.Tensor, ...]  # per layer, 0/1 float32 (all 0 for a non-spiking readout)
+    membrane: tuple[torch.Tensor, ...]  # per layer, ADC-measured membrane voltages
 
     @property
     def readout(self) -> Tensor:
