@@ -23,6 +23,7 @@ from insitu.hardware import (
     inspection,
 )
 from insitu.nn import (
+    AnalogLinear,
     AnalogSequence,
     InSituSGD,
     Progressive,
@@ -182,6 +183,18 @@ def test_it_drives_the_tiles_only_through_the_chip_protocol(
     Progressive(model, lr=0.2, refresh=False).step(x, y, F.cross_entropy)
     held = 2 * 8 * (5 + 4 + 4 + 3)  # instances x batch x (inputs + outputs of both layers)
     assert events(model)[Event.STORED_VALUE] - after.get(Event.STORED_VALUE, 0.0) == held
+
+
+def test_a_stack_built_from_analog_layers_trains_without_convert() -> None:
+    stack = nn.Sequential(
+        AnalogLinear(5, 4, instances=2, device=ideal_tiles()),
+        nn.Tanh(),
+        AnalogLinear(4, 3, instances=2, device=ideal_tiles()),
+    )
+    opt = Progressive(stack, lr=0.5)
+    x, y = batch(0)
+    losses = [opt.step(x, y, F.cross_entropy).item() for _ in range(10)]
+    assert losses[-1] < losses[0] - 0.05
 
 
 def test_insitu_sgd_still_captures_after_a_progressive_step() -> None:

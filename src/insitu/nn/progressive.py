@@ -43,7 +43,8 @@ Order = Literal["output-first", "input-first"]
 class AnalogSequence:
     """A model seen as a sequence of analog layers with digital parts between them (see the
     module docstring). ``model``: a converted model (:func:`insitu.nn.convert`) or any module
-    built from analog layers; its output is (instances, batch, ...)."""
+    built from analog layers; its output is (instances, batch, ...). Each analog layer is used
+    once per pass (a layer read twice would be pulsed once per use)."""
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
