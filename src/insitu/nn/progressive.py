@@ -144,6 +144,7 @@ class Progressive:
         layers = list(range(len(self.sequence)))
         return layers[::-1] if self.order == "output-first" else layers
 
+    @torch.enable_grad()
     def step(self, x: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         """One progressive step on inputs ``x`` and targets ``y`` (the same for every chip).
 
