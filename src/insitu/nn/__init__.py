@@ -2,8 +2,10 @@
 
 ``AnalogLinear`` and ``AnalogConv2d`` are ``nn.Module``s whose forward pass is the tile's read
 (DAC, devices, noise, ADC) and whose backward pass is its transposed read; ``InSituSGD`` changes
-their weights only by the tile's pulsed updates; ``convert`` puts any torch model's linear and
-convolution layers on tiles and leaves the rest digital; ``events`` sums what the hardware did.
+their weights only by the tile's pulsed updates, and ``Progressive`` by progressive gradient
+descent over the model's sequence of analog layers (``AnalogSequence``); ``convert`` puts any
+torch model's linear and convolution layers on tiles and leaves the rest digital; ``events``
+sums what the hardware did.
 
 Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`.
 """
@@ -14,12 +16,15 @@ from insitu.nn.layer import AnalogLayer, TileParameter, analog_layers, events
 from insitu.nn.linear import AnalogLinear
 from insitu.nn.optim import InSituSGD
 from insitu.nn.options import TileOptions, tile_config
+from insitu.nn.progressive import AnalogSequence, Progressive
 
 __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "AnalogSequence",
     "InSituSGD",
+    "Progressive",
     "StackInstances",
     "TileOptions",
     "TileParameter",

@@ -51,7 +51,8 @@ class TileParameter(nn.Parameter):
 
 class _TileRead(torch.autograd.Function):
     """``y = tile.read(x)`` forward; ``dx = tile.read_transposed(dy)`` backward, where the
-    layer also captures ``(x, dy)`` for its next pulsed update."""
+    layer also captures ``(x, dy)`` for its next pulsed update, or (``immediate_lr`` set, as
+    :mod:`insitu.nn.progressive` does) is pulsed at once from them and carries nothing down."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, handle: TileParameter) -> Tensor:
@@ -63,7 +64,13 @@ class _TileRead(torch.autograd.Function):
     def backward(ctx: Any, d: Tensor) -> tuple[Tensor | None, None]:
         (x,) = ctx.saved_tensors
         layer: AnalogLayer = ctx.layer
-        layer.capture(x, d)
+        if layer.immediate_lr is not None:
+            # Progressive descent: the live input and error drive the pulses now; nothing is
+            # held, and no error is carried below this layer.
+            layer.tile.update(x, d, layer.immediate_lr)
+            return None, None
+        if layer.capturing:
+            layer.capture(x, d)
         if not ctx.needs_input_grad[0]:
             return None, None  # the first layer: no transposed read is needed
         dx = layer.tile.read_transposed(d)
@@ -114,6 +121,10 @@ class AnalogLayer(nn.Module):
         # True in a converted model: the chips' batches arrive stacked along the batch dim.
         self.stacked = False
         self._captured: list[tuple[Tensor, Tensor]] = []
+        # What backward does besides the transposed read (set by insitu.nn.progressive):
+        # capture (x, d) for InSituSGD, or (immediate_lr not None) update the tile at once.
+        self.capturing = True
+        self.immediate_lr: float | None = None
         self.program_result: ProgramResult = self._program_initial(init_weight, init_bias)
 
     # -- initial state ----------------------------------------------------------------------
