@@ -30,6 +30,7 @@ from torch.autograd.function import FunctionCtx
 
 from insitu.algorithms import lif_kernels
 from insitu.hardware.backend import Implementation
+from insitu.hardware.lif import LIFParams, LIFState, lif_initial_state, lif_step
 from insitu.hardware.synapse_kernels import Events
 from insitu.hardware.synapses import SynapticDrive, TorchSynapses, synaptic_backend
 
@@ -63,6 +64,19 @@ def refractory_mask(z: Tensor, steps: int) -> Tensor:
     return held
 
 
+def step_parameters(p: LIFModelParams) -> LIFParams:
+    """The model's nominal neuron as the parameters of :func:`insitu.hardware.lif.lif_step`."""
+    return LIFParams(
+        decay_m=p.decay_m,
+        decay_s=p.decay_s,
+        leak=p.leak,
+        threshold=p.threshold,
+        reset=p.reset,
+        refractory_steps=p.refractory_steps,
+        spiking=p.spiking,
+    )
+
+
 def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Tensor, Tensor]:
     """The model's forward pass: membrane (before reset) and spikes, each (T, *batch, N).
 
@@ -72,32 +86,19 @@ def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Te
 
     The torch reference; :class:`KernelLIFModel` runs the same loop compiled.
     """
-    t_steps = drive.shape[0]
-    rest = p.leak * (1.0 - p.decay_m)
-    v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
-    cur = torch.zeros(drive.shape[1:], dtype=drive.dtype, device=drive.device)
-    held_for = torch.zeros(drive.shape[1:], dtype=torch.int32, device=drive.device)
+    step_params = step_parameters(p)
+    state = lif_initial_state(step_params, tuple(drive.shape[1:]), drive.dtype, drive.device)
     vs = torch.empty_like(drive)
     zs = torch.zeros_like(drive)
-    for t in range(t_steps):
-        v = p.decay_m * v + rest + cur
-        cur = p.decay_s * cur + drive[t]
+    w_rec_t = None if w_rec is None else w_rec.transpose(-1, -2)
+    for t in range(drive.shape[0]):
+        z, vs[t], state = lif_step(drive[t], state, step_params)
         if not p.spiking:
-            vs[t] = v
             continue
-        if p.refractory_steps:
-            held = held_for > 0
-            v = torch.where(held, p.reset, v)
-            z = (v >= p.threshold) & ~held
-            held_for = torch.where(z, p.refractory_steps, held_for - held.to(torch.int32))
-        else:
-            z = v >= p.threshold
-        vs[t] = v
-        zf = z.to(drive.dtype)
-        zs[t] = zf
-        if w_rec is not None:
-            cur = cur + torch.matmul(zf, w_rec.transpose(-1, -2))
-        v = torch.where(z, p.reset, v)
+        zs[t] = z
+        if w_rec_t is not None:
+            rec = torch.matmul(z, w_rec_t)  # the recurrent synapses feed the next step
+            state = LIFState(state.membrane, state.current + rec, state.refractory)
     return vs, zs
 
 
