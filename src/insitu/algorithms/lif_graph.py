@@ -30,7 +30,13 @@ from torch.autograd.function import FunctionCtx
 
 from insitu.algorithms import lif_kernels
 from insitu.hardware.backend import Implementation
-from insitu.hardware.lif import LIFParams, LIFState, lif_initial_state, lif_step
+from insitu.hardware.lif import (
+    LIFParams,
+    LIFState,
+    lif_initial_state,
+    lif_step,
+    surrogate_derivative,
+)
 from insitu.hardware.synapse_kernels import Events
 from insitu.hardware.synapses import SynapticDrive, TorchSynapses, synaptic_backend
 
@@ -46,11 +52,6 @@ class LIFModelParams(NamedTuple):
     refractory_steps: int
     surrogate_beta: float  # steepness of the surrogate derivative (1/voltage)
     spiking: bool  # False: a non-spiking leaky-integrator readout
-
-
-def surrogate_derivative(v: Tensor, threshold: float, beta: float) -> Tensor:
-    """SuperSpike fast-sigmoid derivative ``1 / (beta |v - threshold| + 1)^2``."""
-    return (beta * (v - threshold).abs() + 1.0).reciprocal().square()
 
 
 def refractory_mask(z: Tensor, steps: int) -> Tensor:

@@ -24,12 +24,20 @@ the new state. An input current given at step t moves the membrane from step t+1
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["LIFParams", "LIFState", "lif_initial_state", "lif_step"]
+__all__ = [
+    "LIFParams",
+    "LIFState",
+    "SpikeFunction",
+    "lif_initial_state",
+    "lif_step",
+    "superspike",
+    "surrogate_derivative",
+]
 
 Scalar = float | Tensor
 """A parameter given once for every neuron (float) or per neuron (a tensor broadcasting
@@ -81,6 +89,37 @@ class LIFState(NamedTuple):
 SpikeFunction = Callable[[Tensor], Tensor]
 """Maps ``V - threshold`` to spikes (1.0 at or above 0, else 0.0), with whatever gradient a
 training method wants (a surrogate derivative)."""
+
+
+def surrogate_derivative(v: Tensor, threshold: float, beta: float) -> Tensor:
+    """SuperSpike fast-sigmoid derivative ``1 / (beta |v - threshold| + 1)^2`` (Zenke & Ganguli
+    2018), ``beta`` in 1/voltage units: the derivative a spike is given in training."""
+    return (beta * (v - threshold).abs() + 1.0).reciprocal().square()
+
+
+class _SuperSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, beta: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * surrogate_derivative(x, 0.0, ctx.beta), None
+
+
+def superspike(beta: float) -> SpikeFunction:
+    """The spike as a function of ``V - threshold``: 1.0 at or above 0, else 0.0, with the
+    SuperSpike surrogate derivative of steepness ``beta`` (1/voltage units) in the backward
+    pass; for :func:`lif_step`'s ``spike_fn``."""
+
+    def spike(x: Tensor) -> Tensor:
+        out: Tensor = _SuperSpike.apply(x, beta)
+        return out
+
+    return spike
 
 
 def lif_initial_state(

@@ -4,6 +4,8 @@
 (DAC, devices, noise, ADC) and whose backward pass is its transposed read; ``InSituSGD`` changes
 their weights only by the tile's pulsed updates; ``convert`` puts any torch model's linear and
 convolution layers on tiles and leaves the rest digital; ``events`` sums what the hardware did.
+``LIF`` and ``SpikingLinear`` are spiking layers (software models over the pure LIF step of
+:mod:`insitu.hardware.lif`); ``PerStep`` runs a frame-wise front-end on every time step.
 
 Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`.
 """
@@ -14,12 +16,16 @@ from insitu.nn.layer import AnalogLayer, TileParameter, analog_layers, events
 from insitu.nn.linear import AnalogLinear
 from insitu.nn.optim import InSituSGD
 from insitu.nn.options import TileOptions, tile_config
+from insitu.nn.spiking import LIF, PerStep, SpikingLinear, nominal_params
 
 __all__ = [
+    "LIF",
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
     "InSituSGD",
+    "PerStep",
+    "SpikingLinear",
     "StackInstances",
     "TileOptions",
     "TileParameter",
@@ -27,5 +33,6 @@ __all__ = [
     "convert",
     "events",
     "instance_loss",
+    "nominal_params",
     "tile_config",
 ]
