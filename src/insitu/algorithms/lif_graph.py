@@ -17,7 +17,9 @@ differentiated with the SuperSpike fast-sigmoid surrogate ``1 / (beta |V - thres
 trace and spikes, the layer's forward value *is* the measurement, and its backward pass is the
 model's, with every local derivative (surrogate, reset gate, refractory gate) evaluated at the
 measured values. This equals a step-by-step graph in which every step's membrane and spikes are
-replaced by their measured values through an identity whose gradient is the model's.
+replaced by their measured values through an identity whose gradient is the model's; the
+values themselves enter the graph through that identity
+(:func:`insitu.algorithms.injection.measured_forward_model_backward`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from insitu.hardware.lif import (
     lif_step,
     surrogate_derivative,
 )
+from insitu.hardware.observables import Observables
 from insitu.hardware.synapse_kernels import Events
 from insitu.hardware.synapses import SynapticDrive, TorchSynapses, synaptic_backend
 
@@ -322,19 +325,21 @@ def lif_layer(
     w: Tensor,
     p: LIFModelParams,
     w_rec: Tensor | None = None,
-    measured: tuple[Tensor, Tensor] | None = None,
+    measured: Observables | tuple[Tensor, Tensor] | None = None,
     backend: LIFBackend = TORCH_LIF,
 ) -> tuple[Tensor, Tensor]:
     """Membrane and spikes, each (T, I, B, N), of a LIF layer fed spikes ``inp`` (T, B, in)
     (shared by every instance) or (T, I, B, in) through weights ``w`` (I, N, in).
 
-    Without ``measured`` the model simulates; with ``measured = (membrane, spikes)`` from the
-    chip, these are the forward values and gradients are the model's at them (the injection).
+    Without ``measured`` the model simulates; with ``measured`` (membrane and spikes, time-major,
+    from the chip) the model is linearised there: it does not simulate, its values are the
+    measured ones and its local derivatives are evaluated at them. An in-the-loop rule then puts
+    the measurements into the graph with :func:`insitu.algorithms.injection.inject`.
     Both outputs carry gradients back into ``inp``, ``w`` (and ``w_rec``): the spikes through
     the surrogate derivative. ``backend``: the loops and synaptic drive to run on (the torch
     reference unless given; a model makes ``lif_backend(choose(...))`` once when built).
     """
-    mv, mz = (None, None) if measured is None else measured
+    mv, mz = (None, None) if measured is None else (measured[0], measured[1])
     shape = (inp.shape[0], w.shape[0], inp.shape[-2], w.shape[1])
     if mv is not None and (tuple(mv.shape) != shape or mz is None or tuple(mz.shape) != shape):
         raise ValueError(
