@@ -17,7 +17,9 @@ differentiated with the SuperSpike fast-sigmoid surrogate ``1 / (beta |V - thres
 trace and spikes, the layer's forward value *is* the measurement, and its backward pass is the
 model's, with every local derivative (surrogate, reset gate, refractory gate) evaluated at the
 measured values. This equals a step-by-step graph in which every step's membrane and spikes are
-replaced by their measured values through an identity whose gradient is the model's.
+replaced by their measured values through an identity whose gradient is the model's; the
+values themselves enter the graph through that identity
+(:func:`insitu.algorithms.injection.measured_forward_model_backward`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ from torch.autograd.function import FunctionCtx
 
 from insitu.algorithms import lif_kernels
 from insitu.hardware.backend import Implementation
+from insitu.hardware.lif import (
+    LIFParams,
+    LIFState,
+    lif_initial_state,
+    lif_step,
+    surrogate_derivative,
+)
+from insitu.hardware.observables import Observables
 from insitu.hardware.synapse_kernels import Events
 from insitu.hardware.synapses import SynapticDrive, TorchSynapses, synaptic_backend
 
@@ -47,11 +57,6 @@ class LIFModelParams(NamedTuple):
     spiking: bool  # False: a non-spiking leaky-integrator readout
 
 
-def surrogate_derivative(v: Tensor, threshold: float, beta: float) -> Tensor:
-    """SuperSpike fast-sigmoid derivative ``1 / (beta |v - threshold| + 1)^2``."""
-    return (beta * (v - threshold).abs() + 1.0).reciprocal().square()
-
-
 def refractory_mask(z: Tensor, steps: int) -> Tensor:
     """1.0 where a neuron is held after a spike in one of the ``steps`` previous steps.
 
@@ -63,6 +68,19 @@ def refractory_mask(z: Tensor, steps: int) -> Tensor:
     return held
 
 
+def step_parameters(p: LIFModelParams) -> LIFParams:
+    """The model's nominal neuron as the parameters of :func:`insitu.hardware.lif.lif_step`."""
+    return LIFParams(
+        decay_m=p.decay_m,
+        decay_s=p.decay_s,
+        leak=p.leak,
+        threshold=p.threshold,
+        reset=p.reset,
+        refractory_steps=p.refractory_steps,
+        spiking=p.spiking,
+    )
+
+
 def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Tensor, Tensor]:
     """The model's forward pass: membrane (before reset) and spikes, each (T, *batch, N).
 
@@ -72,32 +90,19 @@ def simulate(drive: Tensor, w_rec: Tensor | None, p: LIFModelParams) -> tuple[Te
 
     The torch reference; :class:`KernelLIFModel` runs the same loop compiled.
     """
-    t_steps = drive.shape[0]
-    rest = p.leak * (1.0 - p.decay_m)
-    v = torch.full(drive.shape[1:], p.leak, dtype=drive.dtype, device=drive.device)
-    cur = torch.zeros(drive.shape[1:], dtype=drive.dtype, device=drive.device)
-    held_for = torch.zeros(drive.shape[1:], dtype=torch.int32, device=drive.device)
+    step_params = step_parameters(p)
+    state = lif_initial_state(step_params, tuple(drive.shape[1:]), drive.dtype, drive.device)
     vs = torch.empty_like(drive)
     zs = torch.zeros_like(drive)
-    for t in range(t_steps):
-        v = p.decay_m * v + rest + cur
-        cur = p.decay_s * cur + drive[t]
+    w_rec_t = None if w_rec is None else w_rec.transpose(-1, -2)
+    for t in range(drive.shape[0]):
+        z, vs[t], state = lif_step(drive[t], state, step_params)
         if not p.spiking:
-            vs[t] = v
             continue
-        if p.refractory_steps:
-            held = held_for > 0
-            v = torch.where(held, p.reset, v)
-            z = (v >= p.threshold) & ~held
-            held_for = torch.where(z, p.refractory_steps, held_for - held.to(torch.int32))
-        else:
-            z = v >= p.threshold
-        vs[t] = v
-        zf = z.to(drive.dtype)
-        zs[t] = zf
-        if w_rec is not None:
-            cur = cur + torch.matmul(zf, w_rec.transpose(-1, -2))
-        v = torch.where(z, p.reset, v)
+        zs[t] = z
+        if w_rec_t is not None:
+            rec = torch.matmul(z, w_rec_t)  # the recurrent synapses feed the next step
+            state = LIFState(state.membrane, state.current + rec, state.refractory)
     return vs, zs
 
 
@@ -320,19 +325,21 @@ def lif_layer(
     w: Tensor,
     p: LIFModelParams,
     w_rec: Tensor | None = None,
-    measured: tuple[Tensor, Tensor] | None = None,
+    measured: Observables | tuple[Tensor, Tensor] | None = None,
     backend: LIFBackend = TORCH_LIF,
 ) -> tuple[Tensor, Tensor]:
     """Membrane and spikes, each (T, I, B, N), of a LIF layer fed spikes ``inp`` (T, B, in)
     (shared by every instance) or (T, I, B, in) through weights ``w`` (I, N, in).
 
-    Without ``measured`` the model simulates; with ``measured = (membrane, spikes)`` from the
-    chip, these are the forward values and gradients are the model's at them (the injection).
+    Without ``measured`` the model simulates; with ``measured`` (membrane and spikes, time-major,
+    from the chip) the model is linearised there: it does not simulate, its values are the
+    measured ones and its local derivatives are evaluated at them. An in-the-loop rule then puts
+    the measurements into the graph with :func:`insitu.algorithms.injection.inject`.
     Both outputs carry gradients back into ``inp``, ``w`` (and ``w_rec``): the spikes through
     the surrogate derivative. ``backend``: the loops and synaptic drive to run on (the torch
     reference unless given; a model makes ``lif_backend(choose(...))`` once when built).
     """
-    mv, mz = (None, None) if measured is None else measured
+    mv, mz = (None, None) if measured is None else (measured[0], measured[1])
     shape = (inp.shape[0], w.shape[0], inp.shape[-2], w.shape[1])
     if mv is not None and (tuple(mv.shape) != shape or mz is None or tuple(mz.shape) != shape):
         raise ValueError(

@@ -7,7 +7,8 @@ computing", PNAS 119, e2109194119 (2022):
   backpropagation through time with a surrogate spike derivative.
 - ``in-the-loop``: every forward pass runs on the chip (mismatch, temporal noise, 8-bit ADC);
   the measured membrane traces and spikes are injected into the model's graph
-  (:func:`insitu.algorithms.lif_graph.lif_layer`), gradients come from the model, and the
+  (:func:`insitu.algorithms.injection.inject`, the model linearised at the measurement by
+  :func:`insitu.algorithms.lif_graph.lif_layer`), gradients come from the model, and the
   updated weights are scaled, rounded and clipped to 6 bit + sign and written back.
 - ``deploy``: trained like ``snn-software``, evaluated by writing the weights to the chip.
 
@@ -26,10 +27,12 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from insitu.algorithms.injection import inject, measured_layer
 from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_backend, lif_layer
 from insitu.errors import ConfigError, DivergenceError, check_range
 from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import EventLog
+from insitu.hardware.observables import Observables
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
 
 # Valid range of every numeric option: (low, high, low excluded). Wide enough for any sane
@@ -218,13 +221,12 @@ class SpikingNetwork:
         hidden: list[Tensor] = []
         v = inp
         for k, w in enumerate(self.weights):
-            measured = None
-            if recording is not None:
-                measured = (
-                    recording.membrane[k].permute(2, 0, 1, 3),
-                    recording.spikes[k].permute(2, 0, 1, 3),
-                )
+            measured = None if recording is None else measured_layer(recording, k)
+            # With a measurement the model is linearised at it; the injection below puts the
+            # measured values in the forward pass and hands their gradients to the model.
             v, z = lif_layer(inp, w, self.params[k], self.recurrent[k], measured, self.backend)
+            if measured is not None:
+                v, z, _ = inject(Observables(v, z), measured)
             if self.params[k].spiking:
                 hidden.append(z)
             inp = z

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from insitu.hardware import spiking_kernels
 from insitu.hardware.backend import Implementation
+from insitu.hardware.lif import LIFParams, LIFState, lif_initial_state, lif_step
 
 if TYPE_CHECKING:
     from insitu.hardware.spiking import NeuronArray, NeuronParams
@@ -73,45 +74,34 @@ class TorchEmulation:
         refractory: int,
         rec_t: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        nrn, p = neurons, params
+        nrn = neurons
         i_n, b, t_steps, n = drive.shape
         drive = drive.permute(2, 0, 1, 3)  # (T, I, B, N): one slice per step
-
-        decay_m = torch.exp(-1.0 / nrn.tau_m).unsqueeze(1)  # (I, 1, N)
-        decay_s = torch.exp(-1.0 / nrn.tau_s).unsqueeze(1)
-        leak = nrn.leak.unsqueeze(1)
-        rest = leak * (1.0 - decay_m)
-        threshold = nrn.threshold.unsqueeze(1)
-        alive = nrn.alive.unsqueeze(1)
-
-        v = leak.expand(i_n, b, n)
-        cur = torch.zeros((i_n, b, n), device=drive.device)
-        held_for = torch.zeros((i_n, b, n), dtype=torch.int32, device=drive.device)  # steps left
+        step_params = LIFParams(
+            decay_m=torch.exp(-1.0 / nrn.tau_m).unsqueeze(1),  # (I, 1, N)
+            decay_s=torch.exp(-1.0 / nrn.tau_s).unsqueeze(1),
+            leak=nrn.leak.unsqueeze(1),
+            threshold=nrn.threshold.unsqueeze(1),
+            reset=params.reset,
+            refractory_steps=refractory,
+            spiking=spiking,
+            alive=nrn.alive.unsqueeze(1),
+        )
+        state = lif_initial_state(step_params, (i_n, b, n), device=drive.device)
         vs: list[Tensor] = []
         zs: list[Tensor] = []
         for t in range(t_steps):
-            v = decay_m * v + rest + cur
-            if noise is not None:
-                v = v + noise[t]
-            if not spiking:
-                vs.append(v)
-                cur = decay_s * cur + drive[t]
-                continue
-            if refractory:
-                held = held_for > 0
-                v = torch.where(held, p.reset, v)
-                z = (v >= threshold) & alive & ~held
-                held_for = torch.where(z, refractory, held_for - held.to(torch.int32))
-            else:
-                z = (v >= threshold) & alive
+            z, v, state = lif_step(
+                drive[t], state, step_params, noise=None if noise is None else noise[t]
+            )
             vs.append(v)
-            zf = z.to(torch.float32)
-            zs.append(zf)
-            cur = decay_s * cur + drive[t]
+            if not spiking:
+                continue
+            zs.append(z)
             if rec_t is not None:
-                cur = cur + torch.bmm(zf, rec_t)
-            v = torch.where(z, p.reset, v)
-        trace = adc_measure(torch.stack(vs, dim=2), p)
+                rec = torch.bmm(z, rec_t)  # the recurrent synapses feed the next step
+                state = LIFState(state.membrane, state.current + rec, state.refractory)
+        trace = adc_measure(torch.stack(vs, dim=2), params)
         if spiking:
             return torch.stack(zs, dim=2), trace
         return torch.zeros_like(trace), trace

@@ -6,6 +6,10 @@ their weights only by the tile's pulsed updates, and ``Progressive`` by progress
 descent over the model's sequence of analog layers (``AnalogSequence``); ``convert`` puts any
 torch model's linear and convolution layers on tiles and leaves the rest digital; ``events``
 sums what the hardware did.
+their weights only by the tile's pulsed updates; ``convert`` puts any torch model's linear and
+convolution layers on tiles and leaves the rest digital; ``events`` sums what the hardware did.
+``LIF`` and ``SpikingLinear`` are spiking layers (software models over the pure LIF step of
+:mod:`insitu.hardware.lif`); ``PerStep`` runs a frame-wise front-end on every time step.
 
 Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`.
 """
@@ -17,14 +21,18 @@ from insitu.nn.linear import AnalogLinear
 from insitu.nn.optim import InSituSGD
 from insitu.nn.options import TileOptions, tile_config
 from insitu.nn.progressive import AnalogSequence, Progressive
+from insitu.nn.spiking import LIF, PerStep, SpikingLinear, nominal_params
 
 __all__ = [
+    "LIF",
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
     "AnalogSequence",
     "InSituSGD",
+    "PerStep",
     "Progressive",
+    "SpikingLinear",
     "StackInstances",
     "TileOptions",
     "TileParameter",
@@ -32,5 +40,6 @@ __all__ = [
     "convert",
     "events",
     "instance_loss",
+    "nominal_params",
     "tile_config",
 ]
