@@ -333,8 +333,8 @@ def lif_layer(
 
     Without ``measured`` the model simulates; with ``measured`` (membrane and spikes, time-major,
     from the chip) the model is linearised there: it does not simulate, its values are the
-    measured ones and its local derivatives are evaluated at them. An in-the-loop rule then puts
-    the measurements into the graph with :func:`insitu.algorithms.injection.inject`.
+    measured ones and its local derivatives are evaluated at them: the in-the-loop injection,
+    measured values forward and the model's gradient backward, in one graph node.
     Both outputs carry gradients back into ``inp``, ``w`` (and ``w_rec``): the spikes through
     the surrogate derivative. ``backend``: the loops and synaptic drive to run on (the torch
     reference unless given; a model makes ``lif_backend(choose(...))`` once when built).

@@ -7,8 +7,9 @@ computing", PNAS 119, e2109194119 (2022):
   backpropagation through time with a surrogate spike derivative.
 - ``in-the-loop``: every forward pass runs on the chip (mismatch, temporal noise, 8-bit ADC);
   the measured membrane traces and spikes are injected into the model's graph
-  (:func:`insitu.algorithms.injection.inject`, the model linearised at the measurement by
-  :func:`insitu.algorithms.lif_graph.lif_layer`), gradients come from the model, and the
+  (:class:`insitu.hardware.observables.Observables` through
+  :func:`insitu.algorithms.lif_graph.lif_layer`: measured values forward, the model linearised
+  at them backward), gradients come from the model, and the
   updated weights are scaled, rounded and clipped to 6 bit + sign and written back.
 - ``deploy``: trained like ``snn-software``, evaluated by writing the weights to the chip.
 
@@ -27,12 +28,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from insitu.algorithms.injection import inject, measured_layer
+from insitu.algorithms.injection import measured_layer
 from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_backend, lif_layer
 from insitu.errors import ConfigError, DivergenceError, check_range
 from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import EventLog
-from insitu.hardware.observables import Observables
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
 
 # Valid range of every numeric option: (low, high, low excluded). Wide enough for any sane
@@ -222,11 +222,10 @@ class SpikingNetwork:
         v = inp
         for k, w in enumerate(self.weights):
             measured = None if recording is None else measured_layer(recording, k)
-            # With a measurement the model is linearised at it; the injection below puts the
-            # measured values in the forward pass and hands their gradients to the model.
+            # With the measured observables, lif_layer's forward values are the measurements and
+            # its backward the model's, linearised at them: the injection (no second identity
+            # on top, which cost a copy of every trace, about a tenth of a training step).
             v, z = lif_layer(inp, w, self.params[k], self.recurrent[k], measured, self.backend)
-            if measured is not None:
-                v, z, _ = inject(Observables(v, z), measured)
             if self.params[k].spiking:
                 hidden.append(z)
             inp = z
