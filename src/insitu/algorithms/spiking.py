@@ -33,6 +33,7 @@ from insitu.algorithms.lif_graph import LIFModelParams, layer_drive, lif_backend
 from insitu.errors import ConfigError, DivergenceError, check_range
 from insitu.hardware.backend import BackendChoice, choose
 from insitu.hardware.events import EventLog
+from insitu.hardware.lif import nominal_params
 from insitu.hardware.spiking import WEIGHT_LIMIT, Recording, SpikingChip, SpikingChipConfig
 
 # Valid range of every numeric option: (low, high, low excluded). Wide enough for any sane
@@ -125,15 +126,16 @@ class SpikingOptions:
 def model_params(config: SpikingChipConfig, layer: int, beta: float) -> LIFModelParams:
     """The nominal neuron of ``layer`` as the model sees it: no mismatch, no noise."""
     n = config.neuron_params(layer)
+    step = nominal_params(n, spiking=config.layers[layer].spiking)  # one place for the decays
     return LIFModelParams(
-        decay_m=math.exp(-1.0 / n.tau_m),
-        decay_s=math.exp(-1.0 / n.tau_s),
+        decay_m=float(step.decay_m),
+        decay_s=float(step.decay_s),
         threshold=n.threshold,
         leak=n.leak,
         reset=n.reset,
         refractory_steps=int(n.refractory_steps),
         surrogate_beta=beta / (n.threshold - n.leak),
-        spiking=config.layers[layer].spiking,
+        spiking=step.spiking,
     )
 
 

@@ -23,11 +23,15 @@ the new state. An input current given at step t moves the membrane from step t+1
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # spiking.py builds its chip on this module
+    from insitu.hardware.spiking import NeuronParams
 
 __all__ = [
     "LIFParams",
@@ -35,6 +39,7 @@ __all__ = [
     "SpikeFunction",
     "lif_initial_state",
     "lif_step",
+    "nominal_params",
     "superspike",
     "surrogate_derivative",
 ]
@@ -186,3 +191,16 @@ def lif_step(
         if gate is not None:
             z = z * gate.to(v.dtype)
     return z, v, LIFState(torch.where(fires, p.reset, v), current, refractory)
+
+
+def nominal_params(neuron: NeuronParams, spiking: bool = True) -> LIFParams:
+    """The nominal (mismatch-free) neuron of ``neuron`` as step parameters."""
+    return LIFParams(
+        decay_m=math.exp(-1.0 / neuron.tau_m),
+        decay_s=math.exp(-1.0 / neuron.tau_s),
+        leak=neuron.leak,
+        threshold=neuron.threshold,
+        reset=neuron.reset,
+        refractory_steps=int(neuron.refractory_steps),
+        spiking=spiking,
+    )

@@ -20,28 +20,18 @@ backward pass.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from insitu.hardware.lif import LIFParams, lif_initial_state, lif_step, superspike
-from insitu.hardware.spiking import NeuronParams
+from insitu.hardware.lif import (
+    LIFParams,
+    lif_initial_state,
+    lif_step,
+    nominal_params,
+    superspike,
+)
 
 __all__ = ["LIF", "PerStep", "SpikingLinear", "nominal_params"]
-
-
-def nominal_params(neuron: NeuronParams, spiking: bool = True) -> LIFParams:
-    """The nominal (mismatch-free) neuron of ``neuron`` as step parameters."""
-    return LIFParams(
-        decay_m=math.exp(-1.0 / neuron.tau_m),
-        decay_s=math.exp(-1.0 / neuron.tau_s),
-        leak=neuron.leak,
-        threshold=neuron.threshold,
-        reset=neuron.reset,
-        refractory_steps=int(neuron.refractory_steps),
-        spiking=spiking,
-    )
 
 
 class LIF(nn.Module):
