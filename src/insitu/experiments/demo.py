@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,6 @@ class DemoRow:
     run_dir: Path
     summary: dict[str, Any]
     wall_s: float
-    values: dict[str, Any] = field(default_factory=dict)
 
     def metric(self) -> tuple[float, float]:
         """The system's metric as (mean, std) over chips, in %."""
@@ -185,25 +184,12 @@ class DemoRow:
 
 
 def _train(system: System, run: DemoRun, root: Path, console: Console, progress: bool) -> DemoRow:
+    from insitu.experiments.launch import launch  # either kind, by the fields' own `kind`
+
     run_dir = root / system.key / run.label.split(" ")[0]
     started = time.perf_counter()
-    if run.values.get("kind") == "spiking":
-        from insitu.experiments.config import make_spiking_config
-        from insitu.experiments.spiking_run import train_spiking
-
-        spiking = train_spiking(
-            make_spiking_config(run.values), run_dir, console=console, progress=progress
-        )
-        summary = spiking.summary
-    else:
-        from insitu.experiments.config import make_config
-        from insitu.experiments.crossbar_run import train
-
-        summary = train(
-            make_config(run.values), run_dir, console=console, progress=progress
-        ).summary
-    wall = time.perf_counter() - started
-    return DemoRow(system.key, run.label, run_dir, summary, wall, run.values)
+    summary = launch(run.values, out=run_dir, console=console, progress=progress).summary
+    return DemoRow(system.key, run.label, run_dir, summary, time.perf_counter() - started)
 
 
 def _pct(mean: float, std: float) -> str:
