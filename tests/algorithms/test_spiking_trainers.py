@@ -10,7 +10,8 @@ from torch import Tensor
 
 from insitu.algorithms import make_spiking_trainer
 from insitu.algorithms.lif_graph import LIFModelParams
-from insitu.algorithms.spiking import SpikingOptions, readout_scores, spiking_loss
+from insitu.algorithms.spiking import readout_scores, spiking_loss
+from insitu.algorithms.spiking_options import SpikingOptions
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.hardware.spiking import (
     IDEAL_NEURON,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from insitu.algorithms.spiking import SpikingNetwork, SpikingOptions
+from insitu.algorithms.spiking_model import SpikingNetwork
+from insitu.algorithms.spiking_options import SpikingOptions
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig, SpikingLayerConfig
 from insitu.nn.spiking import LIF, PerStep, SpikingLinear, nominal_params
 

@@ -14,7 +14,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from insitu.algorithms import ALGORITHMS, rule_names
 from insitu.algorithms.base import parse_options
 from insitu.algorithms.registry import RuleKind
-from insitu.algorithms.spiking import SpikingOptions
+from insitu.algorithms.spiking_options import SpikingOptions
 from insitu.data import DATASET_NAMES, check_dataset_options
 from insitu.devices import DeviceParams, get_device
 from insitu.devices.preset_file import is_preset_path

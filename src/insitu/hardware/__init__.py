@@ -7,12 +7,10 @@ Knows nothing of learning rules or energy prices.
 from insitu.hardware.activation import Activation
 from insitu.hardware.chip import ChipConfig, CrossbarChip
 from insitu.hardware.events import Event, EventLog
+from insitu.hardware.neurons import IDEAL_NEURON, NeuronArray, NeuronParams
 from insitu.hardware.periphery import IDEAL_PERIPHERY, Periphery
 from insitu.hardware.spiking import (
-    IDEAL_NEURON,
     WEIGHT_LIMIT,
-    NeuronArray,
-    NeuronParams,
     Recording,
     SpikingChip,
     SpikingChipConfig,

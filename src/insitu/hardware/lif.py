@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:  # spiking.py builds its chip on this module
-    from insitu.hardware.spiking import NeuronParams
+    from insitu.hardware.neurons import NeuronParams
 
 __all__ = [
     "LIFParams",

@@ -21,7 +21,7 @@ from insitu.hardware.backend import Implementation
 from insitu.hardware.lif import LIFParams, LIFState, lif_initial_state, lif_step
 
 if TYPE_CHECKING:
-    from insitu.hardware.spiking import NeuronArray, NeuronParams
+    from insitu.hardware.neurons import NeuronArray, NeuronParams
 
 
 def adc_measure(v: Tensor, params: NeuronParams) -> Tensor:

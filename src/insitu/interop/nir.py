@@ -70,7 +70,7 @@ from torch import Tensor
 from insitu import __version__, atomic
 from insitu.algorithms.spiking import SpikingTrainer
 from insitu.errors import ConfigError, DataError
-from insitu.hardware.spiking import NeuronArray, NeuronParams
+from insitu.hardware.neurons import NeuronArray, NeuronParams
 from insitu.interop.chip_network import ChipNetwork, simulated_calibration
 from insitu.interop.nir_import import SUPPORTED, LayerImport, NIRImport, import_nir
 
