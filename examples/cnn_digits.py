@@ -1,13 +1,15 @@
 """A small CNN converted to analog tiles and trained in situ on handwritten digits.
 
 The convolutions run unfolded on crossbar tiles (every image patch is one read through the
-array), pooling and ReLU stay digital, and ``InSituSGD`` changes the tiles only by pulses.
+array), pooling and ReLU stay digital, and the tiles change only by pulses: ``InSituSGD``
+(``--rule analog-sgd``) or progressive gradient descent, layer by layer (``--rule progressive``).
+``--rule software`` trains the same network in float, for comparison.
 The bundled 8x8 digits need no download; Fashion-MNIST (28x28) is read from its IDX files.
 Run from the repository root:
 
     python examples/cnn_digits.py                      # seconds
     python examples/cnn_digits.py --dataset fashion-mnist --data-dir ../shared/data \\
-        --epochs 5 --device ecram-liwo3
+        --epochs 5 --device ecram-liwo3 --rule progressive
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from insitu.data import load_dataset
-from insitu.nn import InSituSGD, convert, events, instance_loss
+from insitu.nn import InSituSGD, Progressive, convert, events, instance_loss
 
 
 def lenet(height: int, width: int, classes: int) -> nn.Module:
@@ -53,7 +55,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--instances", type=int, default=2, help="chips trained at once")
     parser.add_argument("--device", default="ecram-organic", help="see `insitu devices`")
+    rules = ["analog-sgd", "progressive", "software"]
+    parser.add_argument("--rule", default="analog-sgd", choices=rules)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--lr-decay", type=float, default=1.0, help="lr factor per epoch")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--limit-train", type=int, default=None, help="use this many images")
     parser.add_argument("--limit-test", type=int, default=None)
@@ -71,24 +76,43 @@ def main() -> None:
     x_test = data.x_test.view(-1, 1, h, w)
 
     torch.manual_seed(args.seed)
-    model = convert(
-        lenet(h, w, data.n_classes), device=args.device, instances=args.instances, seed=args.seed
-    )
-    opt = InSituSGD(model, lr=args.lr)
+    model = lenet(h, w, data.n_classes)
+    sgd: torch.optim.Optimizer | None = None
+    progressive = None
+    if args.rule == "software":  # float weights, one "instance"
+        model = nn.Sequential(model, nn.Unflatten(0, (1, -1)))  # outputs (1, batch, classes)
+        sgd = torch.optim.SGD(model.parameters(), lr=args.lr)
+    else:
+        model = convert(model, device=args.device, instances=args.instances, seed=args.seed)
+        sgd = InSituSGD(model, lr=args.lr) if args.rule == "analog-sgd" else None
+        progressive = Progressive(model, lr=args.lr) if args.rule == "progressive" else None
+    # InSituSGD is a torch optimizer: torch's schedulers set its learning rate.
+    scheduler = None if sgd is None else torch.optim.lr_scheduler.ExponentialLR(sgd, args.lr_decay)
     order = torch.Generator().manual_seed(args.seed)
 
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         for idx in torch.randperm(len(x_train), generator=order).split(args.batch_size):
-            opt.zero_grad()
+            if progressive is not None:  # one fresh pass and pulsed update per analog layer
+                progressive.step(x_train[idx], data.y_train[idx], F.cross_entropy)
+                continue
+            assert sgd is not None
+            sgd.zero_grad()
             out = model(x_train[idx])  # (instances, batch, classes)
             instance_loss(F.cross_entropy, out, data.y_train[idx]).backward()
-            opt.step()
+            sgd.step()  # pulses on the tiles
+        if scheduler is not None:
+            scheduler.step()
+        if progressive is not None:
+            progressive.lr *= args.lr_decay
         accuracy = test_accuracy(model, x_test, data.y_test)
         print(
             f"epoch {epoch:2d}  {time.perf_counter() - start:6.1f} s  test accuracy per chip: "
             + " ".join(f"{a:.3f}" for a in accuracy)
         )
+    if args.rule == "software":
+        print(f"test accuracy {accuracy.mean():.3f} (float weights)")
+        return
     counts = events(model)
     print(
         f"mean test accuracy {accuracy.mean():.3f} over {args.instances} chips; device pulses "

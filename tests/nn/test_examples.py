@@ -22,6 +22,20 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
             ["--epochs", "3", "--limit-train", "400", "--limit-test", "200", "--lr", "0.2"],
             0.3,  # chance: 0.1
         ),
+        (
+            "cnn_digits.py",
+            [
+                "--epochs",
+                "3",
+                "--limit-train",
+                "400",
+                "--limit-test",
+                "200",
+                "--rule",
+                "progressive",
+            ],
+            0.3,
+        ),
         ("progressive_custom.py", ["--epochs", "3", "--limit-train", "400"], 0.5),  # chance: 0.1
     ],
 )
