@@ -20,7 +20,6 @@ from insitu.devices import (
     apply_pulses,
     fit_device,
     get_device,
-    nominal_device_array,
     read_measurement,
     read_preset,
     sample_device_array,
@@ -28,7 +27,7 @@ from insitu.devices import (
     write_measurement,
     write_preset,
 )
-from insitu.devices.fit import asymmetry_from_steps
+from insitu.devices.asymmetry import asymmetry_from_steps, nominal_steps
 from insitu.errors import ConfigError, DataError
 
 DEVICES, CYCLES, SEED = 20, 5, 1
@@ -61,7 +60,8 @@ def relative(fit: float, true: float) -> float:
 
 def step_ratio(p: DeviceParams) -> float:
     """Up step over down step at g_ref."""
-    return (1 + p.up_down) / (1 - p.up_down)
+    up, down = nominal_steps(p.dw_min, p.up_down)
+    return up / down
 
 
 # -- recovery ---------------------------------------------------------------------------------
@@ -118,20 +118,15 @@ def test_fit_matches_the_drawn_devices_closely(name: str) -> None:
     fit = fit_device(simulate(name, seed=0), g_ref=CASES[name][1])
     # simulate_measurement draws the devices first from its generator: the same draw.
     drawn = sample_device_array(true, (DEVICES,), torch.Generator().manual_seed(0))
-    dw, up_down = asymmetry_from_steps(drawn.dw_up.double().numpy(), drawn.dw_down.double().numpy())
+    asym = asymmetry_from_steps(drawn.dw_up.double().numpy(), drawn.dw_down.double().numpy())
     p = fit.params
-    assert relative(p.dw_min, float(dw.mean())) < 0.04
-    assert abs(p.up_down - float(up_down.mean())) < 0.01
-    assert relative(p.dw_min_dtod, float(dw.std(ddof=1) / dw.mean())) < 0.1
-
-
-def test_asymmetry_follows_insitus_convention() -> None:
-    """asymmetry_from_steps inverts what sample_device_array does with dw_min and up_down."""
-    params = get_device("reram-taox").replace(dw_min=0.02, up_down=0.3)
-    array = nominal_device_array(params, (1,))
-    dw, up_down = asymmetry_from_steps(array.dw_up.double().numpy(), array.dw_down.double().numpy())
-    assert dw[0] == pytest.approx(0.02, rel=1e-6)
-    assert up_down[0] == pytest.approx(0.3, rel=1e-6)
+    assert relative(p.dw_min, asym.dw_min) < 0.04
+    fit_up, fit_down = nominal_steps(p.dw_min, p.up_down)
+    assert relative(fit_up, float(drawn.dw_up.mean())) < 0.04
+    assert relative(fit_down, float(drawn.dw_down.mean())) < 0.04
+    # up_down is 1 - weaker/stronger step: a 3 % error of one step is 0.02 in it.
+    assert abs(p.up_down - asym.up_down) < 0.025
+    assert relative(p.dw_min_dtod, float(asym.gain.std(ddof=1))) < 0.1
 
 
 def test_stuck_devices_are_left_out_and_counted() -> None:

@@ -11,9 +11,10 @@ bounds: a line through zero at the bound; constant step: the mean step). Then:
   it lies inside the bounds, else the centre of the bounds; or given (``g_ref=``). It is a
   convention: any ``g_ref`` describes the same step curves, and ``dw_min``/``up_down`` are the
   steps at it.
-- Step size and asymmetry per device at ``g_ref``, in insitu's convention (see
-  :func:`asymmetry_from_steps`); the preset's values are the means over devices, their
-  device-to-device spread the standard deviation over devices less the per-device fit error.
+- Step size and asymmetry at ``g_ref`` in aihwkit's convention (:mod:`insitu.devices.asymmetry`:
+  ``dw_min`` the larger mean step, ``up_down`` shrinks the other direction); their
+  device-to-device spreads are the standard deviations over devices of each device's gain (the
+  sum of its steps) and asymmetry spread (their difference), less the per-device fit error.
 - Bounds: the levels each device saturates at (0.5 % and 99.5 % percentiles of its reads);
   a ``soft-bounds`` device's step is proportional to its distance to them (one coefficient per
   direction, fitted through zero at the bound).
@@ -46,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from insitu.devices.asymmetry import asymmetry_from_steps
 from insitu.devices.measurement import Measurement
 from insitu.devices.params import DeviceParams, NoiseMode, ResponseModel
 from insitu.devices.response import DeviceArray
@@ -66,16 +68,6 @@ _MODEL_PARAMS = {
 STUCK_SPAN = 0.1
 # Percentiles of a device's reads taken as its saturation levels.
 LOW_PCT, HIGH_PCT = 0.5, 99.5
-
-
-def asymmetry_from_steps(dw_up: np.ndarray, dw_down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(dw_min, up_down)`` of devices with up and down steps ``dw_up``, ``dw_down`` at g_ref.
-
-    insitu's convention (:class:`DeviceParams`, :func:`sample_device_array`): up steps are
-    ``dw_min * (1 + up_down)``, down steps ``dw_min * (1 - up_down)``.
-    """
-    dw = (dw_up + dw_down) / 2
-    return dw, (dw_up - dw_down) / (dw_up + dw_down)
 
 
 @dataclass(frozen=True)
@@ -583,12 +575,11 @@ def _population(
 ) -> dict[str, float]:
     """Nominal parameters and their device-to-device spread from the ``devices`` fits."""
     p = {key: v[devices] for key, v in per_device.items()}
-    up, down = p["dw_up"], p["dw_down"]
-    dw, up_down = asymmetry_from_steps(up, down)
-    dw_var = (p["var_up"] + p["var_down"]) / 4
-    s = (up + down) ** 2
-    ud_var = (4 * down**2 * p["var_up"] + 4 * up**2 * p["var_down"]) / s**2
-    dw_min = float(dw.mean())
+    asym = asymmetry_from_steps(p["dw_up"], p["dw_down"])
+    dw_min = asym.dw_min
+    # Gain and spread are half the sum and half the difference of the steps over dw_min: the
+    # same fit-error variance for both.
+    factor_var = (p["var_up"] + p["var_down"]) / (4 * dw_min**2)
     above, below = p["g_max"] - g_ref, g_ref - p["g_min"]
     g_max, g_min = g_ref + float(above.mean()), g_ref - float(below.mean())
     rel = np.concatenate([above / above.mean() - 1, below / below.mean() - 1])
@@ -596,9 +587,9 @@ def _population(
         "g_min": g_min,
         "g_max": g_max,
         "dw_min": dw_min,
-        "up_down": float(up_down.mean()),
-        "dw_min_dtod": _spread(dw, dw_var) / dw_min,
-        "up_down_dtod": _spread(up_down, ud_var),
+        "up_down": asym.up_down,
+        "dw_min_dtod": _spread(asym.gain, factor_var),
+        "up_down_dtod": _spread(asym.spread, factor_var),
         "bounds_dtod": float(rel.std(ddof=1)) if len(rel) > 2 else 0.0,
         "slope_up": 0.0,
         "slope_down": 0.0,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from insitu.devices.asymmetry import nominal_steps
 from insitu.errors import ConfigError, UnknownNameError, check_range
 
 
@@ -58,8 +59,11 @@ class DeviceParams:
         g_min, g_max: hard conductance bounds (normalised unit).
         g_ref: reference conductance: the symmetry point where the nominal steps apply, and the
             reference a single device is read against.
-        dw_min: conductance change of one pulse at ``g_ref`` (normalised unit).
-        up_down: asymmetry; up steps are ``dw_min*(1+up_down)``, down ``dw_min*(1-up_down)``.
+        dw_min: conductance change of one pulse at ``g_ref`` in the stronger direction
+            (normalised unit).
+        up_down: asymmetry, aihwkit's convention (:mod:`insitu.devices.asymmetry`): ``dw_min``
+            is the stronger direction's step; ``up_down > 0`` makes down steps
+            ``dw_min*(1-up_down)``, ``up_down < 0`` up steps ``dw_min*(1+up_down)``.
         slope_up, slope_down: fraction of the step lost between ``g_ref`` and the bound.
         exponent: ``p`` of the power-step model (1 for every other model).
         dw_min_std: cycle-to-cycle standard deviation of a step, relative (see ``noise_mode``).
@@ -73,7 +77,8 @@ class DeviceParams:
         drift_nu: power-law drift exponent, ``g(t) = g(t0) * (t/t0)**-nu`` (PCM).
         retention_tau: time constant (s) of relaxation toward ``g_ref``; None = no relaxation.
         dw_min_dtod: device-to-device std of ``dw_min``, relative.
-        up_down_dtod: device-to-device std of ``up_down``, absolute.
+        up_down_dtod: device-to-device std of the asymmetry, in units of ``dw_min``: added to
+            a device's up step and taken from its down step.
         bounds_dtod: device-to-device std of each bound's distance from ``g_ref``, relative.
         slope_dtod: device-to-device std of the slopes, absolute.
         drift_nu_dtod: device-to-device std of ``drift_nu``, relative.
@@ -161,8 +166,10 @@ class DeviceParams:
         check_range(f"{p} pulse_width", self.pulse_width, low=0.0, low_open=True)
         if self.n_states is not None and self.n_states < 2:
             raise ConfigError(f"{p} n_states = {self.n_states}; need at least 2 (or None)")
-        for direction, kappa in (("up", self.kappa_up), ("down", self.kappa_down)):
-            step = self.dw_min * (1 + (self.up_down if direction == "up" else -self.up_down))
+        steps = nominal_steps(self.dw_min, self.up_down)
+        for direction, kappa, step in zip(
+            ("up", "down"), (self.kappa_up, self.kappa_down), steps, strict=True
+        ):
             if kappa * step >= 1.0:
                 raise ConfigError(
                     f"{p} slope_{direction} too steep for dw_min: one pulse would overshoot "

@@ -132,13 +132,14 @@ RERAM_TAOX = _register(
         bounds_dtod=0.1,
         slope_dtod=0.05,
         pulse_width=1e-7,
-        source="Ta/TaOx and HfOx ReRAM: strongly nonlinear, asymmetric pulse response with tens "
-        "of states and large cycle noise. Up/down asymmetry 0.26 and dtod of the step (0.2) "
+        source="Ta/TaOx and HfOx ReRAM: strongly nonlinear, asymmetric pulse response with tens of "
+        "states and large cycle noise. Up/down asymmetry 0.26 (aihwkit's convention, as there: "
+        "up steps dw_min, down steps 0.74 dw_min), its dtod 0.05 and dtod of the step (0.2) "
         "from the fit of Gong et al., Nat. Commun. 9, 2102 (2018) used in aihwkit's "
-        "ReRamESPresetDevice; ~40 nominal steps across the range; 1% stuck devices and "
-        "1% read noise after Li et al., Nat. Commun. 9, 2385 (2018) (Ta/HfO2 1T1R arrays, "
-        "99.8% yield, ~1% read fluctuation); unit = the 1T1R conductance window "
-        "(about 100 uS). Slopes 0.8/0.9 and 50% step noise are assumptions.",
+        "ReRamESPresetDevice (up_down 0.259359); 40 up steps across the range; 1% stuck devices"
+        " and 1% read noise after Li et al., Nat. Commun. 9, 2385 (2018) (Ta/HfO2 1T1R arrays, "
+        "99.8% yield, ~1% read fluctuation); unit = the 1T1R conductance window (about 100 uS)."
+        " Slopes 0.8/0.9 and 50% step noise are assumptions.",
     )
 )
 

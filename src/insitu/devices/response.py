@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from insitu.devices.asymmetry import directional_steps, nominal_steps
 from insitu.devices.params import DeviceParams, NoiseMode
 
 # Below this relative step loss a linear-step device is treated as constant-step (the closed
@@ -51,8 +52,8 @@ def sample_device_array(
     dev = torch.device(device)
     size = torch.Size(shape)
     p = params
-    dw = p.dw_min * (1 + p.dw_min_dtod * _normal(size, gen, dev)).clamp(min=0.05)
-    up_down = (p.up_down + p.up_down_dtod * _normal(size, gen, dev)).clamp(-0.95, 0.95)
+    gain = (1 + p.dw_min_dtod * _normal(size, gen, dev)).clamp(min=0.05)
+    spread = p.up_down_dtod * _normal(size, gen, dev)
     g_max = p.g_ref + (p.g_max - p.g_ref) * (1 + p.bounds_dtod * _normal(size, gen, dev))
     g_min = p.g_ref - (p.g_ref - p.g_min) * (1 + p.bounds_dtod * _normal(size, gen, dev))
     # A bound can not cross the reference: keep at least 5% of the nominal distance.
@@ -64,8 +65,12 @@ def sample_device_array(
         slope_up = torch.zeros_like(slope_up)
     if p.slope_down == 0.0:
         slope_down = torch.zeros_like(slope_down)
-    dw_up = dw * (1 + up_down)
-    dw_down = dw * (1 - up_down)
+    dw_up, dw_down = directional_steps(p.dw_min, p.up_down, gain, spread)
+    # A spread never flips or stops a step: keep at least 5% of the nominal one (aihwkit
+    # reflects a negative step instead).
+    nominal_up, nominal_down = nominal_steps(p.dw_min, p.up_down)
+    dw_up = dw_up.clamp(min=0.05 * nominal_up)
+    dw_down = dw_down.clamp(min=0.05 * nominal_down)
     # The slope is the step lost between g_ref and this device's own bound (soft bounds reach
     # step 0 exactly at it). Cap kappa*dw below 1 so one pulse never overshoots saturation.
     kappa_up = torch.minimum(slope_up / (g_max - p.g_ref), 0.5 / dw_up)
