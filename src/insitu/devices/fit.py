@@ -38,7 +38,6 @@ Not fitted: abrupt RESET, quantisation to a finite number of states, drift and r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +50,8 @@ from insitu.devices.asymmetry import asymmetry_from_steps
 from insitu.devices.measurement import Measurement
 from insitu.devices.params import DeviceParams, NoiseMode, ResponseModel
 from insitu.devices.response import DeviceArray
+from insitu.devices.step_lines import Lines, fit_lines, fit_power, predicted_steps
+from insitu.devices.step_noise import likelier_noise_mode, noise_sums, read_var, step_var
 from insitu.errors import ConfigError, DataError
 
 # The models the fit chooses among by itself; power-step only when asked for (with read noise
@@ -68,61 +69,6 @@ _MODEL_PARAMS = {
 STUCK_SPAN = 0.1
 # Percentiles of a device's reads taken as its saturation levels.
 LOW_PCT, HIGH_PCT = 0.5, 99.5
-
-
-@dataclass(frozen=True)
-class Lines:
-    """Per device and direction (index 0 up, 1 down), the mean step magnitude of each model:
-    ``a + b * g`` (linear-step), ``mean`` (constant-step), ``soft * distance to the bound``
-    (soft-bounds, with the bounds ``lo``, ``hi``)."""
-
-    a: np.ndarray  # (devices, 2)
-    b: np.ndarray  # (devices, 2)
-    cov: np.ndarray  # (devices, 2, 2, 2): covariance of (a, b)
-    mean: np.ndarray  # (devices, 2): mean step magnitude (the constant-step fit)
-    mean_var: np.ndarray  # (devices, 2): its variance
-    soft: np.ndarray  # (devices, 2): step per unit distance to the bound (soft-bounds fit)
-    soft_var: np.ndarray  # (devices, 2): its variance
-    lo: np.ndarray  # (devices,): lower saturation level
-    hi: np.ndarray  # (devices,): upper saturation level
-    # Power step: magnitude c * (distance to the point where the step vanishes) ** p.
-    power_c: np.ndarray | None = None  # (devices, 2)
-    power_g: np.ndarray | None = None  # (devices, 2): where the up / down step vanishes
-    power_p: float = 1.0
-
-    def _power(self, dev: np.ndarray, d: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, ...]:
-        assert self.power_c is not None and self.power_g is not None
-        c, vanish = self.power_c[dev, d], self.power_g[dev, d]
-        dist = np.clip(np.where(d == 0, vanish - g, g - vanish), 0.0, None)
-        return c, dist
-
-    def magnitude(
-        self, model: ResponseModel, dev: np.ndarray, d: np.ndarray, g: np.ndarray
-    ) -> np.ndarray:
-        if model is ResponseModel.CONSTANT_STEP:
-            return np.asarray(self.mean[dev, d])
-        if model is ResponseModel.SOFT_BOUNDS:
-            return np.asarray(
-                self.soft[dev, d] * np.where(d == 0, self.hi[dev] - g, g - self.lo[dev])
-            )
-        if model is ResponseModel.POWER_STEP:
-            c, dist = self._power(dev, d, g)
-            return np.asarray(c * dist**self.power_p)
-        return np.asarray(self.a[dev, d] + self.b[dev, d] * g)
-
-    def slope(
-        self, model: ResponseModel, dev: np.ndarray, d: np.ndarray, g: np.ndarray
-    ) -> np.ndarray:
-        """d(magnitude)/dg of each step's model."""
-        if model is ResponseModel.POWER_STEP:
-            c, dist = self._power(dev, d, g)
-            rate = self.power_p * c * dist ** (self.power_p - 1)
-            return np.asarray(np.where(d == 0, -rate, rate))
-        if model is ResponseModel.CONSTANT_STEP:
-            return np.zeros(len(dev))
-        if model is ResponseModel.SOFT_BOUNDS:
-            return np.asarray(np.where(d == 0, -self.soft[dev, d], self.soft[dev, d]))
-        return np.asarray(self.b[dev, d])
 
 
 @dataclass(frozen=True)
@@ -163,65 +109,6 @@ class DeviceFit:
             stuck=torch.zeros(n, dtype=torch.int8),
             drift_nu=torch.zeros(n, dtype=torch.float64),
         )
-
-
-def _fit_lines(
-    dev: np.ndarray,
-    d: np.ndarray,
-    g0: np.ndarray,
-    mag: np.ndarray,
-    use: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    labels: list[str],
-) -> Lines:
-    n_dev = len(lo)
-    a = np.zeros((n_dev, 2))
-    soft = np.zeros((n_dev, 2))
-    soft_var = np.zeros((n_dev, 2))
-    b = np.zeros((n_dev, 2))
-    cov = np.zeros((n_dev, 2, 2, 2))
-    mean = np.zeros((n_dev, 2))
-    mean_var = np.zeros((n_dev, 2))
-    for i in range(n_dev):
-        for j in range(2):
-            sel = use & (dev == i) & (d == j)
-            x, y = g0[sel], mag[sel]
-            if len(y) < 3:
-                raise DataError(
-                    f"device {labels[i]!r}: {len(y)} {'up' if j == 0 else 'down'} steps away "
-                    "from its bounds; a fit needs at least 3 (give it more pulses)"
-                )
-            design = np.stack([np.ones_like(x), x], axis=1)
-            coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
-            if rank < 2:  # every step from one conductance: no slope to see
-                coef = np.array([y.mean(), 0.0])
-            resid = y - design @ coef
-            s2 = float(resid @ resid) / max(len(y) - 2, 1)
-            a[i, j], b[i, j] = coef
-            cov[i, j] = s2 * np.linalg.pinv(design.T @ design)
-            mean[i, j] = y.mean()
-            mean_var[i, j] = y.var(ddof=1) / len(y)
-            # Soft bounds: the step is proportional to the distance to the bound ahead.
-            dist = hi[i] - x if j == 0 else x - lo[i]
-            dd = float(dist @ dist)
-            soft[i, j] = float(dist @ y) / dd if dd > 0 else 0.0
-            left = y - soft[i, j] * dist
-            soft_var[i, j] = float(left @ left) / max(len(y) - 1, 1) / dd if dd > 0 else 0.0
-    return Lines(a, b, cov, mean, mean_var, soft, soft_var, lo, hi)
-
-
-def _predicted(
-    model: ResponseModel,
-    lines: Lines,
-    dev: np.ndarray,
-    d: np.ndarray,
-    sign: np.ndarray,
-    g0: np.ndarray,
-) -> np.ndarray:
-    """Mean step of every pulse, clipped at the model's bounds."""
-    m = np.clip(lines.magnitude(model, dev, d, g0), 0.0, None)
-    return np.asarray(np.clip(g0 + sign * m, lines.lo[dev], lines.hi[dev]) - g0)
 
 
 def fit_device(
@@ -276,7 +163,7 @@ def fit_device(
         edge = np.where(sign > 0, hi[dev] - margin[dev], lo[dev] + margin[dev])
         interior = np.where(sign > 0, g0 < edge, g0 > edge)
         try:
-            lines = _fit_lines(dev, d, g0, mag, interior, lo, hi, labels)
+            lines = fit_lines(dev, d, g0, mag, interior, lo, hi, labels)
         except DataError as err:
             raise DataError(f"{m.source}: {err}") from None
         if final:
@@ -285,24 +172,24 @@ def fit_device(
         rms = np.array([np.sqrt(np.mean(resid[interior & (dev == i)] ** 2)) for i in range(n)])
         typical = np.abs(lines.mean).max(axis=1)
         margin = np.maximum(0.02 * span, typical + 4 * rms)
-        sums = _noise_sums(
+        sums = noise_sums(
             ResponseModel.LINEAR_STEP, lines, lines.mean, k, dev, d, sign, g0, mag, interior, n
         )
-        lo, hi = _saturation(reads, math.sqrt(_read_var(sums, np.arange(n))))
+        lo, hi = _saturation(reads, math.sqrt(read_var(sums, np.arange(n))))
     candidates = list(AUTO_MODELS)
     if model is ResponseModel.POWER_STEP:
-        lines = _fit_power(lines, dev, d, g0, mag, interior)
+        lines = fit_power(lines, dev, d, g0, mag, interior)
         candidates.append(model)
     # Model choice on every step, with each model's clipping.
     scores = {}
     for candidate in candidates:
-        pred = _predicted(candidate, lines, dev, d, sign, g0)
+        pred = predicted_steps(candidate, lines, dev, d, sign, g0)
         rss = float(np.sum((dg - pred) ** 2))
         free = _MODEL_PARAMS[candidate] * n + (candidate is ResponseModel.POWER_STEP)
         scores[str(candidate)] = len(dg) * math.log(rss / len(dg)) + free * math.log(len(dg))
     chosen = ResponseModel(min(scores, key=scores.__getitem__)) if model is None else model
     bounds = (lo, hi)
-    pred = _predicted(chosen, lines, dev, d, sign, g0)
+    pred = predicted_steps(chosen, lines, dev, d, sign, g0)
     residual_rms = float(np.sqrt(np.mean((dg - pred) ** 2)))
     # Reference conductance: the mean device's symmetry point, else the centre of the bounds.
     lo_b, hi_b = bounds[0].mean(), bounds[1].mean()
@@ -339,8 +226,8 @@ def fit_device(
     except DataError as err:
         raise DataError(f"{m.source}: {err}") from None
     steps_at_ref = np.stack([per_device["dw_up"], per_device["dw_down"]], axis=1)
-    noise = _noise_sums(chosen, lines, steps_at_ref, k, dev, d, sign, g0, mag, interior, n)
-    mode = _noise_mode(noise)
+    noise = noise_sums(chosen, lines, steps_at_ref, k, dev, d, sign, g0, mag, interior, n)
+    mode = likelier_noise_mode(noise)
     population = _population(chosen, lines.power_p, per_device, noise, mode, g_ref, np.arange(n))
     # Jackknife over devices.
     loo = [
@@ -377,58 +264,6 @@ def fit_device(
         per_device=per_device,
         unit=m.unit,
     )
-
-
-def _fit_power(
-    lines: Lines, dev: np.ndarray, d: np.ndarray, g0: np.ndarray, mag: np.ndarray, use: np.ndarray
-) -> Lines:
-    """The power-step fit: ``c * distance**p`` per device and direction, one exponent ``p`` for
-    all devices, by least squares (torch's L-BFGS), started from the straight lines (p = 1)."""
-    n = len(lines.lo)
-    span = lines.hi - lines.lo
-    x = torch.as_tensor(g0[use], dtype=torch.float64)
-    y = torch.as_tensor(mag[use], dtype=torch.float64)
-    di, dd = torch.as_tensor(dev[use]), torch.as_tensor(d[use])
-    # The step must not vanish inside the steps seen: the vanishing point lies beyond them.
-    edge = np.zeros((n, 2))
-    for i in range(n):
-        edge[i, 0] = g0[use & (dev == i) & (d == 0)].max()
-        edge[i, 1] = g0[use & (dev == i) & (d == 1)].min()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = -lines.a / lines.b
-    beyond = np.stack([cross[:, 0] - edge[:, 0], edge[:, 1] - cross[:, 1]], axis=1)
-    ok = (np.stack([lines.b[:, 0] < 0, lines.b[:, 1] > 0], axis=1)) & (beyond > 0)
-    beyond = np.where(ok, beyond, span[:, None])
-    start_c = np.where(ok, np.abs(lines.b), lines.mean / (beyond + 0.5 * span[:, None]))
-    sign = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    edge_t = torch.as_tensor(edge)
-    log_beyond = torch.tensor(np.log(beyond), requires_grad=True)
-    log_c = torch.tensor(np.log(np.clip(start_c, 1e-300, None)), requires_grad=True)
-    log_p = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    weight = 1 / (y.var() * len(y))
-
-    def model() -> torch.Tensor:
-        vanish = edge_t + sign * torch.exp(log_beyond)
-        dist = (vanish[di, dd] - x) * sign[dd]
-        return torch.exp(log_c[di, dd]) * dist.clamp(min=1e-12) ** torch.exp(log_p)
-
-    opt = torch.optim.LBFGS([log_beyond, log_c, log_p], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = weight * ((y - model()) ** 2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        vanish = (edge_t + sign * torch.exp(log_beyond)).numpy()
-        return dataclasses.replace(
-            lines,
-            power_c=torch.exp(log_c).numpy(),
-            power_g=vanish,
-            power_p=float(torch.exp(log_p)),
-        )
 
 
 def _saturation(reads: list[np.ndarray], read_sd: float) -> tuple[np.ndarray, np.ndarray]:
@@ -489,74 +324,6 @@ def _per_device(
     }
 
 
-def _noise_sums(
-    model: ResponseModel,
-    lines: Lines,
-    nominal_steps: np.ndarray,
-    k: np.ndarray,
-    dev: np.ndarray,
-    d: np.ndarray,
-    sign: np.ndarray,
-    g0: np.ndarray,
-    mag: np.ndarray,
-    interior: np.ndarray,
-    n: int,
-) -> dict[str, np.ndarray]:
-    """Per-device sums from which read noise and step noise follow (see module docstring)."""
-    mean = np.clip(lines.magnitude(model, dev, d, g0), 0.0, None)
-    slope = lines.slope(model, dev, d, g0)
-    r = mag - mean
-    # Consecutive pulses (read after one is the read before the next), both away from bounds.
-    pair = (k[1:] == k[:-1] + 1) & interior[1:] & interior[:-1]
-    cross = r[:-1] * r[1:]
-    weight = -sign[:-1] * (sign[1:] + slope[1:])
-    nominal = nominal_steps[dev, d]
-    read_factor = 1 + (sign + slope) ** 2
-
-    def per(values: np.ndarray, mask: np.ndarray, owner: np.ndarray) -> np.ndarray:
-        return np.bincount(owner[mask], weights=values[mask], minlength=n)
-
-    return {
-        "pair": per(cross, pair, dev[1:]),
-        "pair_w": per(weight, pair, dev[1:]),
-        "r2": per(r**2, interior, dev),
-        "read": per(read_factor, interior, dev),
-        "mult": per(mean**2, interior, dev),
-        "add": per(nominal**2, interior, dev),
-        # For the likelihood of each noise mode (all devices at once).
-        "_r": r[interior],
-        "_mean": mean[interior],
-        "_nominal": nominal[interior],
-        "_read": read_factor[interior],
-    }
-
-
-def _read_var(noise: dict[str, np.ndarray], devices: np.ndarray) -> float:
-    w = noise["pair_w"][devices].sum()
-    return max(float(noise["pair"][devices].sum() / w), 0.0) if w != 0 else 0.0
-
-
-def _step_var(noise: dict[str, np.ndarray], devices: np.ndarray, mode: NoiseMode) -> float:
-    read = _read_var(noise, devices)
-    left = noise["r2"][devices].sum() - read * noise["read"][devices].sum()
-    scale = noise["mult" if mode is NoiseMode.MULTIPLICATIVE else "add"][devices].sum()
-    return max(float(left / scale), 0.0)
-
-
-def _noise_mode(noise: dict[str, np.ndarray]) -> NoiseMode:
-    """The more likely noise mode (Gaussian steps, read noise as fitted)."""
-    everyone = np.arange(len(noise["r2"]))
-    read = _read_var(noise, everyone)
-    best, best_ll = NoiseMode.MULTIPLICATIVE, -math.inf
-    for mode, w in ((NoiseMode.MULTIPLICATIVE, "_mean"), (NoiseMode.ADDITIVE, "_nominal")):
-        var = _step_var(noise, everyone, mode) * noise[w] ** 2 + read * noise["_read"]
-        var = np.clip(var, 1e-300, None)
-        ll = float(-0.5 * np.sum(np.log(var) + noise["_r"] ** 2 / var))
-        if ll > best_ll:
-            best, best_ll = mode, ll
-    return best
-
-
 def _spread(values: np.ndarray, errors: np.ndarray) -> float:
     """Standard deviation over devices less the part their fit errors explain."""
     if len(values) < 2:
@@ -594,8 +361,8 @@ def _population(
         "slope_up": 0.0,
         "slope_down": 0.0,
         "slope_dtod": 0.0,
-        "dw_min_std": math.sqrt(_step_var(noise, devices, mode)),
-        "read_noise": math.sqrt(_read_var(noise, devices)) / (g_max - g_min),
+        "dw_min_std": math.sqrt(step_var(noise, devices, mode)),
+        "read_noise": math.sqrt(read_var(noise, devices)) / (g_max - g_min),
     }
     if model is ResponseModel.SOFT_BOUNDS:
         out["slope_up"] = out["slope_down"] = 1.0
