@@ -139,6 +139,15 @@ def test_a_finished_run_is_returned_only_for_its_own_data(tmp_path: Path) -> Non
         train(cfg(epochs=1), run, dataset=(bars(32, 7), bars(16, 1)), resume=True, progress=False)
 
 
+def test_a_run_on_given_data_without_its_record_is_not_resumed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(cfg(epochs=1), run, dataset=pair(), progress=False)
+    (run / "dataset.json").unlink()  # as a run from before records were kept
+    for data in (pair(), None):
+        with pytest.raises(ConfigError, match=r"holds no dataset\.json to check the data against"):
+            train(cfg(epochs=1), run, dataset=data, progress=False, resume=True)
+
+
 def test_a_run_of_the_config_data_refuses_data_on_resume(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(cfg(epochs=1, limit_train=20, limit_test=10), run, progress=False)

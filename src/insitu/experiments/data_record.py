@@ -107,6 +107,12 @@ def check_same_data(run_dir: Path, given: DataRecord | None, config_dataset: str
     """Refuse to resume ``run_dir`` on data other than it was started on (``given``: the
     record of the data given now; None: the config's ``config_dataset``)."""
     kept = read_record(run_dir)
+    config = run_dir / "config.yaml"
+    if kept is None and config.read_text(encoding="utf-8").startswith(f"# data {GIVEN_IN_PYTHON}"):
+        raise ConfigError(  # its config says so, but no record: a run from before records
+            f"cannot resume {run_dir}: it trained on data given in Python but holds no "
+            f"{DATA_RECORD} to check the data against; start a new run"
+        )
     if kept is None and given is None:
         return
     if kept is None:
