@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from insitu import cli
 from insitu.algorithms import Trainer, make_trainer
-from insitu.data import SpikeDataset, load_dataset, load_nmnist, load_shd
+from insitu.data import SpikeDataset, content_sha256, load_dataset, load_nmnist, load_shd
 from insitu.devices import device_names, get_device
 from insitu.energy import get_profile, profile_names
 from insitu.errors import ConfigError, DataError
@@ -157,8 +157,8 @@ def test_a_dataset_given_in_python_is_recorded_by_its_own_name(tmp_path: Path) -
 
     text = (tmp_path / "run" / "config.yaml").read_text()
     assert text.startswith(
-        "# data given in Python: dataset 'my-digits', 40 train / 20 test samples; "
-        "the `dataset` field below was not used\n"
+        "# data given in Python: dataset 'my-digits', 40 train / 20 test samples, "
+        f"sha256 {content_sha256(mine)}; the `dataset` field below was not used\n"
     )
     dataset_line = next(line for line in text.splitlines() if line.startswith("dataset:"))
     assert (

@@ -82,6 +82,14 @@ OutOption = Annotated[
     Path | None, typer.Option(help="Run directory (new or empty); default under runs/.")
 ]
 RunsOption = Annotated[Path, typer.Option(help="Where new run directories go.")]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Your own data instead of --dataset: module:attribute naming a (train, test) pair "
+        "of torch Datasets or DataLoaders, or a function returning one (modules in the working "
+        "directory import, as with python -m).",
+    ),
+]
 QuietOption = Annotated[bool, typer.Option(help="No progress bars.")]
 
 
@@ -138,6 +146,7 @@ def train(
         Path | None, typer.Option(help="YAML config; options given here override it.")
     ] = None,
     set_: SetOption = None,
+    data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train one network and write a run directory (config, metrics, summary, plots).
@@ -145,6 +154,8 @@ def train(
     Every config field, for --set or a YAML file, with its default and range:
     insitu config.
     """
+    if data is not None and _explicit(ctx, "dataset"):
+        raise ConfigError("give either --dataset NAME or --data module:attribute, not both")
     values = _config_values(config, None, out, [])
     given = {
         "algorithm": algorithm,
@@ -165,7 +176,7 @@ def train(
         # Options left at their defaults do not override the config file.
         if config is None or _explicit(ctx, key):
             values[key] = value
-    _run(_apply_sets(values, set_ or []), "crossbar", out, runs, None, quiet)
+    _run(_apply_sets(values, set_ or []), "crossbar", out, runs, None, quiet, data)
 
 
 def _config_values(
@@ -192,9 +203,10 @@ def _run(
     runs: Path,
     resume: Path | None,
     quiet: bool,
+    data: str | None = None,
 ) -> None:
-    """Run (or resume) ``values`` as a ``kind`` run (None: the kind they say) and print how
-    it went."""
+    """Run (or resume) ``values`` as a ``kind`` run (None: the kind they say), on the data
+    ``data`` names if given, and print how it went."""
     from insitu.experiments.launch import launch
 
     result = launch(
@@ -203,6 +215,7 @@ def _run(
         out=out,
         runs=runs,
         resume=resume,
+        data=data,
         console=err_console,
         progress=not quiet,
     )
@@ -248,13 +261,15 @@ def run_config(
     resume: ResumeOption = None,
     out: OutOption = None,
     runs: RunsOption = Path("runs"),
+    data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run one config file: `insitu run CONFIG.yaml [--set k=v ...] [--resume RUN_DIR]`."""
+    """Run one config file: `insitu run CONFIG.yaml [--set k=v ...] [--resume RUN_DIR]`
+    (--data MODULE:ATTR: on your own data)."""
     if resume is None and config is None:
         raise ConfigError("give a CONFIG.yaml to run, or --resume RUN_DIR to continue a run")
     values = _config_values(config, resume, out, set_ or [])
-    _run(values, None, out, runs, resume, quiet)
+    _run(values, None, out, runs, resume, quiet, data)
 
 
 @app.command()

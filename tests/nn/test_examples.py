@@ -37,10 +37,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
             0.3,
         ),
         ("progressive_custom.py", ["--epochs", "3", "--limit-train", "400"], 0.5),  # chance: 0.1
+        ("own_dataset.py", ["--epochs", "5", "--runs", "{tmp}"], 0.5),  # chance: 0.2
     ],
 )
-def test_an_example_runs_and_learns(script: str, flags: list[str], least: float) -> None:
+def test_an_example_runs_and_learns(
+    script: str, flags: list[str], least: float, tmp_path: Path
+) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tests share the machine's cores
+    flags = [f.format(tmp=tmp_path) for f in flags]  # where an example writes its runs
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *flags, "--instances", "2"],
         capture_output=True,

@@ -1,5 +1,5 @@
 """Datasets for in-situ training: bundled 8x8 digits, MNIST, Fashion-MNIST and Braille,
-spike encoders, and the event datasets N-MNIST and SHD.
+spike encoders, the event datasets N-MNIST and SHD, and any torch ``Dataset`` of your own.
 
 MNIST is by LeCun, Bottou, Bengio, Haffner (1998); Fashion-MNIST by Xiao, Rasul, Vollgraf
 (2017). Both are read from their original IDX files, checked against published sha256.
@@ -10,6 +10,11 @@ Spiking data (:class:`SpikeDataset`, shape (N, T, F)): images through the encode
 :mod:`insitu.data.encoders` (latency code of Cramer et al. 2022, PNAS; rate code), N-MNIST
 (Orchard et al. 2015; :mod:`insitu.data.nmnist`) and the Spiking Heidelberg Digits (Cramer
 et al. 2022, IEEE TNNLS; :mod:`insitu.data.shd`), read from their original formats.
+
+Your own data: :func:`from_torch` reads a map-style ``torch.utils.data.Dataset`` (or a
+``DataLoader``) of ``(x, y)`` pairs into a :class:`Dataset`; :func:`import_data` finds one by an
+import path (``mypkg.data:make_data``, as ``insitu train --data`` does); runs record its
+:func:`content_sha256`.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ from insitu.data.sources import (
     verify_sha256,
 )
 from insitu.data.spikes import SpikeDataset, latency_coded
+from insitu.data.torch_dataset import as_dataset, content_sha256, from_torch, import_data
 
 __all__ = [
     "CELLS",
@@ -96,6 +102,7 @@ __all__ = [
     "NmnistEvents",
     "ShdEvents",
     "SpikeDataset",
+    "as_dataset",
     "candidate_paths",
     "check_data_dir",
     "check_dataset_options",
@@ -103,6 +110,7 @@ __all__ = [
     "clear_caches",
     "clear_hash_cache",
     "clear_idx_cache",
+    "content_sha256",
     "decode_nmnist_events",
     "default_cache_dir",
     "distort",
@@ -110,6 +118,8 @@ __all__ = [
     "events_to_frame_batch",
     "events_to_frames",
     "exact_reconstruction",
+    "from_torch",
+    "import_data",
     "jitter_channels",
     "latency_coded",
     "latency_encode",

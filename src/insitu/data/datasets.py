@@ -54,6 +54,9 @@ class Dataset:
     ``targets``, when given, is float32 of shape (n_classes, n_outputs): the output vector
     each class must produce (a reconstruction task such as ``braille``). None means plain
     classification, whose outputs are one-hot over the ``n_classes`` classes.
+
+    ``origin``, when given, says where samples not loaded by name came from (e.g. the torch
+    Dataset class they were read from, :mod:`insitu.data.torch_dataset`); runs record it.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Dataset:
     n_classes: int
     image_shape: tuple[int, int]
     targets: torch.Tensor | None = None
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         n_features = self.image_shape[0] * self.image_shape[1]
@@ -112,10 +116,11 @@ class Dataset:
     def __repr__(self) -> str:
         # The default repr would print tensor contents.
         outputs = "" if self.targets is None else f", n_outputs={self.n_outputs} (targets)"
+        origin = "" if self.origin is None else f", origin={self.origin!r}"
         return (
             f"Dataset(name={self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, "
             f"test={len(self.y_test)}, n_features={self.n_features}, n_classes={self.n_classes}, "
-            f"image_shape={self.image_shape}{outputs})"
+            f"image_shape={self.image_shape}{outputs}{origin})"
         )
 
 

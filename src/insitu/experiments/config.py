@@ -22,9 +22,7 @@ from insitu.energy import check_profile_kind
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments.config_docs import FieldDoc, field_docs
 from insitu.experiments.config_files import (
-    DatasetRecord,
     StrictModel,
-    dataset_record,
     describe_errors,
     read_config_file,
     set_dotted,
@@ -43,7 +41,6 @@ from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 __all__ = [
     "IMAGE_SPIKING_DATASETS",
     "SPIKING_DATASETS",
-    "DatasetRecord",
     "EncodingConfig",
     "FieldDoc",
     "PeripheryConfig",
@@ -51,7 +48,6 @@ __all__ = [
     "SpikingTrainConfig",
     "TrainConfig",
     "UpdateConfig",
-    "dataset_record",
     "field_docs",
     "load_config",
     "load_spiking_config",
@@ -189,9 +185,10 @@ class RunConfigBase(StrictModel):
             check_profile_kind(v, cls.rule_kind)
         return v
 
-    def run_name(self) -> str:
-        """What new run directories of this config are named after."""
-        return f"{self.algorithm}-{self.dataset}"
+    def run_name(self, dataset: str | None = None) -> str:
+        """What new run directories of this config are named after (``dataset``: the name of
+        data given instead of the config's)."""
+        return f"{self.algorithm}-{dataset or self.dataset}"
 
     def check(self) -> None:
         """Checks beyond the fields' own (each kind's)."""
@@ -247,10 +244,11 @@ class TrainConfig(RunConfigBase):
             typed[key] = value
         return typed
 
-    def run_name(self) -> str:
-        """What new run directories of this config are named after."""
+    def run_name(self, dataset: str | None = None) -> str:
+        """What new run directories of this config are named after (``dataset``: the name of
+        data given instead of the config's)."""
         device = Path(self.device).stem if is_preset_path(self.device) else self.device
-        return f"{self.algorithm}-{device}-{self.dataset}"
+        return f"{self.algorithm}-{device}-{dataset or self.dataset}"
 
     def check(self) -> None:
         """What the fields alone cannot say: device overrides and variation are validated by
@@ -302,10 +300,11 @@ class SpikingTrainConfig(RunConfigBase):
     # Training pictures moved by up to this many pixels each way (augmentation; 0 = none).
     augment_shift: int = Field(0, ge=0, le=8)
 
-    def run_name(self) -> str:
-        """What new run directories of this config are named after."""
+    def run_name(self, dataset: str | None = None) -> str:
+        """What new run directories of this config are named after (``dataset``: the name of
+        data given instead of the config's)."""
         sigma = "" if self.mismatch is None else f"-sigma{self.mismatch:g}"
-        return f"{self.algorithm}-{self.dataset}{sigma}"
+        return f"{self.algorithm}-{dataset or self.dataset}{sigma}"
 
     def check(self) -> None:
         """What the fields alone cannot say: the rule's options and the neurons' overrides."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
-from torch import Tensor
 
 from insitu.errors import ConfigError
+from insitu.experiments.data_record import GIVEN_IN_PYTHON, DataRecord
 
 
 def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
@@ -52,30 +52,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-class DatasetRecord(Protocol):
-    """What a run records of its data (a Dataset or a SpikeDataset)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def y_train(self) -> Tensor: ...
-    @property
-    def y_test(self) -> Tensor: ...
-
-
-GIVEN_IN_PYTHON = "given in Python"
-
-
-def dataset_record(ds: DatasetRecord, *, given: bool) -> dict[str, Any]:
-    """The summary fields saying which data a run used: its name, where it came from (the
-    config's ``dataset`` or an object ``given`` in Python) and its split sizes."""
-    return {
-        "dataset": ds.name,
-        "dataset_source": GIVEN_IN_PYTHON if given else "config",
-        "dataset_sizes": {"train": len(ds.y_train), "test": len(ds.y_test)},
-    }
-
-
 def describe_errors(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
@@ -94,17 +70,14 @@ class StrictModel(BaseModel):
         extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
     )
 
-    def to_yaml(self, given: DatasetRecord | None = None) -> str:
-        """The resolved configuration as YAML; ``given``: the data the run used instead of
-        ``dataset`` (passed in Python), said beside that field and above the rest."""
+    def to_yaml(self, given: DataRecord | None = None) -> str:
+        """The resolved configuration as YAML; ``given``: the record of the data the run used
+        instead of ``dataset`` (given in Python), said beside that field and above the rest."""
         text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
         if given is None:
             return text
-        head = (
-            f"data given in Python: dataset {given.name!r}, {len(given.y_train)} train / "
-            f"{len(given.y_test)} test samples; the `dataset` field below was not used"
-        )
-        aside = f"NOT USED: the run trained on {given.name!r}, given in Python"
+        head = f"data {GIVEN_IN_PYTHON}: {given.describe()}; the `dataset` field below was not used"
+        aside = f"NOT USED: the run trained on {given.name!r}, {GIVEN_IN_PYTHON}"
         lines = [
             f"{line}  # {aside}" if line.startswith("dataset:") else line
             for line in text.splitlines()

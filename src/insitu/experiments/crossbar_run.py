@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from insitu.algorithms import ChipTrainer, Trainer, make_trainer
 from insitu.algorithms.transfer import Transfer
 from insitu.data import Dataset, load_dataset
+from insitu.data.torch_dataset import as_dataset
 from insitu.energy import energy_report, get_profile, profile_for_device, summary_totals
 from insitu.experiments import plots
 from insitu.experiments.checkpoint import CHECKPOINT_NAME
@@ -144,9 +145,16 @@ def train(
     cfg: TrainConfig,
     run_dir: Path,
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | tuple[Any, Any] | None = None,
     **options: Unpack[RunOptions],
 ) -> CrossbarResult:
     """Train ``cfg`` into ``run_dir`` (new or empty; with ``resume``, an earlier run of the
-    same config, finished or not), on ``dataset`` if given: :func:`insitu.experiments.run.run`."""
-    return run(CrossbarRun(cfg), run_dir, dataset=dataset, **options)
+    same config, finished or not): :func:`insitu.experiments.run.run`.
+
+    ``dataset``: data instead of the config's, an insitu :class:`~insitu.data.Dataset` or a
+    pair ``(train, test)`` of torch Datasets or DataLoaders
+    (:func:`insitu.data.torch_dataset.from_torch`); recorded with its content hash, which a
+    resume must match.
+    """
+    given = None if dataset is None else as_dataset(dataset)
+    return run(CrossbarRun(cfg), run_dir, dataset=given, **options)

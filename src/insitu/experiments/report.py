@@ -233,6 +233,8 @@ def run_sections(run_dir: Path, heading: str = "") -> list[str]:
                 "algorithm",
                 "device",
                 "dataset",
+                "dataset_origin",
+                "dataset_sha256",
                 "layers",
                 "instances",
                 "epochs_completed",

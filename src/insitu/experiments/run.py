@@ -9,6 +9,7 @@ summary extras, figures) comes from a :class:`RunKind`.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,8 @@ from insitu.experiments.checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from insitu.experiments.config import RunConfigBase, dataset_record
+from insitu.experiments.config import RunConfigBase
+from insitu.experiments.data_record import DataRecord, check_same_data, summary_fields, write_record
 from insitu.experiments.progress import progress_bar
 from insitu.experiments.run_dir import (
     check_resumable,
@@ -67,9 +69,10 @@ __all__ = [
 ]
 
 
-def new_run_dir(root: Path, cfg: RunConfigBase) -> Path:
-    """A fresh run directory named after the run."""
-    return fresh_dir(root, cfg.run_name())
+def new_run_dir(root: Path, cfg: RunConfigBase, dataset: str | None = None) -> Path:
+    """A fresh run directory named after the run (on data named ``dataset`` if given instead
+    of the config's; characters other than letters, digits, ``.``, ``_``, ``-`` become ``-``)."""
+    return fresh_dir(root, re.sub(r"[^A-Za-z0-9._-]+", "-", cfg.run_name(dataset)))
 
 
 def accuracy(trainer: Learner, x: torch.Tensor, y: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
@@ -202,11 +205,16 @@ def run(
     With ``resume``, ``run_dir`` is an earlier run of the same config: a finished one is
     returned as it is, an interrupted one continues from its checkpoint (or from the start if
     it was stopped before its first), ending bit-identical to a run never interrupted.
+
+    A ``dataset`` given is recorded (name, origin, sizes, content hash) in the run directory;
+    a resume must be given the same data (equal hash), a run of the config's data none.
     """
     cfg = kind.config
     console = console or Console(stderr=True)
+    given = None if dataset is None else DataRecord.of(dataset)
     if resume:
         check_resumable(cfg, run_dir, kind.read_config)
+        check_same_data(run_dir, given, cfg.dataset)
         done = finished_run(cfg, run_dir)
         if done is not None:
             return done
@@ -220,7 +228,9 @@ def run(
         ckpt = load_checkpoint(run_dir)
     else:
         run_dir = prepare_run_dir(run_dir, kind.file_names)
-        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml(dataset))
+        if given is not None:  # before the config: a config without a record means its data
+            write_record(run_dir, given)
+        atomic.write_text(run_dir / "config.yaml", cfg.to_yaml(given))
     metrics = run_dir / "metrics.csv"
     if ckpt is None:  # the header at once: a run stopped early has one
         write_metrics(metrics, [], kind.metric_fields)
@@ -321,7 +331,7 @@ def run(
                 bar.update(epochs_task, advance=1, info=info)
         except DivergenceError as err:
             status, message = "diverged", str(err)
-    result.summary = _summary(kind, result, ds, status, message, started, dataset is not None)
+    result.summary = _summary(kind, result, ds, status, message, started, given)
     if result.rows:
         plots.learning_curve(
             result.rows,
@@ -346,7 +356,7 @@ def _summary(
     status: str,
     message: str,
     started: float,
-    given: bool,
+    given: DataRecord | None,
 ) -> dict[str, Any]:
     assert result.trainer is not None
     rows = result.rows
@@ -357,7 +367,7 @@ def _summary(
         "status": status,
         "message": message,
         **kind.summary_head(ds),
-        **dataset_record(ds, given=given),
+        **summary_fields(ds, given),
         "instances": result.config.instances,
         "epochs_completed": trained,
         "test_acc": result.final_test_acc,

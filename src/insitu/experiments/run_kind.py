@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from insitu.experiments.config import RunConfigBase
+from insitu.experiments.data_record import DATA_RECORD
 from insitu.hardware import EventLog
 
 
@@ -75,7 +76,8 @@ ACCURACY_FIELDS = (
     "test_acc_mean",
     "test_acc_std",
 )
-RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png")
+# (``dataset.json`` only where data was given in Python: insitu.experiments.data_record.)
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png", DATA_RECORD)
 
 C = TypeVar("C", bound=RunConfigBase)
 T = TypeVar("T", bound=RunTrainer)
