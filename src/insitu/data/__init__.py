@@ -9,7 +9,8 @@ generated; see :mod:`insitu.data.braille`.
 Spiking data (:class:`SpikeDataset`, shape (N, T, F)): images through the encoders of
 :mod:`insitu.data.encoders` (latency code of Cramer et al. 2022, PNAS; rate code), N-MNIST
 (Orchard et al. 2015; :mod:`insitu.data.nmnist`) and the Spiking Heidelberg Digits (Cramer
-et al. 2022, IEEE TNNLS; :mod:`insitu.data.shd`), read from their original formats.
+et al. 2022, IEEE TNNLS; :mod:`insitu.data.shd`), read from their original formats, and
+tonic's event datasets and transforms (``tonic:nmnist``; :mod:`insitu.data.tonic_source`).
 
 Your own data: :func:`from_torch` reads a map-style ``torch.utils.data.Dataset`` (or a
 ``DataLoader``) of ``(x, y)`` pairs into a :class:`Dataset`; :func:`import_data` finds one by an
@@ -79,6 +80,7 @@ from insitu.data.sources import (
     verify_sha256,
 )
 from insitu.data.spikes import SpikeDataset, latency_coded
+from insitu.data.tonic_source import TONIC_DATASETS, TonicNmnist, load_tonic
 from insitu.data.torch_dataset import as_dataset, content_sha256, from_torch, import_data
 
 __all__ = [
@@ -96,12 +98,14 @@ __all__ = [
     "SHD_CHANNELS",
     "SHD_CLASSES",
     "SOURCES",
+    "TONIC_DATASETS",
     "Dataset",
     "DatasetSource",
     "KnownFile",
     "NmnistEvents",
     "ShdEvents",
     "SpikeDataset",
+    "TonicNmnist",
     "as_dataset",
     "candidate_paths",
     "check_data_dir",
@@ -127,6 +131,7 @@ __all__ = [
     "load_dataset",
     "load_nmnist",
     "load_shd",
+    "load_tonic",
     "locate_dataset",
     "locate_file",
     "locate_nmnist",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ __all__ = [
     "decode_nmnist_events",
     "load_nmnist",
     "locate_nmnist",
+    "nmnist_split_files",
     "read_nmnist_events",
+    "read_nmnist_manifest",
 ]
 
 #: Sensor size (height = y, width = x) in pixels.
@@ -171,7 +174,13 @@ def locate_nmnist(data_dir: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def _read_manifest(folder: Path, pinned: str | None) -> dict[str, str]:
+def read_nmnist_manifest(folder: Path, pinned: str | None) -> dict[str, str]:
+    """File name -> sha256 from ``folder``'s ``SHA256SUMS``, the manifest itself first checked
+    against ``pinned`` (None: trusted as it is).
+
+    Raises:
+        DataError: the manifest fails its pin, cannot be read or has a malformed line.
+    """
     path = folder / NMNIST_MANIFEST
     if pinned is not None:
         verify_sha256(
@@ -196,7 +205,7 @@ def _read_manifest(folder: Path, pinned: str | None) -> dict[str, str]:
     return digests
 
 
-def _check_listed(folder: Path, name: str, digests: dict[str, str]) -> Path:
+def _check_listed(folder: Path, name: str, digests: Mapping[str, str]) -> Path:
     path = folder / name
     if name not in digests:
         raise DataError(f"{path}: not listed in {folder / NMNIST_MANIFEST}, cannot be checked")
@@ -236,6 +245,25 @@ def _read_labels(path: Path) -> list[tuple[int, int]]:
     return pairs
 
 
+def nmnist_split_files(
+    folder: Path, split: str, digests: Mapping[str, str], limit: int | None = None
+) -> list[tuple[Path, int]]:
+    """The (sample file, label) pairs of ``split`` ("train" or "test") in label-file order,
+    the first ``limit`` of them; the label file and each sample file checked against
+    ``digests`` (from :func:`read_nmnist_manifest`).
+
+    Raises:
+        DataError: a file is missing, unlisted or fails its checksum, or a label line is
+            malformed; the message names the file.
+    """
+    label_path = _check_listed(folder, NMNIST_LABEL_FILES[split], digests)
+    pairs = _read_labels(label_path)[:limit]
+    return [
+        (_check_listed(folder, f"{sample_id}{_SAMPLE_SUFFIX}", digests), label)
+        for sample_id, label in pairs
+    ]
+
+
 def _load_split(
     folder: Path,
     split: str,
@@ -246,14 +274,12 @@ def _load_split(
     polarity: bool,
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    label_path = _check_listed(folder, NMNIST_LABEL_FILES[split], digests)
-    pairs = _read_labels(label_path)[:limit]
+    pairs = nmnist_split_files(folder, split, digests, limit)
     height, width = NMNIST_SENSOR
     samples: list[npt.NDArray[Any]] = []
     times: list[npt.NDArray[Any]] = []
     units: list[npt.NDArray[Any]] = []
-    for index, (sample_id, _) in enumerate(pairs):
-        path = _check_listed(folder, f"{sample_id}{_SAMPLE_SUFFIX}", digests)
+    for index, (path, _) in enumerate(pairs):
         events = read_nmnist_events(path)
         if len(events) and (int(events.x.max()) >= width or int(events.y.max()) >= height):
             raise DataError(
@@ -336,7 +362,7 @@ def load_nmnist(
 
     check_data_dir(data_dir)
     folder = locate_nmnist(data_dir)
-    digests = _read_manifest(folder, manifest_sha256)
+    digests = read_nmnist_manifest(folder, manifest_sha256)
     x_train, y_train = _load_split(
         folder, "train", digests, limit_train, time_steps, dt_us, polarity, dtype
     )

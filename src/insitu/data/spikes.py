@@ -10,7 +10,9 @@ event data read in its original format (:func:`~insitu.data.nmnist.load_nmnist`,
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,6 +39,9 @@ class SpikeDataset:
             length (images put through an encoder: the step is whatever the model makes it).
         input_shape: how the F channels are laid out, row-major (e.g. (2, 34, 34) for
             N-MNIST's polarity x y x x, (70,) for SHD); its product is F.
+        provenance: how the spikes were made and from what (the library and its version, the
+            transform, a digest of the files read), JSON-ready; a run records it in its
+            summary. None where the name and sizes say enough.
     """
 
     name: str
@@ -47,6 +52,7 @@ class SpikeDataset:
     n_classes: int
     dt_s: float | None
     input_shape: tuple[int, ...]
+    provenance: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         who = f"SpikeDataset {self.name!r}"

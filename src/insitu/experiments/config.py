@@ -16,6 +16,7 @@ from insitu.algorithms.base import parse_options
 from insitu.algorithms.registry import RuleKind
 from insitu.algorithms.spiking_options import SpikingOptions
 from insitu.data import DATASET_NAMES, check_dataset_options
+from insitu.data.tonic_source import TONIC_DATASETS, tonic_options
 from insitu.devices import DeviceParams, get_device
 from insitu.devices.preset_file import is_preset_path
 from insitu.energy import check_profile_kind
@@ -57,9 +58,10 @@ __all__ = [
     "set_dotted",
 ]
 
-# Images latency-coded on load (digits: embedded, no download) and event datasets.
+# Images latency-coded on load (digits: embedded, no download) and event datasets (read by
+# insitu, or by tonic and its transforms).
 IMAGE_SPIKING_DATASETS = ("digits", "mnist", "fashion-mnist")
-SPIKING_DATASETS = (*IMAGE_SPIKING_DATASETS, "nmnist", "shd")
+SPIKING_DATASETS = (*IMAGE_SPIKING_DATASETS, "nmnist", "shd", *TONIC_DATASETS)
 # The datasets and rules of each kind of run, and the command that starts one.
 _DATASETS: dict[RuleKind, tuple[str, ...]] = {
     "crossbar": DATASET_NAMES,
@@ -141,7 +143,7 @@ class RunConfigBase(StrictModel):
     algorithm_options: dict[str, Any] = Field(default_factory=dict, description="per rule")
     dataset: str  # each kind lists its own
     dataset_options: dict[str, Any] = Field(
-        default_factory=dict, description="per dataset: braille; nmnist, shd"
+        default_factory=dict, description="per dataset: braille; nmnist, shd, tonic:nmnist"
     )
     hidden: LayerSizes
     epochs: int = Field(20, ge=1, le=100_000)
@@ -307,12 +309,15 @@ class SpikingTrainConfig(RunConfigBase):
         return f"{self.algorithm}-{dataset or self.dataset}{sigma}"
 
     def check(self) -> None:
-        """What the fields alone cannot say: the rule's options and the neurons' overrides."""
+        """What the fields alone cannot say: the rule's options, the neurons' overrides and a
+        tonic dataset's options."""
         try:
             self.options()
             self.readout_params()
         except (TypeError, UnknownNameError) as err:
             raise ConfigError(f"invalid configuration: {err}") from None
+        if self.dataset in TONIC_DATASETS:
+            tonic_options(self.dataset, self.dataset_options)
 
     def options(self) -> SpikingOptions:
         """The trainer's options (validated)."""

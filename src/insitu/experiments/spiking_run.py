@@ -15,6 +15,7 @@ from insitu.data import SpikeDataset, latency_coded, load_dataset
 from insitu.data.encoders import shift_images
 from insitu.data.nmnist import load_nmnist
 from insitu.data.shd import load_shd
+from insitu.data.tonic_source import TONIC_DATASETS, load_tonic
 from insitu.energy import energy_report, get_profile, summary_totals
 from insitu.errors import ConfigError
 from insitu.experiments import plots
@@ -64,6 +65,16 @@ def load_spiking_dataset(cfg: SpikingTrainConfig) -> SpikeDataset:
             size=(size, size),
             crop=crop,
             dtype=torch.bool,
+        )
+    if cfg.dataset in TONIC_DATASETS:
+        return load_tonic(
+            cfg.dataset,
+            cfg.data_dir,
+            time_steps=cfg.time_steps,
+            limit_train=cfg.limit_train,
+            limit_test=cfg.limit_test,
+            dtype=torch.bool,
+            options=cfg.dataset_options,
         )
     loader = load_nmnist if cfg.dataset == "nmnist" else load_shd
     return loader(
@@ -172,6 +183,8 @@ class SpikingRun:
         assert trainer is not None
         cfg = self.config
         summary["time_steps"] = cfg.time_steps
+        if ds.provenance is not None:  # e.g. tonic's version and transform, the files' digest
+            summary["dataset_provenance"] = dict(ds.provenance)
         if isinstance(trainer, Deploy):  # the deploy gap: the same weights in software
             view = _TrainerView(trainer, software=True)
             summary.update(software_accuracy(view, ds.x_test, ds.y_test, self.eval_chunk))
