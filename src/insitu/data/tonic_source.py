@@ -52,7 +52,6 @@ from insitu.errors import ConfigError, DataError, UnknownNameError
 
 __all__ = [
     "TONIC_DATASETS",
-    "TONIC_PREFIX",
     "TonicNmnist",
     "TonicOptions",
     "load_tonic",
@@ -60,8 +59,6 @@ __all__ = [
     "tonic_options",
 ]
 
-#: Config names of tonic datasets start with this.
-TONIC_PREFIX = "tonic:"
 #: The tonic datasets a spiking run takes (``dataset:`` in its config).
 TONIC_DATASETS: tuple[str, ...] = ("tonic:nmnist",)
 _INSTALL = "pip install 'insitu[tonic]'"
