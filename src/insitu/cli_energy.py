@@ -26,6 +26,14 @@ def energy(
     out: Annotated[
         Path | None, typer.Option(help="Folder for the report files; default: the run dir.")
     ] = None,
+    assumptions: Annotated[
+        str | None,
+        typer.Option(
+            "--range",
+            help="Also price the network from the roofline to launch-bound eager execution: "
+            "gpu (H100) or cpu (Xeon 8380).",
+        ),
+    ] = None,
     profiles: Annotated[
         bool,
         typer.Option(
@@ -45,8 +53,12 @@ def energy(
         raise ConfigError("give a run directory (insitu energy RUN_DIR) or --profiles")
     from insitu.experiments.energy import run_energy_report
 
-    report, json_path, png_path = run_energy_report(run_dir, profile=profile, gpu=gpu, out=out)
+    report, json_path, png_path = run_energy_report(
+        run_dir, profile=profile, gpu=gpu, out=out, assumptions=assumptions
+    )
     _print_energy(report)
+    if "reference_range" in report:
+        _print_range(report["reference_range"], assumptions or "")
     console.print(f"saved {json_path} and {png_path}")
 
 
@@ -122,3 +134,30 @@ def _print_energy(report: dict[str, Any]) -> None:
     console.print(f"GPU reference: {g['name']}; {g['source']}")
     for note in report["notes"]:
         console.print(f"note: {note}")
+
+
+def _print_range(rows: list[dict[str, Any]], name: str) -> None:
+    """The reference range in at most 80 columns; sources follow the table."""
+
+    def fmt(v: float | None, unit: str) -> str:
+        return "-" if v is None else f"{v:.3g}{unit}"
+
+    table = Table(
+        title=f"{name} assumptions, per sample (ratio: reference / chip)", box=box.SIMPLE_HEAD
+    )
+    table.add_column("assumption", overflow="fold")
+    for col in ("train", "ratio", "inference", "ratio"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in rows:
+        r = row["over_chip"]
+        table.add_row(
+            row["label"],
+            fmt(row["per_train_sample"]["joules"], " J"),
+            fmt(r["train_energy"], "x"),
+            fmt(row["per_inference"]["joules"], " J"),
+            fmt(r["inference_energy"], "x"),
+        )
+    console.print(table)
+    for row in rows:
+        console.print(f"{row['label']}: {row['processor']}, batch {row['batch_size']}")
+    console.print("every assumption with its source: reference_range in the JSON report")

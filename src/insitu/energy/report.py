@@ -11,11 +11,12 @@ setup is reported once per chip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from insitu.energy.gpu import H100_SXM, GpuSpec, batches_work, gpu_cost
 from insitu.energy.profiles import CostProfile, Priced, price
+from insitu.energy.reference import ReferenceAssumption
 from insitu.errors import ConfigError
 
 
@@ -129,3 +130,38 @@ def summary_totals(report: Mapping[str, Any]) -> dict[str, Any]:
         "gpu": report["gpu"]["name"],
         "gpu_over_chip": dict(report["gpu_over_chip"]),
     }
+
+
+def reference_range(
+    report: Mapping[str, Any], assumptions: Sequence[ReferenceAssumption]
+) -> list[dict[str, Any]]:
+    """The run's network priced under each assumption set, and each over the chip's cost.
+
+    ``report`` is an :func:`energy_report`; rows keep the order of ``assumptions`` (the presets
+    go from the processor's best case to its worst, see insitu.energy.reference)."""
+    layers, batch, steps = report["layers"], report["batch_size"], report["time_steps"]
+    chip_train = report["per_train_sample"]
+    chip_infer = report["per_inference"]
+    rows = []
+    for a in assumptions:
+        train = a.cost(batch, layers, time_steps=steps)
+        infer = a.cost(batch, layers, time_steps=steps, train=False)
+        rows.append(
+            {
+                "label": a.label,
+                "processor": a.processor.name,
+                "utilisation": a.processor.utilisation,
+                "batch_size": a.batch_size or batch,
+                "source": a.processor.source
+                + ("" if a.overhead is None else " " + a.overhead.source),
+                "per_train_sample": train.as_dict(),
+                "per_inference": infer.as_dict(),
+                "over_chip": {
+                    "train_energy": _ratio(train.joules, chip_train["joules"]),
+                    "train_time": _ratio(train.seconds, chip_train["seconds"]),
+                    "inference_energy": _ratio(infer.joules, chip_infer["joules"]),
+                    "inference_time": _ratio(infer.seconds, chip_infer["seconds"]),
+                },
+            }
+        )
+    return rows

@@ -19,9 +19,11 @@ from insitu.energy import (
     energy_report,
     get_gpu,
     get_profile,
+    get_reference_range,
     price,
     profile_for_device,
     profile_names,
+    reference_range,
 )
 from insitu.errors import ConfigError
 from insitu.experiments.config import read_config_file
@@ -72,9 +74,13 @@ def run_energy_report(
     profile: str | None = None,
     gpu: str = "h100",
     out: Path | None = None,
+    assumptions: str | None = None,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Price the run in ``run_dir``; write ``energy-<profile>.json`` and ``.png`` into ``out``
-    (default: the run directory). Existing report files are never overwritten."""
+    (default: the run directory). Existing report files are never overwritten.
+    ``assumptions`` (``gpu`` or ``cpu``) adds ``reference_range``: the network priced under
+    each assumption set of insitu.energy.reference, from the roofline to launch-bound."""
+    assumption_set = None if assumptions is None else get_reference_range(assumptions)
     summary = read_summary(run_dir)
     config = (
         read_config_file(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
@@ -96,6 +102,8 @@ def run_energy_report(
         time_steps=int(time_steps) if time_steps is not None else None,
     )
     report["run_dir"] = str(run_dir)
+    if assumption_set is not None:
+        report["reference_range"] = reference_range(report, assumption_set)
     folder = out or run_dir
     json_path = folder / f"energy-{name}-{gpu}.json"
     png_path = folder / f"energy-{name}-{gpu}.png"
