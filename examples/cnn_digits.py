@@ -9,7 +9,7 @@ Run from the repository root:
 
     python examples/cnn_digits.py                      # seconds
     python examples/cnn_digits.py --dataset fashion-mnist --data-dir ../shared/data \\
-        --epochs 5 --device ecram-liwo3 --rule progressive
+        --epochs 3 --device ecram-liwo3 --update count --rule progressive
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from insitu.data import load_dataset
+from insitu.hardware import UpdateMode, UpdateParams
 from insitu.nn import InSituSGD, Progressive, convert, events, instance_loss
 
 
@@ -57,6 +58,14 @@ def main() -> None:
     parser.add_argument("--device", default="ecram-organic", help="see `insitu devices`")
     rules = ["analog-sgd", "progressive", "software"]
     parser.add_argument("--rule", default="analog-sgd", choices=rules)
+    parser.add_argument(
+        "--update",
+        default="sequential",
+        choices=["sequential", "summed", "count"],
+        help="pulsed update of a mini-batch: one stochastic rank-1 update per image patch "
+        "(sequential), the patches' stochastic pulses summed per device and applied once "
+        "(summed), or aggregated deterministic pulse counts (count)",
+    )
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--lr-decay", type=float, default=1.0, help="lr factor per epoch")
     parser.add_argument("--batch-size", type=int, default=10)
@@ -83,7 +92,13 @@ def main() -> None:
         model = nn.Sequential(model, nn.Unflatten(0, (1, -1)))  # outputs (1, batch, classes)
         sgd = torch.optim.SGD(model.parameters(), lr=args.lr)
     else:
-        model = convert(model, device=args.device, instances=args.instances, seed=args.seed)
+        update = UpdateParams(
+            mode=UpdateMode.COUNT if args.update == "count" else UpdateMode.STOCHASTIC,
+            sequential=args.update == "sequential",
+        )
+        model = convert(
+            model, device=args.device, instances=args.instances, seed=args.seed, update=update
+        )
         sgd = InSituSGD(model, lr=args.lr) if args.rule == "analog-sgd" else None
         progressive = Progressive(model, lr=args.lr) if args.rule == "progressive" else None
     # InSituSGD is a torch optimizer: torch's schedulers set its learning rate.
