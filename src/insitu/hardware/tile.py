@@ -34,6 +34,7 @@ from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware import read_kernels as reads
 from insitu.hardware.backend import BackendChoice, choose
+from insitu.hardware.cell_config import CellKind
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.kernel_rng import new_streams
 from insitu.hardware.tile_config import (
@@ -84,6 +85,11 @@ class Tile:
                 raise ConfigError(f"{name} = {v}; need at least 1")
         if instances < 1:
             raise ConfigError(f"instances = {instances}; need at least 1")
+        if config.cell.kind is not CellKind.SINGLE:
+            raise ConfigError(
+                f"a Tile holds one device (pair) per weight, not a {config.cell.kind} cell; "
+                "build it with insitu.hardware.cells.make_tile"
+            )
         self.in_features = in_features
         self.out_features = out_features
         self.instances = instances
@@ -217,6 +223,28 @@ class Tile:
         if entries is not None:
             apply_entries(self, *entries)
         self.log.add(Event.UPDATE, self.instances * self.out_features)
+
+    def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
+        """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct
+        indices): one parallel cycle per column, its line driven while each row line carries
+        its signed train (how a transfer writes a column of a slow array)."""
+        k = columns.numel()
+        if counts.shape != torch.Size((self.instances, self.out_features, k)):
+            raise ValueError(
+                f"column pulse counts have shape {tuple(counts.shape)}; "
+                f"need {(self.instances, self.out_features, k)}"
+            )
+        if k == 0:
+            return
+        nz = counts != 0
+        inst, row, j = nz.nonzero(as_tuple=True)
+        if inst.numel():
+            weight = (inst * self.out_features + row) * self.in_features + columns[j]
+            apply_entries(self, weight, counts[nz].to(torch.float32))
+        # Row trains plus each driven column line's train (as long as its longest row's).
+        column_trains = counts.abs().amax(1).sum()
+        self.log.add(Event.LINE_PULSE, counts.abs().sum() + column_trains)
+        self.log.add(Event.UPDATE, self.instances * k)
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.
