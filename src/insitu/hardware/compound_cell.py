@@ -156,10 +156,6 @@ class CompoundCell:
         for array in self.arrays().values():
             array.relax(seconds)
 
-    def _weights(self) -> Tensor:
-        """The true weights (inspection only: :mod:`insitu.hardware.inspection`)."""
-        return self.weights._weights()
-
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Every array's state, the digital buffers and counters."""

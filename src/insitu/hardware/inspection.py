@@ -13,6 +13,7 @@ from insitu.hardware.cells import WeightArray
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.spiking import NeuronArray, SpikingChip
 from insitu.hardware.tile import Tile
+from insitu.hardware.transfer_cell import TransferCell
 
 
 def _array(tile: WeightArray) -> Tile:
@@ -22,8 +23,10 @@ def _array(tile: WeightArray) -> Tile:
 
 def true_weights(tile: WeightArray) -> Tensor:
     """Noise-free weights (I, out, in) implied by the true conductances (a compound cell: the
-    weight its forward read sees)."""
-    return tile._weights().clone()
+    weight its forward read sees: ``gamma A + C`` for a transfer cell)."""
+    if isinstance(tile, TransferCell):
+        return tile.slow._weights() + tile.params.gamma * tile.fast._weights()
+    return _array(tile)._weights().clone()
 
 
 def conductances(tile: WeightArray) -> list[Tensor]:

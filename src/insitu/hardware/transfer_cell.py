@@ -114,10 +114,6 @@ class TransferCell(CompoundCell):
             return self.slow.measure()
         return self._combined(self.slow.measure(), self.fast.measure())
 
-    def _weights(self) -> Tensor:
-        w = self.slow._weights()
-        return w if self.params.gamma == 0.0 else w + self.params.gamma * self.fast._weights()
-
     # -- update and transfer --------------------------------------------------------------
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """Pulse A with ``-lr * fast_lr * d x^T`` (inputs chopped), then the transfers due."""
