@@ -56,7 +56,9 @@ class CellParams:
         kind: single, tiki-taka, ttv2, chopped-ttv2 or mixed-precision.
         gamma: share of the fast array A in the weight read, ``W = gamma A + C`` (0: C alone,
             as in TTv2; A is then never read forward).
-        fast_lr: factor on the learning rate of the pulsed updates of A.
+        fast_lr: factor on the learning rate of the pulsed updates of A. A must follow the
+            gradient faster than its columns are read (and, chopped, faster than the choppers
+            flip): ttv2 on ``reram-taox`` digits, 3 epochs, reached 67 % at 1 and 86 % at 10.
         transfer_every: rank-1 updates (samples) between two transfers.
         columns: columns of A read and transferred per transfer, in turn over the array.
         transfer_lr: weight moved to C per unit read from A (tiki-taka: the learning rate of
@@ -69,12 +71,12 @@ class CellParams:
 
     kind: CellKind = CellKind.SINGLE
     gamma: float = 0.0
-    fast_lr: float = 1.0
+    fast_lr: float = 10.0
     transfer_every: int = 1
     columns: int = 1
-    transfer_lr: float = 1.0
+    transfer_lr: float = 0.05
     threshold: float = 1.0
-    chop_prob: float = 0.1
+    chop_prob: float = 0.02
 
     def __post_init__(self) -> None:
         if self.kind not in set(CellKind):
