@@ -31,7 +31,7 @@ from insitu.hardware import (
     inspection,
     make_tile,
 )
-from insitu.hardware.cells import MixedPrecisionCell, TransferCell
+from insitu.hardware.cells import MixedPrecisionCell, RefreshCell, TransferCell
 from insitu.nn import AnalogLinear
 
 # Steps of 2**-10 on [0, 2]: every conductance and weight below is exact in float32.
@@ -137,12 +137,12 @@ def test_updates_trigger_transfers_in_column_order() -> None:
     reads = c.log[Event.ARRAY_READ]
     c.update(x, d, 0.001)  # 5 samples: two transfers (columns 0, 1), one sample carried over
     assert c.log[Event.ARRAY_READ] - reads == 2 * 2
-    assert c.state_dict()["counters"] == {"since": 1, "next": 2}
+    assert c.state_dict()["counters"] == {"updates": 0, "since": 1, "next": 2}
     c.update(x[:3], d[:, :3], 0.001)  # 4 more: columns 2 and 0
-    assert c.state_dict()["counters"] == {"since": 0, "next": 1}
+    assert c.state_dict()["counters"] == {"updates": 0, "since": 0, "next": 1}
     c2 = cell("ttv2", transfer_every=1, columns=4)  # 5 x 4 reads of a 3-column A: in passes
     c2.update(x, d, 0.001)
-    assert c2.state_dict()["counters"] == {"since": 0, "next": (5 * 4) % 3}
+    assert c2.state_dict()["counters"] == {"updates": 0, "since": 0, "next": (5 * 4) % 3}
 
 
 def test_forward_read_is_gamma_a_plus_c() -> None:
@@ -214,8 +214,10 @@ def digits() -> Dataset:
     return load_dataset("digits")
 
 
-def chip_config(kind: CellKind, device: str = "reram-taox") -> ChipConfig:
-    params = CellParams(kind, transfer_every=2, columns=3, chop_prob=0.3)
+def chip_config(kind: CellKind, device: str = "reram-taox", refresh_every: int = 0) -> ChipConfig:
+    params = CellParams(
+        kind, transfer_every=2, columns=3, chop_prob=0.3, refresh_every=refresh_every
+    )
     return ChipConfig((64, 8, 10), TileConfig(get_device(device), cell=params))
 
 
@@ -242,7 +244,7 @@ def test_training_never_measures_or_peeks(
     if kind.transfers:  # 60 samples, 3 columns every 2: 90 columns of A read, in turn
         first = trainer.chip.tiles[0]
         assert isinstance(first, TransferCell)
-        assert first.state_dict()["counters"] == {"since": 0, "next": 90 % 65}
+        assert first.state_dict()["counters"] == {"updates": 0, "since": 0, "next": 90 % 65}
 
 
 def _checkpoint(state: dict[str, Any]) -> dict[str, Any]:
@@ -263,10 +265,19 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@pytest.mark.parametrize("kind", COMPOUND)
-def test_resume_is_bit_identical(digits: Dataset, kind: CellKind) -> None:
+RESUMED = [(k, "reram-taox", 0) for k in COMPOUND] + [
+    (CellKind.SINGLE, "pcm", 2),
+    (CellKind.MIXED_PRECISION, "pcm", 2),
+]
+
+
+@pytest.mark.parametrize(("kind", "device", "refresh"), RESUMED)
+def test_resume_is_bit_identical(
+    digits: Dataset, kind: CellKind, device: str, refresh: int
+) -> None:
     def trainer(seed: int) -> Any:
-        return make_trainer("analog-sgd", chip_config(kind), instances=2, seed=seed, lr=0.1)
+        config = chip_config(kind, device, refresh)
+        return make_trainer("analog-sgd", config, instances=2, seed=seed, lr=0.1)
 
     def train(t: Any, start: int, stop: int) -> list[Tensor]:
         xs, ys = digits.x_train, digits.y_train
@@ -284,6 +295,9 @@ def test_resume_is_bit_identical(digits: Dataset, kind: CellKind) -> None:
     assert all(torch.equal(a, b) for a, b in zip(losses, resumed_losses, strict=True))
     assert _same(straight.state_dict(), resumed.state_dict())
     assert straight.log.counts() == resumed.log.counts()
+    if refresh:  # refreshes happened (their device reads) and were resumed exactly
+        programmed = make_trainer("analog-sgd", chip_config(kind, device, refresh), instances=2)
+        assert straight.log[Event.DEVICE_READ] > programmed.log[Event.DEVICE_READ]
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -321,3 +335,39 @@ def test_nn_layers_take_the_cell_option() -> None:
     assert layer.tile.log[Event.PULSE] > pulses
     with pytest.raises(ConfigError, match="cell kind = 'tiki'; valid"):
         AnalogLinear(4, 3, cell="tiki")
+
+
+# -- pair refresh (one-sided devices) -----------------------------------------------------------
+
+ONE_SIDED = EXACT.replace(abrupt_reset=True)
+
+
+def test_refresh_resets_saturating_pairs_and_writes_their_weight_back() -> None:
+    update = UpdateParams(mode=UpdateMode.COUNT, max_pulses=1000)
+    params = CellParams(CellKind.SINGLE, refresh_every=2, refresh_level=0.75)
+    config = TileConfig(ONE_SIDED, IDEAL_PERIPHERY, update, cell=params)
+    c = make_tile(2, 1, config, instances=2, generator=torch.Generator().manual_seed(0))
+    assert isinstance(c, RefreshCell)
+    c.pulse(torch.tensor([[[600.0, -100.0]]] * 2))  # G+ of weight 0 at 1.586 > 0.75 * 2
+    w = inspection.true_weights(c)
+    step = ONE_SIDED.dw_min  # one device moves per pulse
+    assert torch.equal(w, step * torch.tensor([[[600.0, -100.0]]] * 2))
+    x, d = torch.ones(1, 2), torch.zeros(2, 1, 1)
+    c.update(x, d, 0.0)  # first update: no refresh yet
+    assert torch.equal(inspection.conductances(c)[0][:, 0, 0], torch.full((2,), 1 + 600 * step))
+    reads, pulses = c.log[Event.DEVICE_READ], c.log[Event.PULSE]
+    c.update(x, d, 0.0)  # second: every device read, the saturating pair refreshed
+    g_plus, g_minus = inspection.conductances(c)
+    assert torch.equal(g_plus[:, 0, 0], torch.full((2,), 600 * step))
+    assert torch.equal(g_minus[:, 0, 0], torch.zeros(2))
+    assert torch.equal(g_minus[:, 0, 1], torch.full((2,), 1 + 100 * step))  # untouched
+    assert torch.equal(inspection.true_weights(c), w)  # the weight survives the refresh
+    assert c.log[Event.DEVICE_READ] - reads == 2 * 2 * 2
+    assert c.log[Event.PULSE] - pulses == 2 * (2 + 600)
+
+
+def test_refresh_needs_one_sided_pairs_and_reset_an_abrupt_reset() -> None:
+    with pytest.raises(ConfigError, match="refresh is for one-sided pairs"):
+        cell("ttv2", refresh_every=10)
+    with pytest.raises(ConfigError, match="no abrupt RESET"):
+        cell("ttv2").slow.reset(torch.ones(2, 2, 3, dtype=torch.bool))

@@ -133,6 +133,8 @@ class CellConfig(StrictModel):
     transfer_lr: float = Field(_default(CellParams, "transfer_lr"), gt=0, le=1e4)
     threshold: float = Field(_default(CellParams, "threshold"), gt=0, le=1e4)
     chop_prob: float = Field(_default(CellParams, "chop_prob"), ge=0, le=1)
+    refresh_every: int = Field(_default(CellParams, "refresh_every"), ge=0, le=10**9)
+    refresh_level: float = Field(_default(CellParams, "refresh_level"), gt=0, le=1)
 
 
 class EncodingConfig(StrictModel):

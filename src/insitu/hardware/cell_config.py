@@ -15,6 +15,8 @@ keep part of it digitally in the periphery:
   updates multiplied by a chopper sign per input line, undone on the read; each line's chopper
   flips with probability ``chop_prob`` after its column is read, so A's offset from its devices'
   symmetry points averages out in H.
+- any kind with ``refresh_every`` > 0 on one-sided pairs (PCM): the pair refresh of Boybat et
+  al. (Nat. Commun. 9, 2514, 2018), :mod:`insitu.hardware.pair_refresh`.
 - ``mixed-precision`` (Nandakumar et al., ISCAS 2018, and Front. Neurosci. 14, 406, 2020): the
   gradient is accumulated digitally in chi (one value per weight); when an entry passes
   ``threshold`` device steps, that many pulses are applied and chi keeps the remainder.
@@ -67,6 +69,9 @@ class CellParams:
             ttv2, chi for mixed precision).
         chop_prob: chance that an input line's chopper flips after its column is read
             (chopped-ttv2).
+        refresh_every: updates between two refreshes of one-sided pairs (Boybat et al., Nat.
+            Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
+        refresh_level: a pair is refreshed when a device is above this fraction of its range.
     """
 
     kind: CellKind = CellKind.SINGLE
@@ -77,6 +82,8 @@ class CellParams:
     transfer_lr: float = 0.05
     threshold: float = 1.0
     chop_prob: float = 0.02
+    refresh_every: int = 0
+    refresh_level: float = 0.8
 
     def __post_init__(self) -> None:
         if self.kind not in set(CellKind):
@@ -88,7 +95,8 @@ class CellParams:
         check_range("transfer_lr", self.transfer_lr, low=0.0, low_open=True)
         check_range("threshold", self.threshold, low=0.0, low_open=True)
         check_range("chop_prob", self.chop_prob, low=0.0, high=1.0)
-        for name in ("transfer_every", "columns"):
+        check_range("refresh_level", self.refresh_level, low=0.0, high=1.0, low_open=True)
+        for name, low in (("transfer_every", 1), ("columns", 1), ("refresh_every", 0)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"cell {name} = {v!r}; need a whole number >= 1")
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"cell {name} = {v!r}; need a whole number >= {low}")

@@ -14,6 +14,7 @@ from insitu.hardware.cell_config import CellKind, CellParams
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.events import EventLog
 from insitu.hardware.mixed_precision_cell import MixedPrecisionCell
+from insitu.hardware.pair_refresh import RefreshCell
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import TileConfig
 from insitu.hardware.transfer_cell import TransferCell
@@ -23,6 +24,7 @@ __all__ = [
     "CellParams",
     "CompoundCell",
     "MixedPrecisionCell",
+    "RefreshCell",
     "TransferCell",
     "WeightArray",
     "make_tile",
@@ -43,9 +45,21 @@ def make_tile(
     device: torch.device | str = "cpu",
     backend: BackendChoice = "auto",
 ) -> WeightArray:
-    """The weight array of ``config.cell.kind``: a :class:`Tile` for ``single``, otherwise the
-    compound cell, its arrays each ``in_features`` x ``out_features`` on the same log."""
+    """The weight array of ``config.cell.kind``: a :class:`Tile` for ``single`` (a
+    :class:`RefreshCell` with a pair refresh), otherwise the compound cell, its arrays each
+    ``in_features`` x ``out_features`` on the same log."""
     kind = config.cell.kind
+    if kind is CellKind.SINGLE and config.cell.refresh_every:
+        return RefreshCell(
+            in_features,
+            out_features,
+            config,
+            instances=instances,
+            generator=generator,
+            log=log,
+            device=device,
+            backend=backend,
+        )
     if kind is CellKind.SINGLE:
         return Tile(
             in_features,

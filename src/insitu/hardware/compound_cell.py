@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from insitu.errors import ConfigError
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellParams
 from insitu.hardware.events import EventLog
@@ -67,6 +68,13 @@ class CompoundCell:
         self._device = torch.device(device)
         self._backend = backend
         self._array_config = dataclasses.replace(config, cell=CellParams())
+        self._updates = 0  # updates since the last refresh check
+        if self.params.refresh_every and not config.one_sided:
+            raise ConfigError(
+                f"cell refresh_every = {self.params.refresh_every}: refresh is for one-sided "
+                f"pairs (a device with abrupt RESET, differential pair); {config.device.name} "
+                f"in {config.pair} mode is not; set refresh_every 0"
+            )
 
     def _array(self) -> Tile:
         """One more device array of the cell's size and device, on the shared log."""
@@ -95,11 +103,26 @@ class CompoundCell:
         return {}
 
     def _counters(self) -> dict[str, int]:
-        """The cell's whole-number state by name."""
-        return {}
+        """The cell's whole-number state by name (subclasses add theirs)."""
+        return {"updates": self._updates}
 
     def _set_counters(self, values: dict[str, int]) -> None:
         """Restore what :meth:`_counters` gave."""
+        self._updates = int(values["updates"])
+
+    def after_update(self) -> None:
+        """Count an update; every ``refresh_every`` updates refresh the pairs of every array
+        (:mod:`insitu.hardware.pair_refresh`)."""
+        every = self.params.refresh_every
+        if not every:
+            return
+        self._updates += 1
+        if self._updates >= every:
+            self._updates = 0
+            from insitu.hardware.pair_refresh import refresh_pairs  # the module builds on this
+
+            for array in self.arrays().values():
+                refresh_pairs(array, self.params.refresh_level)
 
     # -- geometry -------------------------------------------------------------------------
     @property

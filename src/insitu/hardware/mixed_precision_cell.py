@@ -76,3 +76,4 @@ class MixedPrecisionCell(CompoundCell):
         if bool(n.any()):
             self.chi.sub_(n * step)
             self.array.pulse(n)
+        self.after_update()

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from insitu.devices import (
     DeviceArray,
+    apply_pulses,
     initial_conductance,
     read_conductance,
     relax,
@@ -203,14 +204,22 @@ class Tile:
         d = self._batch(d, self.out_features, "read_transposed input")
         return self._mvm(d, transposed=True)
 
+    def measure_devices(self) -> Tensor:
+        """Read every device one by one (noisy, slow): conductances (P, I, out, in), the
+        devices of a pair first by first."""
+        reads = read_conductance(self.config.device, self._arrays, self._g, self._gen)
+        self.log.add(Event.DEVICE_READ, reads.numel())
+        return reads
+
     def measure(self) -> Tensor:
         """Read every device one by one (noisy, slow): the apparent weights (I, out, in)."""
-        dev = self.config.device
-        reads = read_conductance(dev, self._arrays, self._g, self._gen)
+        reads = self.measure_devices()
         s = self.config.weight_scale
-        w = s * (reads[0] - reads[1]) if len(reads) == 2 else s * (reads[0] - dev.g_ref)
-        self.log.add(Event.DEVICE_READ, reads.numel())
-        return w
+        return (
+            s * (reads[0] - reads[1])
+            if len(reads) == 2
+            else s * (reads[0] - self.config.device.g_ref)
+        )
 
     # -- writes ---------------------------------------------------------------------------
     def pulse(self, counts: Tensor) -> None:
@@ -245,6 +254,33 @@ class Tile:
         column_trains = counts.abs().amax(1).sum()
         self.log.add(Event.LINE_PULSE, counts.abs().sum() + column_trains)
         self.log.add(Event.UPDATE, self.instances * k)
+
+    def reset(self, weights: Tensor) -> None:
+        """RESET every device of the weights flagged True in ``weights`` (I, out, in): one
+        abrupt depressing pulse each, to near ``g_min`` (devices with ``abrupt_reset`` only)."""
+        dev = self.config.device
+        if not dev.abrupt_reset:
+            raise ConfigError(f"device {dev.name} has no abrupt RESET; reset needs one (e.g. pcm)")
+        if weights.shape != torch.Size(self.shape):
+            raise ValueError(f"reset flags have shape {tuple(weights.shape)}; need {self.shape}")
+        flat = weights.reshape(-1).nonzero().squeeze(1)
+        if flat.numel() == 0:
+            return
+        size = flat.new_tensor(self.instances * self.out_features * self.in_features)
+        devices = torch.cat([flat + k * size for k in range(self.devices_per_weight)])
+        g = self._g.view(-1)
+        params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
+        ones = torch.full((devices.numel(),), -1.0, device=g.device)
+        g.index_copy_(
+            0, devices, apply_pulses(dev, params, g.index_select(0, devices), ones, self._gen)
+        )
+        self._pulses.view(-1).index_add_(
+            0, flat, torch.full_like(flat, self.devices_per_weight, dtype=self._pulses.dtype)
+        )
+        rows = weights.any(-1).sum()
+        self.log.add(Event.PULSE, devices.numel())
+        self.log.add(Event.UPDATE, rows)
+        self._w = None
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.

@@ -81,9 +81,10 @@ class TransferCell(CompoundCell):
         return {"buffer": self.buffer, "chopper": self.chopper}
 
     def _counters(self) -> dict[str, int]:
-        return {"since": self._since, "next": self._next}
+        return {**super()._counters(), "since": self._since, "next": self._next}
 
     def _set_counters(self, values: dict[str, int]) -> None:
+        super()._set_counters(values)
         self._since, self._next = int(values["since"]), int(values["next"])
 
     def program(
@@ -132,6 +133,7 @@ class TransferCell(CompoundCell):
             self._next = (self._next + k) % self.in_features
             self.transfer(columns)
             due -= k
+        self.after_update()
 
     def transfer(self, columns: Tensor) -> None:
         """Read ``columns`` (k distinct indices) of A and move them to C."""
