@@ -362,7 +362,8 @@ def test_refresh_resets_saturating_pairs_and_writes_their_weight_back() -> None:
     assert torch.equal(g_minus[:, 0, 0], torch.zeros(2))
     assert torch.equal(g_minus[:, 0, 1], torch.full((2,), 1 + 100 * step))  # untouched
     assert torch.equal(inspection.true_weights(c), w)  # the weight survives the refresh
-    assert c.log[Event.DEVICE_READ] - reads == 2 * 2 * 2
+    # All 8 devices read to find the pair; write-verify reads them before and after its pulses.
+    assert c.log[Event.DEVICE_READ] - reads == 3 * 2 * 2 * 2
     assert c.log[Event.PULSE] - pulses == 2 * (2 + 600)
 
 

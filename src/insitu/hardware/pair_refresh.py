@@ -9,7 +9,8 @@ A differential pair of devices that can only be potentiated gradually (phase-cha
 SET in steps, RESET abrupt) moves its weight by potentiating one device or the other, so both
 climb until one saturates and the weight can no longer move that way. Every ``refresh_every``
 updates every device is read; the pairs where a device is above ``refresh_level`` of its range
-are RESET and the read weight is written back onto one device by pulses (open loop).
+are RESET and the read weight is written back onto one device by write-verify (each verify
+reads the whole tile: counted).
 """
 
 from __future__ import annotations
@@ -24,20 +25,18 @@ from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import TileConfig
 
 
-def refresh_pairs(tile: Tile, level: float) -> int:
-    """Refresh the pairs of ``tile`` with a device above ``level`` of the device range; the
+def refresh_pairs(tile: Tile, level: float, iterations: int = 3) -> int:
+    """Refresh the pairs of ``tile`` with a device above ``level`` of the device range:
+    RESET both, then write-verify the read weight back (at most ``iterations`` rounds). The
     number of weights refreshed (all instances)."""
     reads = tile.measure_devices()  # (2, I, out, in)
     dev = tile.config.device
     due = (reads >= dev.g_min + level * dev.g_range).any(0)
     count = int(due.sum())
-    if count == 0:
-        return 0
-    w = tile.config.weight_scale * (reads[0] - reads[1])
-    tile.reset(due)
-    cap = max(tile.config.update.max_pulses, 255)
-    n = torch.round(w / tile.config.weight_step).clamp(-cap, cap)
-    tile.pulse(torch.where(due, n, 0.0))
+    if count:
+        tile.reset(due)
+        w = tile.config.weight_scale * (reads[0] - reads[1])
+        tile.program(w, max_iterations=iterations, only=due)
     return count
 
 

@@ -305,12 +305,17 @@ class Tile:
         return self._reference_update.entries(x, d, lr)
 
     def program(
-        self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
+        self,
+        target: Tensor,
+        tolerance: float | None = None,
+        max_iterations: int = 20,
+        only: Tensor | None = None,
     ) -> ProgramResult:
         """Write-verify: measure, pulse toward ``target`` (I, out, in) or (out, in), repeat.
 
         Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
-        after ``max_iterations``. Weights outside a device's range end at its bound.
+        after ``max_iterations``. Weights outside a device's range end at its bound. ``only``
+        (I, out, in) flags the weights to program; the others receive no pulse.
         """
         if target.shape == torch.Size(self.shape[1:]):
             target = target.unsqueeze(0).expand(self.shape)
@@ -328,7 +333,7 @@ class Tile:
         err = target - self.measure()
         iterations = 0
         for _ in range(max_iterations):
-            todo = err.abs() > tol
+            todo = err.abs() > tol if only is None else (err.abs() > tol) & only
             if not bool(todo.any()):
                 break
             iterations += 1
