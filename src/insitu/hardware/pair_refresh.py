@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from insitu.devices import DeviceParams
+from insitu.devices.response import nominal_device_array, step_size
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.events import EventLog
@@ -25,10 +27,19 @@ from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import TileConfig
 
 
-def refresh_pairs(tile: Tile, level: float, iterations: int = 3) -> int:
+def reset_gain(params: DeviceParams) -> float:
+    """The nominal step over the step of a device just RESET (its datasheet response at
+    ``g_min``): the share of the error a write-verify round after a RESET should pulse."""
+    array = nominal_device_array(params, (1,))
+    g_min = torch.full((1,), params.g_min)
+    return float(params.dw_min / step_size(params, array, g_min, up=True).clamp(min=1e-12))
+
+
+def refresh_pairs(tile: Tile, level: float, iterations: int = 5) -> int:
     """Refresh the pairs of ``tile`` with a device above ``level`` of the device range:
-    RESET both, then write-verify the read weight back (at most ``iterations`` rounds). The
-    number of weights refreshed (all instances)."""
+    RESET both, then write-verify the read weight back (at most ``iterations`` rounds, each
+    pulsing :func:`reset_gain` of the error). The number of weights refreshed (all
+    instances)."""
     reads = tile.measure_devices()  # (2, I, out, in)
     dev = tile.config.device
     due = (reads >= dev.g_min + level * dev.g_range).any(0)
@@ -36,7 +47,8 @@ def refresh_pairs(tile: Tile, level: float, iterations: int = 3) -> int:
     if count:
         tile.reset(due)
         w = tile.config.weight_scale * (reads[0] - reads[1])
-        tile.program(w, max_iterations=iterations, only=due)
+        gain = min(1.0, reset_gain(dev))
+        tile.program(w, max_iterations=iterations, only=due, gain=gain)
     return count
 
 

@@ -310,12 +310,15 @@ class Tile:
         tolerance: float | None = None,
         max_iterations: int = 20,
         only: Tensor | None = None,
+        gain: float = 1.0,
     ) -> ProgramResult:
         """Write-verify: measure, pulse toward ``target`` (I, out, in) or (out, in), repeat.
 
         Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
         after ``max_iterations``. Weights outside a device's range end at its bound. ``only``
-        (I, out, in) flags the weights to program; the others receive no pulse.
+        (I, out, in) flags the weights to program; the others receive no pulse. Each iteration
+        pulses ``gain`` times the error in nominal steps (below 1 where the devices step
+        larger than nominal, e.g. PCM just after RESET).
         """
         if target.shape == torch.Size(self.shape[1:]):
             target = target.unsqueeze(0).expand(self.shape)
@@ -338,7 +341,7 @@ class Tile:
                 break
             iterations += 1
             self.log.add(Event.PROGRAM_ITERATION, self.instances)
-            n = torch.round(err / step)
+            n = torch.round(gain * err / step)
             n = torch.where(n == 0, err.sign(), n).clamp(-cap, cap) * todo
             self.pulse(n)
             err = target - self.measure()
