@@ -194,7 +194,12 @@ def test_mixed_precision_pulses_once_chi_passes_a_step() -> None:
 
 CELL_SOURCES = [
     Path(insitu.hardware.__file__).parent / name
-    for name in ("compound_cell.py", "transfer_cell.py", "mixed_precision_cell.py")
+    for name in (
+        "compound_cell.py",
+        "transfer_cell.py",
+        "mixed_precision_cell.py",
+        "pair_refresh.py",
+    )
 ]
 
 

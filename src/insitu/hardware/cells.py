@@ -11,10 +11,9 @@ import torch
 
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellKind, CellParams
-from insitu.hardware.compound_cell import CompoundCell
+from insitu.hardware.compound_cell import CompoundCell, RefreshCell
 from insitu.hardware.events import EventLog
 from insitu.hardware.mixed_precision_cell import MixedPrecisionCell
-from insitu.hardware.pair_refresh import RefreshCell
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import TileConfig
 from insitu.hardware.transfer_cell import TransferCell

@@ -20,6 +20,7 @@ from insitu.errors import ConfigError
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellParams
 from insitu.hardware.events import EventLog
+from insitu.hardware.pair_refresh import refresh_pairs
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
 
@@ -119,8 +120,6 @@ class CompoundCell:
         self._updates += 1
         if self._updates >= every:
             self._updates = 0
-            from insitu.hardware.pair_refresh import refresh_pairs  # the module builds on this
-
             for array in self.arrays().values():
                 refresh_pairs(array, self.params.refresh_level)
 
@@ -195,3 +194,43 @@ class CompoundCell:
         for name, buffer in self._buffers().items():
             buffer.copy_(state["buffers"][name])
         self._set_counters(state["counters"])
+
+
+class RefreshCell(CompoundCell):
+    """A plain one-sided pair tile with periodic refresh (``single`` with ``refresh_every``)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        config: TileConfig,
+        *,
+        instances: int = 1,
+        generator: torch.Generator,
+        log: EventLog | None = None,
+        device: torch.device | str = "cpu",
+        backend: BackendChoice = "auto",
+    ) -> None:
+        super().__init__(
+            in_features,
+            out_features,
+            config,
+            instances=instances,
+            generator=generator,
+            log=log,
+            device=device,
+            backend=backend,
+        )
+        self.array = self._array()
+
+    @property
+    def weights(self) -> Tile:
+        return self.array
+
+    def arrays(self) -> dict[str, Tile]:
+        return {"array": self.array}
+
+    def update(self, x: Tensor, d: Tensor, lr: float) -> None:
+        """The tile's own pulsed update, then a refresh when one is due."""
+        self.array.update(x, d, lr)
+        self.after_update()

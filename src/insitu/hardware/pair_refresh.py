@@ -16,15 +16,9 @@ reads the whole tile: counted).
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from insitu.devices import DeviceParams
-from insitu.devices.response import nominal_device_array, step_size
-from insitu.hardware.backend import BackendChoice
-from insitu.hardware.compound_cell import CompoundCell
-from insitu.hardware.events import EventLog
+from insitu.devices import DeviceParams, nominal_device_array, step_size
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import TileConfig
 
 
 def reset_gain(params: DeviceParams) -> float:
@@ -50,43 +44,3 @@ def refresh_pairs(tile: Tile, level: float, iterations: int = 5) -> int:
         gain = min(1.0, reset_gain(dev))
         tile.program(w, max_iterations=iterations, only=due, gain=gain)
     return count
-
-
-class RefreshCell(CompoundCell):
-    """A plain one-sided pair tile with periodic refresh (``single`` with ``refresh_every``)."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        config: TileConfig,
-        *,
-        instances: int = 1,
-        generator: torch.Generator,
-        log: EventLog | None = None,
-        device: torch.device | str = "cpu",
-        backend: BackendChoice = "auto",
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
-        self.array = self._array()
-
-    @property
-    def weights(self) -> Tile:
-        return self.array
-
-    def arrays(self) -> dict[str, Tile]:
-        return {"array": self.array}
-
-    def update(self, x: Tensor, d: Tensor, lr: float) -> None:
-        """The tile's own pulsed update, then a refresh when one is due."""
-        self.array.update(x, d, lr)
-        self.after_update()
