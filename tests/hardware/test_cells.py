@@ -377,3 +377,17 @@ def test_refresh_needs_one_sided_pairs_and_reset_an_abrupt_reset() -> None:
         cell("ttv2", refresh_every=10)
     with pytest.raises(ConfigError, match="no abrupt RESET"):
         cell("ttv2").slow.reset(torch.ones(2, 2, 3, dtype=torch.bool))
+
+
+def test_pulse_columns_is_one_cycle_per_column() -> None:
+    c = cell("ttv2")
+    before = c.log.counts()
+    counts = torch.tensor([[[3.0, 0.0], [-1.0, 2.0]]]).expand(2, -1, -1)  # (I, out, k=2)
+    c.slow.pulse_columns(torch.tensor([2, 0]), counts)
+    assert torch.equal(inspection.cell_weights(c)["slow"], steps([[0, 0, 3], [2, 0, -1]]))
+    after = c.log.counts()
+    assert after[Event.UPDATE] - before.get(Event.UPDATE, 0) == 2 * 2
+    # Row trains (3 + 1 + 2) plus each column line's longest train (3, then 2), per instance.
+    assert after[Event.LINE_PULSE] - before.get(Event.LINE_PULSE, 0) == 2 * (6 + 5)
+    with pytest.raises(ValueError, match="column pulse counts have shape"):
+        c.slow.pulse_columns(torch.tensor([0]), counts)
