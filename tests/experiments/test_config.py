@@ -18,7 +18,7 @@ from insitu.energy import profile_names
 from insitu.errors import ConfigError, UnknownNameError
 from insitu.experiments import TrainConfig, load_config, make_config
 from insitu.experiments.config import PeripheryConfig, UpdateConfig, read_config_file
-from insitu.hardware import Activation, PairMode, UpdateMode
+from insitu.hardware import Activation, CellKind, PairMode, UpdateMode
 
 TOP_FIELDS = sorted(TrainConfig.model_fields)
 PERIPHERY_FIELDS = sorted(PeripheryConfig.model_fields)
@@ -378,6 +378,18 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
             "sequential": st.booleans(),
             "dynamic_length": st.booleans(),
             "threshold": st.floats(-1, 2),
+        },
+    ),
+    "cell": st.fixed_dictionaries(
+        {},
+        optional={
+            "kind": st.sampled_from([str(k) for k in CellKind]) | st.text(max_size=6),
+            "gamma": st.floats(-1, 2),
+            "transfer_every": st.integers(-1, 100),
+            "columns": st.integers(-1, 100),
+            "transfer_lr": _FLOATS,
+            "threshold": st.floats(-1, 5),
+            "chop_prob": st.floats(-1, 2),
         },
     ),
     "validation_fraction": st.floats(0, 1),

@@ -30,6 +30,8 @@ from insitu.experiments.config_files import (
 )
 from insitu.hardware import (
     Activation,
+    CellKind,
+    CellParams,
     ChipConfig,
     PairMode,
     Periphery,
@@ -42,6 +44,7 @@ from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
 __all__ = [
     "IMAGE_SPIKING_DATASETS",
     "SPIKING_DATASETS",
+    "CellConfig",
     "EncodingConfig",
     "FieldDoc",
     "PeripheryConfig",
@@ -113,6 +116,23 @@ class UpdateConfig(StrictModel):
     sequential: bool = _default(UpdateParams, "sequential")
     dynamic_length: bool = _default(UpdateParams, "dynamic_length")
     threshold: float = Field(_default(UpdateParams, "threshold"), ge=0, lt=1)
+
+
+class CellConfig(StrictModel):
+    """How many device arrays hold a weight and how they exchange it: a plain tile or a
+    Tiki-Taka / TTv2 / Chopped-TTv2 / mixed-precision cell (see
+    :class:`insitu.hardware.CellParams`)."""
+
+    kind: CellKind = _default(CellParams, "kind")
+    gamma: float = Field(_default(CellParams, "gamma"), ge=0, le=100)
+    fast_lr: float = Field(_default(CellParams, "fast_lr"), gt=0, le=1e4)
+    transfer_every: int = Field(_default(CellParams, "transfer_every"), ge=1, le=10**6)
+    columns: int = Field(_default(CellParams, "columns"), ge=1, le=10**6)
+    transfer_lr: float = Field(_default(CellParams, "transfer_lr"), gt=0, le=1e4)
+    threshold: float = Field(_default(CellParams, "threshold"), gt=0, le=1e4)
+    chop_prob: float = Field(_default(CellParams, "chop_prob"), ge=0, le=1)
+    refresh_every: int = Field(_default(CellParams, "refresh_every"), ge=0, le=10**9)
+    refresh_level: float = Field(_default(CellParams, "refresh_level"), gt=0, le=1)
 
 
 class EncodingConfig(StrictModel):
@@ -220,6 +240,7 @@ class TrainConfig(RunConfigBase):
     weight_scale: float = Field(_default(TileConfig, "weight_scale"), gt=0)
     periphery: PeripheryConfig = PeripheryConfig()
     update: UpdateConfig = UpdateConfig()
+    cell: CellConfig = CellConfig()
     validation_fraction: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("device")
@@ -276,6 +297,7 @@ class TrainConfig(RunConfigBase):
             update=UpdateParams(**self.update.model_dump()),
             pair=self.pair,
             weight_scale=self.weight_scale,
+            cell=CellParams(**self.cell.model_dump()),
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 

@@ -5,6 +5,8 @@ Knows nothing of learning rules or energy prices.
 """
 
 from insitu.hardware.activation import Activation
+from insitu.hardware.cell_config import CellKind, CellParams
+from insitu.hardware.cells import WeightArray, make_tile
 from insitu.hardware.chip import ChipConfig, CrossbarChip
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.neurons import IDEAL_NEURON, NeuronArray, NeuronParams
@@ -31,6 +33,8 @@ __all__ = [
     "IDEAL_PERIPHERY",
     "WEIGHT_LIMIT",
     "Activation",
+    "CellKind",
+    "CellParams",
     "ChipConfig",
     "CrossbarChip",
     "Event",
@@ -48,5 +52,7 @@ __all__ = [
     "TileConfig",
     "UpdateMode",
     "UpdateParams",
+    "WeightArray",
     "check_batch",
+    "make_tile",
 ]

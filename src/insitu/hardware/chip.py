@@ -13,6 +13,7 @@ from torch import Tensor
 from insitu.errors import ConfigError
 from insitu.hardware.activation import Activation
 from insitu.hardware.backend import BackendChoice
+from insitu.hardware.cells import WeightArray, make_tile
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.tile import ProgramResult, Tile, TileConfig, check_batch
 from insitu.hardware.tile_pulses import apply_tile_entries
@@ -20,7 +21,8 @@ from insitu.hardware.tile_pulses import apply_tile_entries
 
 @dataclass(frozen=True)
 class ChipConfig:
-    """Layer sizes (inputs first), hidden activation circuit and the tile design."""
+    """Layer sizes (inputs first), hidden activation circuit and the tile design (its ``cell``
+    makes every layer a plain tile or a compound cell: :mod:`insitu.hardware.cells`)."""
 
     layers: tuple[int, ...]
     tile: TileConfig
@@ -58,8 +60,8 @@ class CrossbarChip:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.log = EventLog()
         sizes = config.layers
-        self.tiles = [
-            Tile(
+        self.tiles: list[WeightArray] = [
+            make_tile(
                 n_in + 1,
                 n_out,
                 config.tile,
@@ -72,7 +74,10 @@ class CrossbarChip:
             for n_in, n_out in itertools.pairwise(sizes)
         ]
         # Compiled updates run tile by tile (fastest); the reference pools every tile's pulses.
-        self._tile_by_tile = all(t.kernel_ready() for t in self.tiles)
+        # Compound cells (config.tile.cell) update on their own.
+        self._pooled: list[Tile] | None = [t for t in self.tiles if isinstance(t, Tile)]
+        if len(self._pooled) < len(self.tiles) or all(t.kernel_ready() for t in self._pooled):
+            self._pooled = None
         # Each layer's last read input, its version and the padded copy the tile was driven
         # with: an update from the same, unchanged activations reuses the copy.
         self._driven: list[tuple[Tensor, int, Tensor] | None] = [None] * len(self.tiles)
@@ -140,14 +145,14 @@ class CrossbarChip:
                 f"got {len(xs)} inputs and {len(ds)} errors for {self.n_layers} layers"
             )
         inputs = [self._update_input(k, x) for k, x in enumerate(xs)]
-        if self._tile_by_tile:
+        if self._pooled is None:
             for t, x, d in zip(self.tiles, inputs, ds, strict=True):
                 t.update(x, d, lr)
             return
         entries = [
-            t.update_entries(x, d, lr) for t, x, d in zip(self.tiles, inputs, ds, strict=True)
+            t.update_entries(x, d, lr) for t, x, d in zip(self._pooled, inputs, ds, strict=True)
         ]
-        apply_tile_entries(self.tiles, entries)
+        apply_tile_entries(self._pooled, entries)
 
     def activate(self, layer: int, y: Tensor) -> Tensor:
         """Activation circuit of ``layer`` (identity for the output layer)."""

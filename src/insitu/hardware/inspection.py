@@ -5,31 +5,53 @@ Algorithms must not import this module; a real chip has no such window.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from insitu.devices import DeviceArray
+from insitu.hardware.cells import WeightArray
+from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.spiking import NeuronArray, SpikingChip
 from insitu.hardware.tile import Tile
+from insitu.hardware.transfer_cell import TransferCell
 
 
-def true_weights(tile: Tile) -> Tensor:
-    """Noise-free weights (I, out, in) implied by the true conductances."""
-    return tile._weights().clone()
+def _array(tile: WeightArray) -> Tile:
+    """The tile itself, or the array that holds a compound cell's weight."""
+    return tile.weights if isinstance(tile, CompoundCell) else tile
 
 
-def conductances(tile: Tile) -> list[Tensor]:
-    """True conductances: [G+, G-] for differential pairs, [G] for reference mode."""
-    return [g.clone() for g in tile._g.unbind(0)]
+def true_weights(tile: WeightArray) -> Tensor:
+    """Noise-free weights (I, out, in) implied by the true conductances (a compound cell: the
+    weight its forward read sees: ``gamma A + C`` for a transfer cell)."""
+    if isinstance(tile, TransferCell):
+        return tile.slow._weights() + tile.params.gamma * tile.fast._weights()
+    return _array(tile)._weights().clone()
 
 
-def device_arrays(tile: Tile) -> list[DeviceArray]:
-    """The per-device parameters drawn at fabrication."""
-    return [DeviceArray(*(f[k] for f in tile._arrays)) for k in range(tile.devices_per_weight)]
+def conductances(tile: WeightArray) -> list[Tensor]:
+    """True conductances: [G+, G-] for differential pairs, [G] for reference mode (a compound
+    cell: of its weight-holding array)."""
+    return [g.clone() for g in _array(tile)._g.unbind(0)]
 
 
-def pulse_counts(tile: Tile) -> Tensor:
-    """Cumulative programming pulses received per weight (I, out, in)."""
+def device_arrays(tile: WeightArray) -> list[DeviceArray]:
+    """The per-device parameters drawn at fabrication (a compound cell: its weight array's)."""
+    t = _array(tile)
+    return [DeviceArray(*(f[k] for f in t._arrays)) for k in range(t.devices_per_weight)]
+
+
+def pulse_counts(tile: WeightArray) -> Tensor:
+    """Cumulative programming pulses received per weight (I, out, in) (a compound cell: by
+    every array of it)."""
+    if isinstance(tile, CompoundCell):
+        return torch.stack([a._pulses for a in tile.arrays().values()]).sum(0)
     return tile._pulses.clone()
+
+
+def cell_weights(cell: CompoundCell) -> dict[str, Tensor]:
+    """Every array's true weights (I, out, in) by name (``fast``, ``slow``; ``array``)."""
+    return {name: a._weights().clone() for name, a in cell.arrays().items()}
 
 
 def neuron_parameters(chip: SpikingChip) -> list[NeuronArray]:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from insitu.devices import (
     DeviceArray,
+    apply_pulses,
     initial_conductance,
     read_conductance,
     relax,
@@ -34,6 +35,7 @@ from insitu.devices.pulse_table import has_table, pulse_table
 from insitu.errors import ConfigError, check_range
 from insitu.hardware import read_kernels as reads
 from insitu.hardware.backend import BackendChoice, choose
+from insitu.hardware.cell_config import CellKind
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.kernel_rng import new_streams
 from insitu.hardware.tile_config import (
@@ -84,6 +86,11 @@ class Tile:
                 raise ConfigError(f"{name} = {v}; need at least 1")
         if instances < 1:
             raise ConfigError(f"instances = {instances}; need at least 1")
+        if config.cell.kind is not CellKind.SINGLE:
+            raise ConfigError(
+                f"a Tile holds one device (pair) per weight, not a {config.cell.kind} cell; "
+                "build it with insitu.hardware.cells.make_tile"
+            )
         self.in_features = in_features
         self.out_features = out_features
         self.instances = instances
@@ -197,14 +204,22 @@ class Tile:
         d = self._batch(d, self.out_features, "read_transposed input")
         return self._mvm(d, transposed=True)
 
+    def measure_devices(self) -> Tensor:
+        """Read every device one by one (noisy, slow): conductances (P, I, out, in), the
+        devices of a pair first by first."""
+        reads = read_conductance(self.config.device, self._arrays, self._g, self._gen)
+        self.log.add(Event.DEVICE_READ, reads.numel())
+        return reads
+
     def measure(self) -> Tensor:
         """Read every device one by one (noisy, slow): the apparent weights (I, out, in)."""
-        dev = self.config.device
-        reads = read_conductance(dev, self._arrays, self._g, self._gen)
+        reads = self.measure_devices()
         s = self.config.weight_scale
-        w = s * (reads[0] - reads[1]) if len(reads) == 2 else s * (reads[0] - dev.g_ref)
-        self.log.add(Event.DEVICE_READ, reads.numel())
-        return w
+        return (
+            s * (reads[0] - reads[1])
+            if len(reads) == 2
+            else s * (reads[0] - self.config.device.g_ref)
+        )
 
     # -- writes ---------------------------------------------------------------------------
     def pulse(self, counts: Tensor) -> None:
@@ -217,6 +232,55 @@ class Tile:
         if entries is not None:
             apply_entries(self, *entries)
         self.log.add(Event.UPDATE, self.instances * self.out_features)
+
+    def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
+        """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct
+        indices): one parallel cycle per column, its line driven while each row line carries
+        its signed train (how a transfer writes a column of a slow array)."""
+        k = columns.numel()
+        if counts.shape != torch.Size((self.instances, self.out_features, k)):
+            raise ValueError(
+                f"column pulse counts have shape {tuple(counts.shape)}; "
+                f"need {(self.instances, self.out_features, k)}"
+            )
+        if k == 0:
+            return
+        nz = counts != 0
+        inst, row, j = nz.nonzero(as_tuple=True)
+        if inst.numel():
+            weight = (inst * self.out_features + row) * self.in_features + columns[j]
+            apply_entries(self, weight, counts[nz].to(torch.float32))
+        # Row trains plus each driven column line's train (as long as its longest row's).
+        column_trains = counts.abs().amax(1).sum()
+        self.log.add(Event.LINE_PULSE, counts.abs().sum() + column_trains)
+        self.log.add(Event.UPDATE, self.instances * k)
+
+    def reset(self, weights: Tensor) -> None:
+        """RESET every device of the weights flagged True in ``weights`` (I, out, in): one
+        abrupt depressing pulse each, to near ``g_min`` (devices with ``abrupt_reset`` only)."""
+        dev = self.config.device
+        if not dev.abrupt_reset:
+            raise ConfigError(f"device {dev.name} has no abrupt RESET; reset needs one (e.g. pcm)")
+        if weights.shape != torch.Size(self.shape):
+            raise ValueError(f"reset flags have shape {tuple(weights.shape)}; need {self.shape}")
+        flat = weights.reshape(-1).nonzero().squeeze(1)
+        if flat.numel() == 0:
+            return
+        size = flat.new_tensor(self.instances * self.out_features * self.in_features)
+        devices = torch.cat([flat + k * size for k in range(self.devices_per_weight)])
+        g = self._g.view(-1)
+        params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
+        ones = torch.full((devices.numel(),), -1.0, device=g.device)
+        g.index_copy_(
+            0, devices, apply_pulses(dev, params, g.index_select(0, devices), ones, self._gen)
+        )
+        self._pulses.view(-1).index_add_(
+            0, flat, torch.full_like(flat, self.devices_per_weight, dtype=self._pulses.dtype)
+        )
+        rows = weights.any(-1).sum()
+        self.log.add(Event.PULSE, devices.numel())
+        self.log.add(Event.UPDATE, rows)
+        self._w = None
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.
@@ -241,12 +305,20 @@ class Tile:
         return self._reference_update.entries(x, d, lr)
 
     def program(
-        self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
+        self,
+        target: Tensor,
+        tolerance: float | None = None,
+        max_iterations: int = 20,
+        only: Tensor | None = None,
+        gain: float = 1.0,
     ) -> ProgramResult:
         """Write-verify: measure, pulse toward ``target`` (I, out, in) or (out, in), repeat.
 
         Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
-        after ``max_iterations``. Weights outside a device's range end at its bound.
+        after ``max_iterations``. Weights outside a device's range end at its bound. ``only``
+        (I, out, in) flags the weights to program; the others receive no pulse. Each iteration
+        pulses ``gain`` times the error in nominal steps (below 1 where the devices step
+        larger than nominal, e.g. PCM just after RESET).
         """
         if target.shape == torch.Size(self.shape[1:]):
             target = target.unsqueeze(0).expand(self.shape)
@@ -264,12 +336,12 @@ class Tile:
         err = target - self.measure()
         iterations = 0
         for _ in range(max_iterations):
-            todo = err.abs() > tol
+            todo = err.abs() > tol if only is None else (err.abs() > tol) & only
             if not bool(todo.any()):
                 break
             iterations += 1
             self.log.add(Event.PROGRAM_ITERATION, self.instances)
-            n = torch.round(err / step)
+            n = torch.round(gain * err / step)
             n = torch.where(n == 0, err.sign(), n).clamp(-cap, cap) * todo
             self.pulse(n)
             err = target - self.measure()

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from insitu.devices import DeviceParams
 from insitu.errors import ConfigError, check_range
+from insitu.hardware.cell_config import CellParams
 from insitu.hardware.periphery import Periphery
 
 
@@ -83,13 +84,18 @@ class UpdateParams:
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Everything that defines a tile except its size."""
+    """Everything that defines a tile except its size.
+
+    ``cell``: how many device arrays hold one weight and how they exchange it (a plain tile,
+    or a compound cell built by :func:`insitu.hardware.cells.make_tile`).
+    """
 
     device: DeviceParams
     periphery: Periphery = field(default_factory=Periphery)
     update: UpdateParams = field(default_factory=UpdateParams)
     pair: PairMode = PairMode.DIFFERENTIAL
     weight_scale: float = 1.0
+    cell: CellParams = field(default_factory=CellParams)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pair", PairMode(self.pair))

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from insitu.errors import ConfigError
-from insitu.hardware import Event, ProgramResult, Tile, check_batch
+from insitu.hardware import Event, ProgramResult, check_batch, make_tile
 from insitu.nn.options import TileOptions, check_options
 
 
@@ -110,7 +110,7 @@ class AnalogLayer(nn.Module):
         self.has_bias = bool(bias)
         self.instances = options.get("instances", 1)
         self.generator = torch.Generator().manual_seed(options.get("seed", 0))
-        self.tile = Tile(
+        self.tile = make_tile(
             in_features + self.has_bias,
             out_features,
             config,

@@ -10,7 +10,7 @@ from typing import TypedDict
 
 from insitu.devices import DeviceParams, get_device
 from insitu.errors import ConfigError
-from insitu.hardware import PairMode, Periphery, TileConfig, UpdateParams
+from insitu.hardware import CellKind, CellParams, PairMode, Periphery, TileConfig, UpdateParams
 
 DEFAULT_DEVICE = "ecram-organic"
 
@@ -24,7 +24,8 @@ class TileOptions(TypedDict, total=False):
         instances: chips simulated at once, each with its own device-to-device variation
             (default 1).
         seed: seeds the generator of all random draws (default 0).
-        periphery, update, pair, weight_scale: the tile design (see :func:`tile_config`).
+        periphery, update, pair, weight_scale, cell: the tile design (see
+            :func:`tile_config`).
     """
 
     device: str | DeviceParams | TileConfig
@@ -34,6 +35,7 @@ class TileOptions(TypedDict, total=False):
     update: UpdateParams
     pair: PairMode | str
     weight_scale: float
+    cell: CellParams | CellKind | str
 
 
 def whole_number(name: str, value: object, low: int) -> int:
@@ -58,6 +60,7 @@ def check_options(options: TileOptions, where: str) -> TileConfig:
         update=options.get("update"),
         pair=options.get("pair"),
         weight_scale=options.get("weight_scale"),
+        cell=options.get("cell"),
     )
 
 
@@ -68,14 +71,16 @@ def tile_config(
     update: UpdateParams | None = None,
     pair: PairMode | str | None = None,
     weight_scale: float | None = None,
+    cell: CellParams | CellKind | str | None = None,
 ) -> TileConfig:
     """A :class:`TileConfig` from a device (preset name, parameters, or a whole tile design)
     and the options that override the hardware defaults.
 
     ``periphery``: DAC, ADC, noise and saturation; ``update``: the pulsed update scheme;
     ``pair``: two devices per weight (differential) or one against a reference;
-    ``weight_scale``: weight units per unit of conductance. A whole ``TileConfig`` takes no
-    further options.
+    ``weight_scale``: weight units per unit of conductance; ``cell``: a plain tile or a
+    compound cell, as :class:`insitu.hardware.CellParams` or just its kind (``"ttv2"``, ...,
+    with the default options). A whole ``TileConfig`` takes no further options.
     """
     if isinstance(device, TileConfig):
         extra = [
@@ -85,6 +90,7 @@ def tile_config(
                 ("update", update),
                 ("pair", pair),
                 ("weight_scale", weight_scale),
+                ("cell", cell),
             )
             if v is not None
         ]
@@ -106,6 +112,10 @@ def tile_config(
         raise ConfigError(f"update = {update!r}; need an insitu.hardware.UpdateParams")
     if pair is not None and pair not in set(PairMode):
         raise ConfigError(f"pair = {pair!r}; valid: {', '.join(m.value for m in PairMode)}")
+    if isinstance(cell, str):
+        cell = CellParams(kind=cell)  # type: ignore[arg-type]  # an unknown kind is named there
+    if cell is not None and not isinstance(cell, CellParams):
+        raise ConfigError(f"cell = {cell!r}; need an insitu.hardware.CellParams or a cell kind")
     default = TileConfig(device)
     return TileConfig(
         device,
@@ -113,4 +123,5 @@ def tile_config(
         default.update if update is None else update,
         default.pair if pair is None else PairMode(pair),
         default.weight_scale if weight_scale is None else weight_scale,
+        default.cell if cell is None else cell,
     )

@@ -1,0 +1,83 @@
+"""Weight cells: a plain tile or a compound cell, chosen by the tile design's ``cell``.
+
+:func:`make_tile` builds what a chip layer or an ``insitu.nn`` layer holds; every kind offers
+the tile's chip protocol (:mod:`insitu.hardware.compound_cell`). The kinds and their papers are
+listed in :mod:`insitu.hardware.cell_config`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from insitu.hardware.backend import BackendChoice
+from insitu.hardware.cell_config import CellKind, CellParams
+from insitu.hardware.compound_cell import CompoundCell, RefreshCell
+from insitu.hardware.events import EventLog
+from insitu.hardware.mixed_precision_cell import MixedPrecisionCell
+from insitu.hardware.tile import Tile
+from insitu.hardware.tile_config import TileConfig
+from insitu.hardware.transfer_cell import TransferCell
+
+__all__ = [
+    "CellKind",
+    "CellParams",
+    "CompoundCell",
+    "MixedPrecisionCell",
+    "RefreshCell",
+    "TransferCell",
+    "WeightArray",
+    "make_tile",
+]
+
+WeightArray = Tile | CompoundCell
+"""What holds one weight layer: a plain tile or a compound cell (the same protocol)."""
+
+
+def make_tile(
+    in_features: int,
+    out_features: int,
+    config: TileConfig,
+    *,
+    instances: int = 1,
+    generator: torch.Generator,
+    log: EventLog | None = None,
+    device: torch.device | str = "cpu",
+    backend: BackendChoice = "auto",
+) -> WeightArray:
+    """The weight array of ``config.cell.kind``: a :class:`Tile` for ``single`` (a
+    :class:`RefreshCell` with a pair refresh), otherwise the compound cell, its arrays each
+    ``in_features`` x ``out_features`` on the same log."""
+    kind = config.cell.kind
+    if kind is CellKind.SINGLE and config.cell.refresh_every:
+        return RefreshCell(
+            in_features,
+            out_features,
+            config,
+            instances=instances,
+            generator=generator,
+            log=log,
+            device=device,
+            backend=backend,
+        )
+    if kind is CellKind.SINGLE:
+        return Tile(
+            in_features,
+            out_features,
+            config,
+            instances=instances,
+            generator=generator,
+            log=log,
+            device=device,
+            backend=backend,
+        )
+    cls = MixedPrecisionCell if kind is CellKind.MIXED_PRECISION else TransferCell
+    return cls(
+        in_features,
+        out_features,
+        config,
+        instances=instances,
+        generator=generator,
+        log=log,
+        device=device,
+        backend=backend,
+    )

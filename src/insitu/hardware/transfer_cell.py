@@ -1,0 +1,161 @@
+"""Tiki-Taka cells: a fast array A that receives the gradient and a slow array C that holds the
+weight, with transfers from A to C by column reads and pulses.
+
+- Tiki-Taka: T. Gokmen and W. Haensch, "Algorithm for training neural networks on resistive
+  device arrays", Front. Neurosci. 14, 103 (2020).
+- TTv2: T. Gokmen, "Enabling training of neural networks on noisy hardware", Front. Artif.
+  Intell. 4, 699148 (2021).
+- Chopped-TTv2: M. J. Rasch, F. Carta, O. Fagbohungbe and T. Gokmen, "Fast and robust analog
+  in-memory deep neural network training", Nat. Commun. 15, 7133 (2024).
+
+The weight read forward is ``W = gamma A + C`` (both arrays read, summed after their ADCs;
+gamma 0 reads C alone). ``update`` pulses A with the (chopped) inputs. Every
+``transfer_every`` rank-1 updates, ``columns`` columns of A are read in turn, each by driving
+a one-hot input vector through A's DAC, array and ADC (its read noise and quantisation
+included). Tiki-Taka writes each read column to C by a pulsed outer-product update with the
+same one-hot input; TTv2 adds it to the digital buffer H and writes C a column's whole steps
+once they pass the threshold, keeping the remainder in H.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from insitu.hardware.backend import BackendChoice
+from insitu.hardware.cell_config import CellKind
+from insitu.hardware.compound_cell import CompoundCell, per_instance, whole_steps
+from insitu.hardware.events import Event, EventLog
+from insitu.hardware.tile import Tile
+from insitu.hardware.tile_config import ProgramResult, TileConfig
+
+
+class TransferCell(CompoundCell):
+    """Tiki-Taka, TTv2 or Chopped-TTv2 (``config.cell.kind``), for ``instances`` chips."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        config: TileConfig,
+        *,
+        instances: int = 1,
+        generator: torch.Generator,
+        log: EventLog | None = None,
+        device: torch.device | str = "cpu",
+        backend: BackendChoice = "auto",
+    ) -> None:
+        super().__init__(
+            in_features,
+            out_features,
+            config,
+            instances=instances,
+            generator=generator,
+            log=log,
+            device=device,
+            backend=backend,
+        )
+        kind = self.params.kind
+        if not kind.transfers:
+            raise ValueError(f"a TransferCell is tiki-taka, ttv2 or chopped-ttv2, not {kind}")
+        self.fast = self._array()
+        self.slow = self._array()
+        dev = self._device
+        # H: the digital transfer buffer (TTv2), in weight units; empty for Tiki-Taka.
+        self.buffer = torch.zeros(self.shape if kind.buffered else (0,), device=dev)
+        # The chopper sign of every input line of every instance (all +1 unless chopped).
+        self.chopper = torch.ones(
+            (instances, in_features) if kind is CellKind.CHOPPED_TTV2 else (0,), device=dev
+        )
+        self._since = 0  # rank-1 updates since the last transfer
+        self._next = 0  # the next column of A to transfer
+
+    @property
+    def weights(self) -> Tile:
+        return self.slow
+
+    def arrays(self) -> dict[str, Tile]:
+        return {"fast": self.fast, "slow": self.slow}
+
+    def _buffers(self) -> dict[str, Tensor]:
+        return {"buffer": self.buffer, "chopper": self.chopper}
+
+    def _counters(self) -> dict[str, int]:
+        return {**super()._counters(), "since": self._since, "next": self._next}
+
+    def _set_counters(self, values: dict[str, int]) -> None:
+        super()._set_counters(values)
+        self._since, self._next = int(values["since"]), int(values["next"])
+
+    def program(
+        self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
+    ) -> ProgramResult:
+        result = super().program(target, tolerance, max_iterations)
+        self.chopper.fill_(1.0)
+        self._since = self._next = 0
+        return result
+
+    # -- reads: W = gamma A + C -----------------------------------------------------------
+    def _combined(self, slow: Tensor, fast: Tensor) -> Tensor:
+        self.log.add(Event.DIGITAL_OP, 2 * slow.numel())  # scale and add after the ADCs
+        return slow + self.params.gamma * fast
+
+    def read(self, x: Tensor) -> Tensor:
+        if self.params.gamma == 0.0:
+            return self.slow.read(x)
+        return self._combined(self.slow.read(x), self.fast.read(x))
+
+    def read_transposed(self, d: Tensor) -> Tensor:
+        if self.params.gamma == 0.0:
+            return self.slow.read_transposed(d)
+        return self._combined(self.slow.read_transposed(d), self.fast.read_transposed(d))
+
+    def measure(self) -> Tensor:
+        if self.params.gamma == 0.0:
+            return self.slow.measure()
+        return self._combined(self.slow.measure(), self.fast.measure())
+
+    # -- update and transfer --------------------------------------------------------------
+    def update(self, x: Tensor, d: Tensor, lr: float) -> None:
+        """Pulse A with ``-lr * fast_lr * d x^T`` (inputs chopped), then the transfers due."""
+        p = self.params
+        if self.chopper.numel():
+            x = per_instance(x, self.in_features, self.instances, "update input")
+            x = x * self.chopper.unsqueeze(1)  # the sign switch on each input line driver
+        self.fast.update(x, d, lr * p.fast_lr)
+        samples = x.shape[-2] if self.config.update.sequential else 1
+        self._since += samples
+        due = (self._since // p.transfer_every) * p.columns
+        self._since %= p.transfer_every
+        while due > 0:  # at most every column once per pass (distinct columns per read)
+            k = min(due, self.in_features)
+            columns = (self._next + torch.arange(k, device=self._device)) % self.in_features
+            self._next = (self._next + k) % self.in_features
+            self.transfer(columns)
+            due -= k
+        self.after_update()
+
+    def transfer(self, columns: Tensor) -> None:
+        """Read ``columns`` (k distinct indices) of A and move them to C."""
+        p = self.params
+        k = columns.numel()
+        one_hot = torch.zeros((k, self.in_features), device=self._device)
+        one_hot[torch.arange(k, device=self._device), columns] = 1.0
+        v = self.fast.read(one_hot)  # (I, k, out): A's columns through DAC, array and ADC
+        if self.chopper.numel():
+            signs = self.chopper[:, columns]  # (I, k)
+            v = v * signs.unsqueeze(-1)
+            flip = torch.rand(signs.shape, generator=self._gen, device=self._device) < p.chop_prob
+            self.chopper[:, columns] = torch.where(flip, -signs, signs)
+            self.log.add(Event.DIGITAL_OP, v.numel())
+        if not p.kind.buffered:
+            # C += transfer_lr * v e_k^T: the tile's update takes W -= lr * d x^T.
+            self.slow.update(one_hot, -v, p.transfer_lr)
+            return
+        step = self.slow.config.weight_step
+        h = self.buffer[:, :, columns] + p.transfer_lr * v.transpose(1, 2)  # (I, out, k)
+        cap = self.slow.config.update.max_pulses
+        n = whole_steps(h, step, p.threshold, cap)
+        self.buffer[:, :, columns] = h - n * step
+        self.log.add(Event.DIGITAL_OP, 3 * h.numel())  # accumulate, compare, subtract
+        self.slow.pulse_columns(columns, n)
