@@ -195,6 +195,7 @@ def run(
     progress: bool = True,
     dataset: D | None = None,
     resume: bool = False,
+    on_epoch: Callable[[dict[str, float]], object] | None = None,
 ) -> RunResult[C, T]:
     """Train ``kind.config`` into ``run_dir`` (which must be new or empty), on ``dataset`` if
     given (else the config's).
@@ -202,6 +203,8 @@ def run(
     With ``resume``, ``run_dir`` is an earlier run of the same config: a finished one is
     returned as it is, an interrupted one continues from its checkpoint (or from the start if
     it was stopped before its first), ending bit-identical to a run never interrupted.
+    ``on_epoch`` sees each trained epoch's metrics row after its checkpoint is saved, so a run
+    ended there (by a sweep's early-stopping scheduler) can be resumed from that epoch.
     """
     cfg = kind.config
     console = console or Console(stderr=True)
@@ -317,6 +320,8 @@ def run(
                     )
                 row = record(epoch, losses)
                 checkpoint(epoch, None)
+                if on_epoch is not None:
+                    on_epoch(row)
                 info = f"test {row['test_acc_mean']:.4f}  loss {row['loss_mean']:.3f}"
                 bar.update(epochs_task, advance=1, info=info)
         except DivergenceError as err:

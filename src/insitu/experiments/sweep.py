@@ -193,6 +193,13 @@ def expand(sweep: SweepConfig, base: dict[str, Any]) -> list[Trial]:
         for _ in range(sweep.samples):
             drawn = {k: p.draw(rng) for k, p in sweep.random.items()}
             points.append({**point, **drawn})
+    return trials_at(sweep, base, points)
+
+
+def trials_at(
+    sweep: SweepConfig, base: dict[str, Any], points: list[dict[str, Any]]
+) -> list[Trial]:
+    """One trial per point (swept field -> value) and seed, in that order, each validated."""
     trials: list[Trial] = []
     for point in points:
         for seed in sweep.seeds:
