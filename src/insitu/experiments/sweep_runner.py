@@ -31,7 +31,7 @@ from insitu.experiments.ray_cluster import ray_session
 from insitu.experiments.sweep import SweepConfig, Trial, expand, resolved_text
 from insitu.experiments.sweep_results import write_results
 from insitu.experiments.sweep_trial import ended, run_trial, trial_outcome
-from insitu.experiments.sweep_tune import TuneOptions, run_tune, search_trials
+from insitu.experiments.sweep_tune import TuneOptions, keep_options, run_tune, search_trials
 
 SWEEP_FILE = "sweep.yaml"
 BACKENDS = ("local", "ray", "ray-tune")
@@ -176,6 +176,8 @@ def run_sweep(
     options = tune or TuneOptions()
     trials = sweep_trials(sweep, base, backend, options)
     prepare_sweep_dir(sweep_dir, resolved_text(sweep, base, trials))
+    if backend == "ray-tune":
+        keep_options(sweep_dir, options)
     started = time.perf_counter()
     jobs: list[Job] = []
     outcomes: dict[str, dict[str, Any]] = {}

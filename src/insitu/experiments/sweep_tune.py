@@ -190,10 +190,12 @@ def settle(run_dir: Path, error: object, last_epoch: object, scheduler: str) -> 
         record_stopped(run_dir, last_epoch, scheduler)
 
 
-def _check_options(sweep_dir: Path, options: TuneOptions, restoring: bool) -> None:
+def keep_options(sweep_dir: Path, options: TuneOptions) -> None:
+    """Record the options a sweep runs on Tune with; refuse others for the same sweep (its
+    Tune experiment, restored on a re-run, keeps its scheduler and search)."""
     path = sweep_dir / OPTIONS_FILE
     text = json.dumps(asdict(options), sort_keys=True)
-    if restoring and path.is_file() and path.read_text(encoding="utf-8") != text:
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
         raise ConfigError(
             f"{sweep_dir} was swept on Ray Tune with {path.read_text(encoding='utf-8')}; "
             "run it again with the same --scheduler/--num-samples options, or choose a new --out"
@@ -235,9 +237,7 @@ def run_tune(
     jobs = {t.name: (str(sweep_dir / t.name), t.values, epochs[t.name]) for t in trials}
     trainable = tune.with_resources(tune.with_parameters(tune_trial, jobs=jobs), {"cpu": 1})
     experiment = str(sweep_dir / TUNE_DIR)
-    restoring = tune.Tuner.can_restore(experiment)
-    _check_options(sweep_dir, options, restoring)
-    if restoring:
+    if tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable, restart_errored=True)
     else:
         entries = [{"name": t.name, "seed": t.seed, "params": t.params} for t in pending]
