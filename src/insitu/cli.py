@@ -264,8 +264,8 @@ def sweep(
     backend: Annotated[
         str,
         typer.Option(
-            help="local (a process pool on this machine), ray (Ray tasks) or ray-tune "
-            "(Ray Tune: schedulers, random search, resume by Tuner.restore)."
+            help="local (a process pool on this machine) or ray-tune (Ray Tune: schedulers, "
+            "random search, resume by Tuner.restore; 'ray' is the same)."
         ),
     ] = "local",
     address: Annotated[
@@ -316,14 +316,15 @@ def sweep(
     from insitu.experiments.sweep_tune import TuneOptions
 
     if address is not None and backend not in ("ray", "ray-tune"):
-        raise ConfigError("--address joins a Ray cluster: use it with --backend ray or ray-tune")
+        raise ConfigError("--address joins a Ray cluster: use it with --backend ray-tune")
     tune_names = ("scheduler", "grace_period", "reduction_factor", "brackets", "num_samples")
     given = [n for n in tune_names if _explicit(ctx, n)]
-    if given and backend != "ray-tune":
+    on_tune = backend in ("ray", "ray-tune")
+    if given and not on_tune:
         flag = "--" + given[0].replace("_", "-")
         raise ConfigError(f"{flag} is a Ray Tune option: use it with --backend ray-tune")
     options = TuneOptions(scheduler, grace_period, reduction_factor, brackets, num_samples)
-    tune = options if backend == "ray-tune" else None
+    tune = options if on_tune else None
     spec, base = read_sweep(sweep_file)
     sweep_trials(spec, base, backend, tune)  # every trial validated before a directory is made
     sweep_dir = out if out is not None else fresh_dir(runs, spec.name)

@@ -186,6 +186,39 @@ def test_asha_stops_trials_and_every_trial_is_recorded(
         sweep(tmp_path / "asha", "ray-tune", tune=TuneOptions(scheduler="fifo"))
 
 
+@pytest.mark.slow
+def test_failed_trial_is_recorded_and_tried_again(ray_cpus: None, tmp_path: Path) -> None:
+    # A flip rate of 0.9 passes the config check but the Braille set refuses it at load time.
+    spec = make_sweep(
+        {
+            "base": {
+                "algorithm": "software",
+                "dataset": "braille",
+                "dataset_options": {"train_per_class": 10, "test_per_class": 5},
+                "hidden": [8],
+                "epochs": 1,
+                "instances": 1,
+            },
+            "grid": {"dataset_options.flip_rate": [0.1, 0.9]},
+            "retries": 0,
+        }
+    )
+    assert isinstance(spec.base, dict)
+    out = tmp_path / "sweep"
+    result = run_sweep(spec, dict(spec.base), out, backend="ray", console=quiet(), progress=False)
+    ok, failed = result.rows
+    assert ok["status"] == "finished" and ok["test_acc_mean"] is not None
+    assert failed["status"] == "failed" and failed["test_acc_mean"] is None
+    assert "ConfigError" in failed["error"] and "flip_rate" in failed["error"]
+    assert "flip_rate" in (out / "trial-001" / "error.txt").read_text()
+    kept = (out / "trial-000" / "summary.json").read_bytes()
+    (out / "trial-001" / "error.txt").unlink()  # so the retry must write it anew
+    again = run_sweep(spec, dict(spec.base), out, backend="ray", console=quiet(), progress=False)
+    assert [r["status"] for r in again.rows] == ["finished", "failed"]
+    assert "flip_rate" in (out / "trial-001" / "error.txt").read_text()  # restarted by Tune
+    assert (out / "trial-000" / "summary.json").read_bytes() == kept
+
+
 def descendants(root: int) -> list[int]:
     """Every live process below ``root`` (read from /proc)."""
     children: dict[int, list[int]] = {}

@@ -88,7 +88,8 @@ class SweepConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     metric: str = "test_acc_mean"
     mode: Literal["max", "min"] = "max"
-    retries: int = Field(1, ge=0, le=10)  # Ray re-runs a trial whose worker died this often
+    # Ray Tune re-runs a failed trial (its worker died, or it raised) this often.
+    retries: int = Field(1, ge=0, le=10)
 
     @field_validator("grid")
     @classmethod

@@ -1,4 +1,4 @@
-"""Running a sweep: trials in a local process pool, as Ray tasks or on Ray Tune (see
+"""Running a sweep: trials in a local process pool or on Ray Tune (see
 :mod:`insitu.experiments.sweep_tune`), a results table, sweep plots.
 
 Each trial is one run directory under the sweep directory. Running a sweep again skips the
@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from insitu.experiments.sweep_trial import ended, run_trial, trial_outcome
 from insitu.experiments.sweep_tune import TuneOptions, keep_options, run_tune, search_trials
 
 SWEEP_FILE = "sweep.yaml"
-BACKENDS = ("local", "ray", "ray-tune")
+BACKENDS = ("local", "ray-tune", "ray")  # "ray": the same as "ray-tune"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 1.0  # how often a worker without prctl looks for its parent
 
@@ -104,19 +103,6 @@ def run_local(jobs: list[Job], workers: int | None) -> Iterator[Done]:
                 yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def run_ray(ray: Any, jobs: list[Job], retries: int) -> Iterator[Done]:
-    """Trials as Ray tasks (one CPU each) on the Ray that ``ray`` is joined to."""
-    task = ray.remote(num_cpus=1, max_retries=retries)(run_trial)
-    pending = {task.remote(str(path), t.values): t for t, path in jobs}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        trial = pending.pop(ready[0])
-        try:
-            yield trial, ray.get(ready[0])
-        except Exception as err:  # the task's worker died more often than retries allow
-            yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-
-
 # -- the sweep ---------------------------------------------------------------------------------
 
 
@@ -136,11 +122,18 @@ def prepare_sweep_dir(sweep_dir: Path, resolved: str) -> None:
     atomic.write_text(saved, resolved)
 
 
+def backend_name(backend: str) -> str:
+    """The backend ``backend`` names ("ray" is Ray Tune, which replaced plain Ray tasks)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    return "ray-tune" if backend == "ray" else backend
+
+
 def sweep_trials(
     sweep: SweepConfig, base: dict[str, Any], backend: str, tune: TuneOptions | None = None
 ) -> list[Trial]:
     """The trials ``backend`` runs, every config validated (so before any work starts)."""
-    if backend != "ray-tune":
+    if backend_name(backend) != "ray-tune":
         return expand(sweep, base)
     options = tune or TuneOptions()
     options.check(sweep)
@@ -164,8 +157,7 @@ def run_sweep(
 
     ``tune`` (the scheduler and search) applies to the ``ray-tune`` backend only.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    backend = backend_name(backend)
     if tune is not None and backend != "ray-tune":
         raise ConfigError("scheduler and search options are Ray Tune's: add --backend ray-tune")
     if workers is not None and workers < 1:
@@ -192,16 +184,10 @@ def run_sweep(
             run_tune(sweep, trials, [t for t, _ in jobs], sweep_dir, options, progress=progress)
         outcomes.update({t.name: trial_outcome(path) for t, path in jobs})
     elif jobs:
-        with ExitStack() as stack:
-            if backend == "ray":
-                ray = stack.enter_context(ray_session(address, workers, connect_timeout_s))
-                done = run_ray(ray, jobs, sweep.retries)
-            else:
-                done = run_local(jobs, workers)
-            with progress_bar(console, progress, "trials") as bar:
-                task = bar.add_task("trials", total=len(trials), completed=len(trials) - len(jobs))
-                for trial, outcome in done:
-                    outcomes[trial.name] = outcome
-                    bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
+        with progress_bar(console, progress, "trials") as bar:
+            task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
+            for trial, outcome in run_local(jobs, workers):
+                outcomes[trial.name] = outcome
+                bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
     rows, cols, plots = write_results(sweep, trials, outcomes, sweep_dir)
     return SweepResult(sweep_dir, rows, cols, plots, time.perf_counter() - started)
