@@ -186,8 +186,8 @@ def settle(run_dir: Path, error: object, last_epoch: object, scheduler: str) -> 
     if error is not None:
         if not (run_dir / ERROR_FILE).is_file():  # the worker died: nothing wrote why
             record_error(run_dir, f"{type(error).__name__}: {error}")
-    elif isinstance(last_epoch, int) and last_epoch >= 1 and run_dir.is_dir():
-        record_stopped(run_dir, last_epoch, scheduler)
+    elif isinstance(last_epoch, int | float) and last_epoch >= 1 and run_dir.is_dir():
+        record_stopped(run_dir, int(last_epoch), scheduler)
 
 
 def keep_options(sweep_dir: Path, options: TuneOptions) -> None:
