@@ -209,7 +209,7 @@ def test_failed_trial_is_recorded_and_tried_again(ray_cpus: None, tmp_path: Path
     ok, failed = result.rows
     assert ok["status"] == "finished" and ok["test_acc_mean"] is not None
     assert failed["status"] == "failed" and failed["test_acc_mean"] is None
-    assert "ConfigError" in failed["error"] and "flip_rate" in failed["error"]
+    assert failed["error"].startswith("ConfigError: ") and "flip_rate" in failed["error"]
     assert "flip_rate" in (out / "trial-001" / "error.txt").read_text()
     kept = (out / "trial-000" / "summary.json").read_bytes()
     (out / "trial-001" / "error.txt").unlink()  # so the retry must write it anew

@@ -54,16 +54,18 @@ def run_trial(
     except DivergenceError:
         pass  # the run directory holds the metrics and a summary saying so
     except Exception as err:
-        record_error(path, traceback.format_exc())
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        why = f"{type(err).__name__}: {err}"
+        record_error(path, why, traceback.format_exc())
+        return {"status": "failed", "error": why}
     return trial_outcome(path)
 
 
-def record_error(path: Path, text: str) -> None:
-    """Keep why a trial failed in its run directory (best effort: the row says it too)."""
+def record_error(path: Path, why: str, details: str = "") -> None:
+    """Keep why a trial failed in its run directory: the one line its row shows, then the
+    traceback (best effort: the row says why too)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(path / ERROR_FILE, text)
+        atomic.write_text(path / ERROR_FILE, f"{why}\n\n{details}" if details else why + "\n")
     except (InsituError, OSError):
         pass  # e.g. the full disk that failed the trial
 
@@ -106,7 +108,7 @@ def trial_outcome(path: Path) -> dict[str, Any]:
         error = path / ERROR_FILE
         if error.is_file():
             lines = error.read_text(encoding="utf-8").strip().splitlines()
-            return {"status": "failed", "error": lines[-1] if lines else "failed"}
+            return {"status": "failed", "error": lines[0] if lines else "failed"}
         return {"status": "interrupted", "error": ""}
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     row = {"status": summary.get("status"), "error": summary.get("message", "")}

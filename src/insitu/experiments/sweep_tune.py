@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,25 @@ def _scheduler(options: TuneOptions, sweep: SweepConfig, max_t: int) -> Any:
     )
 
 
+@contextmanager
+def tune_output(progress: bool) -> Iterator[None]:
+    """Tune's experiment and trial tables on standard error, like insitu's progress (standard
+    output carries the results table); when quiet, neither they nor Tune's logged tracebacks
+    of failed trials (the table and each trial's error.txt say why)."""
+    if progress:
+        with redirect_stdout(sys.stderr):
+            yield
+        return
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tune_logger.setLevel(level)
+
+
 def run_tune(
     sweep: SweepConfig,
     trials: list[Trial],
@@ -257,9 +278,7 @@ def run_tune(
                 failure_config=tune.FailureConfig(max_failures=sweep.retries),
             ),
         )
-    # Tune prints its experiment and trial tables: on standard error like insitu's progress
-    # (standard output carries the results table), and nowhere when quiet.
-    with redirect_stdout(sys.stderr if progress else io.StringIO()):
+    with tune_output(progress):
         results = tuner.fit()
     for result in results:
         name = result.config["trial"]["name"] if result.config else None
