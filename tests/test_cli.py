@@ -417,6 +417,14 @@ def test_sweep_runs_and_reruns(tmp_path: Path) -> None:
         ("grid: {lr: [0.1]}\n", ["--address", "auto"], "--backend ray"),
         ("grid: [\n", [], "YAML"),
         ("grid: {lr: [0.1]}\n", ["--backend", "ray", "--address", "auto"], "cannot join"),
+        ("grid: {lr: [0.1]}\n", ["--scheduler", "asha"], "--scheduler is a Ray Tune option"),
+        ("grid: {lr: [0.1]}\n", ["--num-samples", "3"], "--backend ray-tune"),
+        (
+            "grid: {lr: [0.1]}\nmetric: energy.total_j\n",
+            ["--backend", "ray-tune", "--scheduler", "asha"],
+            "known only at the end",
+        ),
+        ("grid: {lr: [0.1]}\n", ["--backend", "ray-tune", "--scheduler", "pbt"], "fifo, asha"),
     ],
 )
 def test_sweep_invalid_use_exits_2(

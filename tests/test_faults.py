@@ -27,7 +27,7 @@ import yaml
 
 from insitu import atomic
 from insitu.errors import StorageError
-from insitu.experiments import sweep_runner
+from insitu.experiments import ray_cluster, sweep_runner, sweep_trial
 from insitu.experiments.checkpoint import CHECKPOINT_NAME
 from test_cli import run_main
 
@@ -239,7 +239,7 @@ def test_trial_on_a_full_disk_is_a_failed_row_not_a_crash(
 ) -> None:
     monkeypatch.setattr(os, "replace", enospc)
     values = {"algorithm": "software", "hidden": [8], "epochs": 1, "instances": 1}
-    row = sweep_runner.run_trial(str(tmp_path / "t"), {**values, "limit_train": 60})
+    row = sweep_trial.run_trial(str(tmp_path / "t"), {**values, "limit_train": 60})
     assert row["status"] == "failed"
     assert row["error"].startswith("StorageError: no space left on the device holding")
 
@@ -407,9 +407,9 @@ def test_ray_init_that_hangs_is_cut_off(
 def test_probe_passes_an_address_that_listens() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        sweep_runner.probe_address(f"127.0.0.1:{port}", 2.0)
-        sweep_runner.probe_address(f"ray://127.0.0.1:{port}", 2.0)
-    sweep_runner.probe_address("auto", 2.0)  # left to ray.init and its time limit
+        ray_cluster.probe_address(f"127.0.0.1:{port}", 2.0)
+        ray_cluster.probe_address(f"ray://127.0.0.1:{port}", 2.0)
+    ray_cluster.probe_address("auto", 2.0)  # left to ray.init and its time limit
 
 
 # -- 5. a killed sweep leaves no workers behind ------------------------------------------------

@@ -274,9 +274,14 @@ def run_config(
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base, grid/random, seeds.")],
     backend: Annotated[
-        str, typer.Option(help="local (a process pool on this machine) or ray.")
+        str,
+        typer.Option(
+            help="local (a process pool on this machine) or ray-tune (Ray Tune: schedulers, "
+            "random search, resume by Tuner.restore; 'ray' is the same)."
+        ),
     ] = "local",
     address: Annotated[
         str | None,
@@ -296,17 +301,47 @@ def sweep(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the Ray cluster at --address.")
     ] = 30.0,
+    scheduler: Annotated[
+        str,
+        typer.Option(
+            help="ray-tune: fifo (every trial to its end) or asha (stop trials whose metric "
+            "trails the others' at the same epoch)."
+        ),
+    ] = "fifo",
+    grace_period: Annotated[
+        int, typer.Option(help="asha: epochs every trial trains before it can be stopped.")
+    ] = 1,
+    reduction_factor: Annotated[
+        float, typer.Option(help="asha: about 1/this of the trials pass each rung.")
+    ] = 4.0,
+    brackets: Annotated[int, typer.Option(help="asha: brackets of rungs.")] = 1,
+    num_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="ray-tune: random search, this many points drawn by Tune from the sweep's "
+            "fields (grid lists as choices), each with every seed; default: the sweep's trials."
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
     from insitu.experiments.run import fresh_dir
-    from insitu.experiments.sweep import expand, read_sweep
-    from insitu.experiments.sweep_runner import run_sweep
+    from insitu.experiments.sweep import read_sweep
+    from insitu.experiments.sweep_runner import run_sweep, sweep_trials
+    from insitu.experiments.sweep_tune import TuneOptions
 
-    if address is not None and backend != "ray":
-        raise ConfigError("--address joins a Ray cluster: use it with --backend ray")
+    if address is not None and backend not in ("ray", "ray-tune"):
+        raise ConfigError("--address joins a Ray cluster: use it with --backend ray-tune")
+    tune_names = ("scheduler", "grace_period", "reduction_factor", "brackets", "num_samples")
+    given = [n for n in tune_names if _explicit(ctx, n)]
+    on_tune = backend in ("ray", "ray-tune")
+    if given and not on_tune:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"{flag} is a Ray Tune option: use it with --backend ray-tune")
+    options = TuneOptions(scheduler, grace_period, reduction_factor, brackets, num_samples)
+    tune = options if on_tune else None
     spec, base = read_sweep(sweep_file)
-    expand(spec, base)  # every trial validated before a directory is made
+    sweep_trials(spec, base, backend, tune)  # every trial validated before a directory is made
     sweep_dir = out if out is not None else fresh_dir(runs, spec.name)
     result = run_sweep(
         spec,
@@ -318,6 +353,7 @@ def sweep(
         console=err_console,
         progress=not quiet,
         connect_timeout_s=connect_timeout,
+        tune=tune,
     )
     table = Table(title=f"{spec.name}: {len(result.rows)} trials ({result.wall_s:.1f} s)")
     shown = ["trial", "seed", *spec.swept, "status", spec.metric]

@@ -179,7 +179,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[Any]]]:
 
 def _energy_section(summary: dict[str, Any]) -> str:
     """The summary's energy numbers (if the run has them), flattened to dotted names."""
-    from insitu.experiments.sweep_runner import energy_totals
+    from insitu.experiments.sweep_trial import energy_totals
 
     totals = energy_totals(summary.get("energy"))
     if not totals or summary["energy"].get("train_joules") == 0:

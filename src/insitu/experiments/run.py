@@ -198,6 +198,7 @@ def run(
     progress: bool = True,
     dataset: D | None = None,
     resume: bool = False,
+    on_epoch: Callable[[dict[str, float]], object] | None = None,
 ) -> RunResult[C, T]:
     """Train ``kind.config`` into ``run_dir`` (which must be new or empty), on ``dataset`` if
     given (else the config's).
@@ -208,6 +209,9 @@ def run(
 
     A ``dataset`` given is recorded (name, origin, sizes, content hash) in the run directory;
     a resume must be given the same data (equal hash), a run of the config's data none.
+
+    ``on_epoch`` sees each trained epoch's metrics row after its checkpoint is saved, so a run
+    ended there (by a sweep's early-stopping scheduler) can be resumed from that epoch.
     """
     cfg = kind.config
     console = console or Console(stderr=True)
@@ -327,6 +331,8 @@ def run(
                     )
                 row = record(epoch, losses)
                 checkpoint(epoch, None)
+                if on_epoch is not None:
+                    on_epoch(row)
                 info = f"test {row['test_acc_mean']:.4f}  loss {row['loss_mean']:.3f}"
                 bar.update(epochs_task, advance=1, info=info)
         except DivergenceError as err:

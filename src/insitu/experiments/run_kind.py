@@ -3,6 +3,7 @@ spiking), the config, data and trainer it works with, and what it produces (:cla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypedDict, TypeVar
@@ -105,6 +106,9 @@ class RunOptions(TypedDict, total=False):
     console: Console | None  # where progress shows; default: standard error
     progress: bool  # progress bars (default True)
     resume: bool  # continue the run in the run directory (default False)
+    # Sees each epoch's metrics row once that epoch's checkpoint is saved (a sweep
+    # scheduler's per-epoch report, which may end the run there).
+    on_epoch: Callable[[dict[str, float]], object] | None
 
 
 class RunKind(Protocol[C, T, D]):

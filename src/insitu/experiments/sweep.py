@@ -88,7 +88,8 @@ class SweepConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     metric: str = "test_acc_mean"
     mode: Literal["max", "min"] = "max"
-    retries: int = Field(1, ge=0, le=10)  # Ray re-runs a trial whose worker died this often
+    # Ray Tune re-runs a failed trial (its worker died, or it raised) this often.
+    retries: int = Field(1, ge=0, le=10)
 
     @field_validator("grid")
     @classmethod
@@ -193,6 +194,13 @@ def expand(sweep: SweepConfig, base: dict[str, Any]) -> list[Trial]:
         for _ in range(sweep.samples):
             drawn = {k: p.draw(rng) for k, p in sweep.random.items()}
             points.append({**point, **drawn})
+    return trials_at(sweep, base, points)
+
+
+def trials_at(
+    sweep: SweepConfig, base: dict[str, Any], points: list[dict[str, Any]]
+) -> list[Trial]:
+    """One trial per point (swept field -> value) and seed, in that order, each validated."""
     trials: list[Trial] = []
     for point in points:
         for seed in sweep.seeds:

@@ -1,4 +1,5 @@
-"""Running a sweep: trials in a local process pool or on Ray, a results table, sweep plots.
+"""Running a sweep: trials in a local process pool or on Ray Tune (see
+:mod:`insitu.experiments.sweep_tune`), a results table, sweep plots.
 
 Each trial is one run directory under the sweep directory. Running a sweep again skips the
 trials that ended, resumes those interrupted (from their checkpoints) and retries those that
@@ -7,21 +8,15 @@ failed; a failing trial is recorded with its error and never stops the others.
 
 from __future__ import annotations
 
-import csv
 import ctypes
-import io
-import json
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,17 +24,16 @@ from typing import Any
 from rich.console import Console
 
 from insitu import atomic
-from insitu.errors import ConfigError, InsituError
+from insitu.errors import ConfigError
 from insitu.experiments.progress import progress_bar
+from insitu.experiments.ray_cluster import ray_session
 from insitu.experiments.sweep import SweepConfig, Trial, expand, resolved_text
 from insitu.experiments.sweep_results import write_results
+from insitu.experiments.sweep_trial import ended, run_trial, trial_outcome
+from insitu.experiments.sweep_tune import TuneOptions, keep_options, run_tune, search_trials
 
 SWEEP_FILE = "sweep.yaml"
-ERROR_FILE = "error.txt"
-# Final numbers of a run, read from its summary and its last metrics row.
-SUMMARY_COLUMNS = ("test_acc_mean", "test_acc_std", "train_acc_mean", "epochs_completed")
-LAST_ROW_COLUMNS = ("loss_mean", "device_pulses", "array_reads")
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray-tune", "ray")  # "ray": the same as "ray-tune"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 1.0  # how often a worker without prctl looks for its parent
 
@@ -53,73 +47,6 @@ class SweepResult:
     columns: list[str]
     plots: list[Path]
     wall_s: float
-
-
-# -- one trial ---------------------------------------------------------------------------------
-
-
-def run_trial(run_dir: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Run (or resume, or skip) one trial; never raises: a failure comes back as a row.
-
-    A top-level function, so process pools and Ray can ship it to their workers.
-    """
-    import torch
-
-    from insitu.errors import DivergenceError
-    from insitu.experiments.config import make_config
-    from insitu.experiments.crossbar_run import train
-
-    torch.set_num_threads(1)  # one trial per core: threads inside a trial only oversubscribe
-    path = Path(run_dir)
-    (path / ERROR_FILE).unlink(missing_ok=True)  # an earlier failure, now retried
-    try:
-        cfg = make_config(values)
-        resume = (path / "config.yaml").is_file()
-        train(cfg, path, console=Console(file=io.StringIO()), progress=False, resume=resume)
-    except DivergenceError:
-        pass  # the run directory holds the metrics and a summary saying so
-    except Exception as err:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            atomic.write_text(path / ERROR_FILE, traceback.format_exc())
-        except (InsituError, OSError):
-            pass  # e.g. the full disk that failed the trial: the row still says why
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-    return trial_outcome(path)
-
-
-def trial_outcome(path: Path) -> dict[str, Any]:
-    """Status, final metrics and energy totals of the run in ``path``."""
-    summary_path = path / "summary.json"
-    if not summary_path.is_file():
-        error = path / ERROR_FILE
-        if error.is_file():
-            lines = error.read_text(encoding="utf-8").strip().splitlines()
-            return {"status": "failed", "error": lines[-1] if lines else "failed"}
-        return {"status": "interrupted", "error": ""}
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    row: dict[str, Any] = {"status": summary.get("status"), "error": summary.get("message", "")}
-    for key in SUMMARY_COLUMNS:
-        row[key] = summary.get(key)
-    with open(path / "metrics.csv", newline="", encoding="utf-8") as fh:
-        last = list(csv.DictReader(fh))[-1:] or [{}]
-    for key in LAST_ROW_COLUMNS:
-        value = last[0].get(key)
-        row[key] = float(value) if value not in (None, "") else None
-    row.update(energy_totals(summary.get("energy")))
-    row["wall_s"] = summary.get("wall_s")
-    return row
-
-
-def energy_totals(energy: Any, prefix: str = "energy") -> dict[str, float]:
-    """The numbers of a summary's ``energy`` section (if any), flattened to dotted names."""
-    found: dict[str, float] = {}
-    if isinstance(energy, dict):
-        for key, value in energy.items():
-            found.update(energy_totals(value, f"{prefix}.{key}"))
-    elif isinstance(energy, int | float) and not isinstance(energy, bool):
-        found[prefix] = float(energy)
-    return found
 
 
 # -- backends ----------------------------------------------------------------------------------
@@ -176,114 +103,6 @@ def run_local(jobs: list[Job], workers: int | None) -> Iterator[Done]:
                 yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def _cannot_join(address: str, why: str) -> ConfigError:
-    return ConfigError(
-        f"cannot join the Ray cluster at --address {address}: {why} (start one with "
-        "`ray start --head`, or leave out --address to start a local one)"
-    )
-
-
-def probe_address(address: str, timeout_s: float) -> None:
-    """Fail at once if nothing listens at a ``host:port`` (or ``ray://host:port``) address.
-
-    ray.init would retry such an address for minutes; "auto" and other forms Ray resolves
-    itself are left to it (and to the timeout around it).
-    """
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as err:
-        why = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise _cannot_join(address, f"nothing answers there ({why.lower()})") from None
-
-
-@contextmanager
-def time_limit(seconds: float, on_timeout: Callable[[], Exception]) -> Iterator[None]:
-    """Raise ``on_timeout()`` if the body runs longer than ``seconds``.
-
-    A real-time timer interrupts the main thread (where the command line runs ray.init);
-    elsewhere, or without SIGALRM, the body runs unbounded.
-    """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
-    ):
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise on_timeout()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_ray(
-    jobs: list[Job],
-    address: str | None,
-    num_cpus: int | None,
-    retries: int,
-    connect_timeout_s: float = 30.0,
-) -> Iterator[Done]:
-    """Trials as Ray tasks: on the cluster at ``address`` ("auto": the one this machine belongs
-    to), or on a local Ray instance started here (and stopped afterwards).
-
-    Ray is joined at once (giving up after ``connect_timeout_s`` seconds), before the first
-    trial is asked for, so a cluster that cannot be joined fails before any progress shows.
-    """
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--backend ray needs the ray package: pip install ray") from None
-    if not jobs:
-        return iter(())
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = {"env_vars": {"OMP_NUM_THREADS": "1"}}
-        if address is None:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env=env,
-                configure_logging=False,
-            )
-        else:
-            probe_address(address, connect_timeout_s)
-            late = _cannot_join(address, f"no answer within {connect_timeout_s:g} s")
-            try:
-                with time_limit(connect_timeout_s, lambda: late):
-                    ray.init(address=address, log_to_driver=False, runtime_env=env)
-            except ConfigError:  # the time limit's own error
-                raise
-            except (ConnectionError, ValueError, RuntimeError) as err:
-                raise _cannot_join(address, str(err)) from None
-    return _ray_trials(ray, jobs, retries, started_here)
-
-
-def _ray_trials(ray: Any, jobs: list[Job], retries: int, started_here: bool) -> Iterator[Done]:
-    try:
-        task = ray.remote(num_cpus=1, max_retries=retries)(run_trial)
-        pending = {task.remote(str(path), t.values): t for t, path in jobs}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            trial = pending.pop(ready[0])
-            try:
-                yield trial, ray.get(ready[0])
-            except Exception as err:  # the task's worker died more often than retries allow
-                yield trial, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
 # -- the sweep ---------------------------------------------------------------------------------
 
 
@@ -303,6 +122,24 @@ def prepare_sweep_dir(sweep_dir: Path, resolved: str) -> None:
     atomic.write_text(saved, resolved)
 
 
+def backend_name(backend: str) -> str:
+    """The backend ``backend`` names ("ray" is Ray Tune, which replaced plain Ray tasks)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    return "ray-tune" if backend == "ray" else backend
+
+
+def sweep_trials(
+    sweep: SweepConfig, base: dict[str, Any], backend: str, tune: TuneOptions | None = None
+) -> list[Trial]:
+    """The trials ``backend`` runs, every config validated (so before any work starts)."""
+    if backend_name(backend) != "ray-tune":
+        return expand(sweep, base)
+    options = tune or TuneOptions()
+    options.check(sweep)
+    return search_trials(sweep, base, options)
+
+
 def run_sweep(
     sweep: SweepConfig,
     base: dict[str, Any],
@@ -314,34 +151,43 @@ def run_sweep(
     console: Console | None = None,
     progress: bool = True,
     connect_timeout_s: float = 30.0,
+    tune: TuneOptions | None = None,
 ) -> SweepResult:
-    """Run every trial of ``sweep`` not yet ended into ``sweep_dir``; write table and plots."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    """Run every trial of ``sweep`` not yet ended into ``sweep_dir``; write table and plots.
+
+    ``tune`` (the scheduler and search) applies to the ``ray-tune`` backend only.
+    """
+    backend = backend_name(backend)
+    if tune is not None and backend != "ray-tune":
+        raise ConfigError("scheduler and search options are Ray Tune's: add --backend ray-tune")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if not connect_timeout_s > 0:
         raise ConfigError(f"--connect-timeout must be > 0 seconds, got {connect_timeout_s:g}")
     console = console or Console(stderr=True)
-    trials = expand(sweep, base)  # every config validated before any work starts
+    options = tune or TuneOptions()
+    trials = sweep_trials(sweep, base, backend, options)
     prepare_sweep_dir(sweep_dir, resolved_text(sweep, base, trials))
+    if backend == "ray-tune":
+        keep_options(sweep_dir, options)
     started = time.perf_counter()
-    outcomes: dict[str, dict[str, Any]] = {}
     jobs: list[Job] = []
+    outcomes: dict[str, dict[str, Any]] = {}
     for t in trials:
         path = sweep_dir / t.name
-        if (path / "summary.json").is_file():
-            outcomes[t.name] = trial_outcome(path)  # ended in an earlier run of the sweep
+        if ended(path):  # in an earlier run of the sweep
+            outcomes[t.name] = trial_outcome(path)
         else:
             jobs.append((t, path))
-    if backend == "ray":
-        done = run_ray(jobs, address, workers, sweep.retries, connect_timeout_s)
-    else:
-        done = run_local(jobs, workers)
-    with progress_bar(console, progress, "trials") as bar:
-        task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
-        for trial, outcome in done:
-            outcomes[trial.name] = outcome
-            bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
+    if jobs and backend == "ray-tune":
+        with ray_session(address, workers, connect_timeout_s, backend):
+            run_tune(sweep, trials, [t for t, _ in jobs], sweep_dir, options, progress=progress)
+        outcomes.update({t.name: trial_outcome(path) for t, path in jobs})
+    elif jobs:
+        with progress_bar(console, progress, "trials") as bar:
+            task = bar.add_task("trials", total=len(trials), completed=len(outcomes), info="")
+            for trial, outcome in run_local(jobs, workers):
+                outcomes[trial.name] = outcome
+                bar.update(task, advance=1, info=f"{trial.name} {outcome['status']}")
     rows, cols, plots = write_results(sweep, trials, outcomes, sweep_dir)
     return SweepResult(sweep_dir, rows, cols, plots, time.perf_counter() - started)
