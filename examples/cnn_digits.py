@@ -9,7 +9,7 @@ Run from the repository root:
 
     python examples/cnn_digits.py                      # seconds
     python examples/cnn_digits.py --dataset fashion-mnist --data-dir ../shared/data \\
-        --epochs 3 --device ecram-liwo3 --update count --rule progressive
+        --epochs 3 --device ecram-liwo3 --update count --rule progressive --order input-first
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def main() -> None:
         "(sequential), the patches' stochastic pulses summed per device and applied once "
         "(summed), or aggregated deterministic pulse counts (count)",
     )
+    parser.add_argument(
+        "--order",
+        default="output-first",
+        choices=["output-first", "input-first"],
+        help="progressive: which analog layer is updated first in each step",
+    )
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--lr-decay", type=float, default=1.0, help="lr factor per epoch")
     parser.add_argument("--batch-size", type=int, default=10)
@@ -100,7 +106,8 @@ def main() -> None:
             model, device=args.device, instances=args.instances, seed=args.seed, update=update
         )
         sgd = InSituSGD(model, lr=args.lr) if args.rule == "analog-sgd" else None
-        progressive = Progressive(model, lr=args.lr) if args.rule == "progressive" else None
+        if args.rule == "progressive":
+            progressive = Progressive(model, lr=args.lr, order=args.order)
     # InSituSGD is a torch optimizer: torch's schedulers set its learning rate.
     scheduler = None if sgd is None else torch.optim.lr_scheduler.ExponentialLR(sgd, args.lr_decay)
     order = torch.Generator().manual_seed(args.seed)
