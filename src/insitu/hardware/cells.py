@@ -48,29 +48,11 @@ def make_tile(
     :class:`RefreshCell` with a pair refresh), otherwise the compound cell, its arrays each
     ``in_features`` x ``out_features`` on the same log."""
     kind = config.cell.kind
-    if kind is CellKind.SINGLE and config.cell.refresh_every:
-        return RefreshCell(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
+    cls: type[WeightArray]
     if kind is CellKind.SINGLE:
-        return Tile(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
-    cls = MixedPrecisionCell if kind is CellKind.MIXED_PRECISION else TransferCell
+        cls = RefreshCell if config.cell.refresh_every else Tile
+    else:
+        cls = MixedPrecisionCell if kind is CellKind.MIXED_PRECISION else TransferCell
     return cls(
         in_features,
         out_features,

@@ -53,11 +53,11 @@ class CompoundCell:
         out_features: int,
         config: TileConfig,
         *,
-        instances: int,
+        instances: int = 1,
         generator: torch.Generator,
-        log: EventLog | None,
-        device: torch.device | str,
-        backend: BackendChoice,
+        log: EventLog | None = None,
+        device: torch.device | str = "cpu",
+        backend: BackendChoice = "auto",
     ) -> None:
         self.in_features = in_features
         self.out_features = out_features
@@ -76,6 +76,11 @@ class CompoundCell:
                 f"pairs (a device with abrupt RESET, differential pair); {config.device.name} "
                 f"in {config.pair} mode is not; set refresh_every 0"
             )
+        self._build()
+
+    def _build(self) -> None:
+        """Make the cell's device arrays and digital buffers (each kind its own)."""
+        raise NotImplementedError
 
     def _array(self) -> Tile:
         """One more device array of the cell's size and device, on the shared log."""
@@ -199,28 +204,7 @@ class CompoundCell:
 class RefreshCell(CompoundCell):
     """A plain one-sided pair tile with periodic refresh (``single`` with ``refresh_every``)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        config: TileConfig,
-        *,
-        instances: int = 1,
-        generator: torch.Generator,
-        log: EventLog | None = None,
-        device: torch.device | str = "cpu",
-        backend: BackendChoice = "auto",
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
+    def _build(self) -> None:
         self.array = self._array()
 
     @property

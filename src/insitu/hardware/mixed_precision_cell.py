@@ -17,38 +17,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insitu.hardware.backend import BackendChoice
 from insitu.hardware.compound_cell import CompoundCell, per_instance, whole_steps
-from insitu.hardware.events import Event, EventLog
+from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import TileConfig
 
 
 class MixedPrecisionCell(CompoundCell):
     """One device array with a digital accumulator chi per weight."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        config: TileConfig,
-        *,
-        instances: int = 1,
-        generator: torch.Generator,
-        log: EventLog | None = None,
-        device: torch.device | str = "cpu",
-        backend: BackendChoice = "auto",
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
+    def _build(self) -> None:
         self.array = self._array()
         self.chi = torch.zeros(self.shape, device=self._device)  # weight units
 

@@ -22,39 +22,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellKind
 from insitu.hardware.compound_cell import CompoundCell, per_instance, whole_steps
-from insitu.hardware.events import Event, EventLog
+from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import ProgramResult, TileConfig
+from insitu.hardware.tile_config import ProgramResult
 
 
 class TransferCell(CompoundCell):
     """Tiki-Taka, TTv2 or Chopped-TTv2 (``config.cell.kind``), for ``instances`` chips."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        config: TileConfig,
-        *,
-        instances: int = 1,
-        generator: torch.Generator,
-        log: EventLog | None = None,
-        device: torch.device | str = "cpu",
-        backend: BackendChoice = "auto",
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            config,
-            instances=instances,
-            generator=generator,
-            log=log,
-            device=device,
-            backend=backend,
-        )
+    def _build(self) -> None:
         kind = self.params.kind
         if not kind.transfers:
             raise ValueError(f"a TransferCell is tiki-taka, ttv2 or chopped-ttv2, not {kind}")
@@ -65,7 +43,8 @@ class TransferCell(CompoundCell):
         self.buffer = torch.zeros(self.shape if kind.buffered else (0,), device=dev)
         # The chopper sign of every input line of every instance (all +1 unless chopped).
         self.chopper = torch.ones(
-            (instances, in_features) if kind is CellKind.CHOPPED_TTV2 else (0,), device=dev
+            (self.instances, self.in_features) if kind is CellKind.CHOPPED_TTV2 else (0,),
+            device=dev,
         )
         self._since = 0  # rank-1 updates since the last transfer
         self._next = 0  # the next column of A to transfer
