@@ -33,6 +33,7 @@ from insitu.data.braille import (
     make_braille,
     name_pattern,
 )
+from insitu.data.checksums import clear_hash_cache, sha256_file, verify_sha256
 from insitu.data.datasets import DATASET_NAMES, Dataset, check_dataset_options, load_dataset
 from insitu.data.encoders import (
     events_to_frame_batch,
@@ -69,15 +70,12 @@ from insitu.data.sources import (
     KnownFile,
     candidate_paths,
     check_data_dir,
-    clear_hash_cache,
     default_cache_dir,
     download_file,
     locate_dataset,
     locate_file,
     search_paths,
-    sha256_file,
     verify_file,
-    verify_sha256,
 )
 from insitu.data.spikes import SpikeDataset, latency_coded
 from insitu.data.tonic_source import TONIC_DATASETS, TonicNmnist, load_tonic
