@@ -46,7 +46,7 @@ import torch
 
 from insitu.data.checksums import verify_sha256
 from insitu.data.download import MirrorError, fetch, read_url
-from insitu.data.encoders import events_to_frame_batch
+from insitu.data.events import events_to_frame_batch
 from insitu.data.sources import (
     ENV_VAR,
     check_data_dir,
@@ -376,7 +376,7 @@ def load_shd(
             ``round(u + jitter_std * z)``, ``z`` standard normal per spike; spikes moved
             outside [0, 700) are lost. In units of the original 700 channels. One draw, fixed
             by ``seed``; for a fresh draw every epoch use
-            :func:`~insitu.data.encoders.jitter_channels` on the loaded tensor instead.
+            :func:`~insitu.data.events.jitter_channels` on the loaded tensor instead.
         seed: seeds the jitter (unused when ``jitter_std`` is 0).
         limit_train, limit_test: read only the first this many samples of each file.
         train_sha256, test_sha256: if given, the file found must have this sha256.
