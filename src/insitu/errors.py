@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,13 @@ def check_range(
         brackets = ("(" if low_open or low is None else "[") + lo + ", " + hi
         brackets += ")" if high_open or high is None else "]"
         raise ConfigError(f"{name} = {value!r} is out of range; expected a value in {brackets}")
+
+
+def check_count(name: str, value: int, low: int, high: int | None = None) -> None:
+    """Raise ConfigError naming ``name`` unless ``value`` is an integer in [low, high].
+
+    numpy integers count as integers; ``True``/``False`` do not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} = {value!r} must be an integer")
+    check_range(name, int(value), low=low, high=high)

@@ -1,22 +1,18 @@
 """load_dataset on the real files: shapes, splits, file lookup, checksums and downloads.
 
 The real MNIST and Fashion-MNIST files are read from ``../shared/data`` beside the repository.
-Downloads are served by a local ``http.server`` on 127.0.0.1; any other URL fails the test.
+Downloads are served by a local ``http.server`` on 127.0.0.1 (``conftest.py``); any other
+URL fails the test.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import shutil
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import torch
@@ -30,12 +26,12 @@ from insitu.data import (
     load_dataset,
     locate_file,
     sha256_file,
-    sources,
 )
 from insitu.errors import ConfigError, DataError, UnknownNameError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LABELS = "train-labels-idx1-ubyte.gz"  # the smallest file (28 KB), for cheap lookup tests
+Serve = Callable[..., str]  # the conftest's serve fixture: folder -> base URL
 
 
 @pytest.fixture(scope="module")
@@ -53,49 +49,12 @@ def shared() -> Path:
 
 @pytest.fixture(autouse=True)
 def offline_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A private HOME (so ~/.cache stays clean), no INSITU_DATA, and no internet."""
+    """A private HOME (so ~/.cache stays clean) and no INSITU_DATA (conftest: no internet)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv(ENV_VAR, raising=False)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    real_open = sources._open_url
-
-    def local_only(url: str, timeout: float) -> IO[bytes]:
-        assert url.startswith("http://127.0.0.1:"), f"a test tried to reach {url}"
-        return real_open(url, timeout)
-
-    monkeypatch.setattr(sources, "_open_url", local_only)
     return home
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` over HTTP on 127.0.0.1 from a thread; yield its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def dead_url() -> str:
-    """A local URL nothing listens on, standing in for an unreachable mirror."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 def link_files(src: Path, dest: Path, names: list[str] | None = None) -> Path:
@@ -331,11 +290,11 @@ def test_corrupted_file_names_path_and_both_checksums(shared: Path, tmp_path: Pa
 
 
 def test_corrupted_file_is_reported_even_when_downloads_are_allowed(
-    shared: Path, tmp_path: Path
+    shared: Path, tmp_path: Path, dead_url: str
 ) -> None:
     bad = corrupt_copy(shared / "mnist" / LABELS, tmp_path / "data" / LABELS)
     with pytest.raises(DataError, match="checksum mismatch"):
-        locate_file("mnist", LABELS, data_dir=bad.parent, mirrors=[dead_url()])
+        locate_file("mnist", LABELS, data_dir=bad.parent, mirrors=[dead_url])
 
 
 def test_checksums_are_remembered_until_the_file_changes(
@@ -349,7 +308,7 @@ def test_checksums_are_remembered_until_the_file_changes(
     def no_hashing(*args: object) -> object:
         raise AssertionError("rehashed a file that did not change")
 
-    monkeypatch.setattr(hashlib, "sha256", no_hashing)
+    monkeypatch.setattr(hashlib, "file_digest", no_hashing)
     assert sha256_file(path) == digest
     assert locate_file("mnist", LABELS, data_dir=tmp_path, download=False) == path
     monkeypatch.undo()
@@ -383,9 +342,10 @@ def test_missing_offline_lists_every_place_and_how_to_get_it(
     assert "--data-dir" in message and ENV_VAR in message
 
 
-def test_download_into_the_user_cache(shared: Path, tmp_path: Path, offline_home: Path) -> None:
-    with serve(shared / "mnist") as url:
-        d = load_dataset("mnist", mirrors=[dead_url(), url], limit_test=100)
+def test_download_into_the_user_cache(
+    shared: Path, offline_home: Path, serve: Serve, dead_url: str
+) -> None:
+    d = load_dataset("mnist", mirrors=[dead_url, serve(shared / "mnist")], limit_test=100)
     cache = offline_home / ".cache" / "insitu" / "mnist"
     assert sorted(p.name for p in cache.iterdir()) == sorted(IDX_FILES.values())  # no temp files
     for name in IDX_FILES.values():
@@ -395,29 +355,38 @@ def test_download_into_the_user_cache(shared: Path, tmp_path: Path, offline_home
     assert locate_file("mnist", LABELS, download=False) == cache / LABELS
 
 
-def test_download_into_data_dir(shared: Path, tmp_path: Path, offline_home: Path) -> None:
-    with serve(shared / "fashion_mnist") as url:
-        path = locate_file("fashion-mnist", LABELS, data_dir=tmp_path / "d", mirrors=[url])
+def test_download_into_data_dir(
+    shared: Path, tmp_path: Path, offline_home: Path, serve: Serve
+) -> None:
+    url = serve(shared / "fashion_mnist")
+    path = locate_file("fashion-mnist", LABELS, data_dir=tmp_path / "d", mirrors=[url])
     assert path == tmp_path / "d" / "fashion_mnist" / LABELS
     assert sha256_file(path) == SOURCES["fashion-mnist"].known(LABELS).sha256
     assert not (offline_home / ".cache").exists()
 
 
-def test_corrupted_download_is_rejected_and_leaves_nothing(shared: Path, tmp_path: Path) -> None:
+def test_corrupted_download_is_rejected_and_leaves_nothing(
+    shared: Path, tmp_path: Path, serve: Serve
+) -> None:
     served = tmp_path / "served"
     corrupt_copy(shared / "mnist" / LABELS, served / LABELS)
     dest = tmp_path / "d"
-    with serve(served) as url, pytest.raises(DataError) as info:
+    url = serve(served)
+    with pytest.raises(DataError) as info:
         locate_file("mnist", LABELS, data_dir=dest, mirrors=[url])
     message = str(info.value)
-    assert "sha256 mismatch" in message and url + LABELS in message
+    served_sha256 = hashlib.sha256((served / LABELS).read_bytes()).hexdigest()
+    assert f"{url}{LABELS}: SHA256 hash of downloaded file" in message
+    assert SOURCES["mnist"].known(LABELS).sha256 in message and served_sha256 in message
     assert "not found" in message  # still says where it looked and how to get the file
-    assert not dest.exists() or not any(dest.rglob("*"))
+    # pooch made the folder to download into; no file, whole or partial, was left in it.
+    assert [p for p in dest.rglob("*") if not p.is_dir()] == []
 
 
-def test_failed_download_reports_each_mirror(tmp_path: Path) -> None:
+def test_failed_download_reports_each_mirror(tmp_path: Path, serve: Serve, dead_url: str) -> None:
     # Nothing listens on the first mirror; the second serves a folder without the file (404).
-    with serve(tmp_path) as url, pytest.raises(DataError) as info:
-        locate_file("mnist", LABELS, data_dir=tmp_path / "d", mirrors=[dead_url(), url])
+    url = serve(tmp_path)
+    with pytest.raises(DataError) as info:
+        locate_file("mnist", LABELS, data_dir=tmp_path / "d", mirrors=[dead_url, url])
     message = str(info.value)
     assert "404" in message and "Connection refused" in message

@@ -1,25 +1,19 @@
-"""Spike encoders, image resizing, event binning and the SpikeDataset type."""
+"""Spike codes (latency, rate) and the SpikeDataset type."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from insitu.data import (
     Dataset,
     SpikeDataset,
-    events_to_frame_batch,
-    events_to_frames,
-    jitter_channels,
     latency_coded,
     latency_encode,
     latency_spike_times,
     rate_encode,
-    resize_images,
 )
 from insitu.errors import ConfigError
 
@@ -133,107 +127,6 @@ def test_rate_encode_is_reproducible_and_validates() -> None:
         rate_encode(x * 3, 20, 0.5, generator=torch.Generator())
 
 
-# --- resizing --------------------------------------------------------------------------------
-
-
-def test_resize_mnist_shaped_input_gives_256_features_and_keeps_mean() -> None:
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(5, 784, generator=g)
-    out = resize_images(images, (28, 28), crop=2)
-    assert out.shape == (5, 256) and out.dtype == torch.float32
-    cropped = images.reshape(5, 28, 28)[:, 2:26, 2:26]
-    assert torch.allclose(out.mean(dim=1), cropped.mean(dim=(1, 2)), atol=1e-6)
-    # (N, H, W) input gives the same result as flattened rows.
-    assert torch.equal(resize_images(images.reshape(5, 28, 28), (28, 28), crop=2), out)
-    assert out.min() >= 0 and out.max() <= 1
-
-
-def test_resize_is_block_average_for_integer_ratio_and_keeps_constants() -> None:
-    images = torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(1))
-    out = resize_images(images, (28, 28), size=(14, 14))
-    pooled = F.avg_pool2d(images[:, None], 2).reshape(4, 196)
-    assert torch.allclose(out, pooled, atol=1e-6)
-    flat = resize_images(torch.full((2, 784), 0.37), (28, 28), crop=2)
-    assert torch.allclose(flat, torch.full_like(flat, 0.37), atol=1e-6)
-
-
-def test_resize_fractional_footprint_weights() -> None:
-    # 3 pixels -> 2: each output pixel covers 1.5 input pixels.
-    row = torch.tensor([[[0.0, 1.0, 0.0]]]).expand(1, 3, 3)
-    out = resize_images(row.reshape(1, 9), (3, 3), size=(2, 2))
-    # Output pixel 0 covers column 0 fully and half of column 1: (0 + 0.5) / 1.5.
-    assert torch.allclose(out, torch.full((1, 4), 1.0 / 3.0), atol=1e-6)
-
-
-def test_resize_rejects_bad_shapes() -> None:
-    with pytest.raises(ConfigError, match="784"):
-        resize_images(torch.zeros(2, 100), (28, 28))
-    with pytest.raises(ConfigError, match="crop"):
-        resize_images(torch.zeros(2, 784), (28, 28), crop=14)
-    with pytest.raises(ConfigError, match="crop"):
-        resize_images(torch.zeros(2, 784), (28, 28), crop=-1)
-
-
-# --- events ----------------------------------------------------------------------------------
-
-
-def test_events_land_in_floor_bins_and_channels() -> None:
-    times = np.array([0.0, 0.0125, 0.0299, 0.0301, 0.0999, 0.1, 0.5])
-    units = np.array([0, 3, 1, 1, 2, 0, 3])
-    frames = events_to_frames(times, units, n_units=4, dt=0.01, time_steps=10)
-    expected = torch.zeros(10, 4)
-    for t, u in [(0, 0), (1, 3), (2, 1), (3, 1), (9, 2)]:  # 0.1 and 0.5 lie past the window
-        expected[t, u] = 1.0
-    assert torch.equal(frames, expected)
-
-
-def test_integer_times_bin_exactly_and_events_merge() -> None:
-    t_us = np.array([0, 4999, 5000, 5001, 5002, 9999, 10000], dtype=np.int64)
-    units = np.array([1, 1, 1, 1, 1, 0, 0])
-    frames = events_to_frames(t_us, units, n_units=2, dt=5000, time_steps=2, dtype=torch.bool)
-    assert frames.dtype == torch.bool
-    assert frames.tolist() == [[False, True], [True, True]]
-
-
-def test_event_batch_keeps_samples_apart() -> None:
-    out = events_to_frame_batch(
-        [0, 1, 1], [0.5, 1.5, 2.5], [2, 0, 2], n_samples=3, n_units=3, dt=1.0, time_steps=3
-    )
-    assert out.shape == (3, 3, 3)
-    assert out.nonzero().tolist() == [[0, 0, 2], [1, 1, 0], [1, 2, 2]]
-
-
-@pytest.mark.parametrize(
-    ("times", "units", "match"),
-    [
-        ([0.1], [4], r"\[0, 4\)"),
-        ([0.1], [-1], r"\[0, 4\)"),
-        ([math.nan], [0], "NaN"),
-        ([0.1, 0.2], [0], "equal lengths"),
-        ([0.1], [0.5], "integers"),
-    ],
-)
-def test_events_reject_bad_input(times: list[float], units: list[float], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        events_to_frames(np.array(times), np.array(units), n_units=4, dt=0.1, time_steps=5)
-
-
-def test_jitter_channels_moves_spikes_only_across_channels() -> None:
-    g = torch.Generator().manual_seed(0)
-    spikes = (torch.rand(6, 30, 40, generator=g) < 0.05).float()
-    jittered = jitter_channels(spikes, 2.0, generator=torch.Generator().manual_seed(1))
-    again = jitter_channels(spikes, 2.0, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(jittered, again)
-    assert not torch.equal(jittered, spikes)
-    assert set(jittered.unique().tolist()) <= {0.0, 1.0}
-    # A step of a sample that had no spikes still has none; counts never grow.
-    per_step, per_step_j = spikes.sum(dim=2), jittered.sum(dim=2)
-    assert (per_step_j[per_step == 0] == 0).all()
-    assert (per_step_j <= per_step).all()
-    assert torch.equal(jitter_channels(spikes, 0.0, generator=torch.Generator()), spikes)
-    assert jitter_channels(spikes.bool(), 1.0, generator=g).dtype == torch.bool
-
-
 # --- SpikeDataset and latency_coded ----------------------------------------------------------
 
 
@@ -290,23 +183,3 @@ def test_spike_dataset_validates() -> None:
     for change, match in cases:
         with pytest.raises(ConfigError, match=match):
             make_spikes(**change)
-
-
-def test_shift_images_moves_pictures_and_keeps_spike_times() -> None:
-    from insitu.data.encoders import shift_images
-
-    x = torch.zeros(200, 3, 16)  # 4x4 pictures, 3 steps
-    x[:, 1, 5] = 1.0  # pixel (1, 1) fires at step 1
-    out = shift_images(x, (4, 4), 1, generator=torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and torch.equal(out[:, [0, 2]], x[:, [0, 2]])
-    where = out[:, 1].nonzero()[:, 1]
-    assert len(where) == 200  # a shift of 1 keeps pixel (1, 1) inside the picture
-    rows, cols = where // 4, where % 4
-    assert set(rows.tolist()) == {0, 1, 2} and set(cols.tolist()) == {0, 1, 2}
-    corner = torch.zeros(50, 1, 16, dtype=torch.bool)
-    corner[:, 0, 0] = True
-    moved = shift_images(corner, (4, 4), 1, generator=torch.Generator().manual_seed(1))
-    assert 0 < int(moved.sum()) < 50  # moved off the picture: lost
-    assert torch.equal(shift_images(x, (4, 4), 0, generator=torch.Generator()), x)
-    with pytest.raises(ConfigError, match="pictures"):
-        shift_images(x, (5, 5), 1, generator=torch.Generator())

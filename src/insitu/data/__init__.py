@@ -2,12 +2,15 @@
 spike encoders, the event datasets N-MNIST and SHD, and any torch ``Dataset`` of your own.
 
 MNIST is by LeCun, Bottou, Bengio, Haffner (1998); Fashion-MNIST by Xiao, Rasul, Vollgraf
-(2017). Both are read from their original IDX files, checked against published sha256.
+(2017). Both are read from their original IDX files, checked against published sha256
+(:mod:`insitu.data.checksums`), found on disk or downloaded with pooch
+(:mod:`insitu.data.sources`, :mod:`insitu.data.download`).
 The Braille reconstruction task (Yi, Kendall, Williams, Kumar, Nature Electronics 2022) is
 generated; see :mod:`insitu.data.braille`.
 
-Spiking data (:class:`SpikeDataset`, shape (N, T, F)): images through the encoders of
-:mod:`insitu.data.encoders` (latency code of Cramer et al. 2022, PNAS; rate code), N-MNIST
+Spiking data (:class:`SpikeDataset`, shape (N, T, F)): images (resized in
+:mod:`insitu.data.images`) through the encoders of :mod:`insitu.data.encoders` (latency code
+of Cramer et al. 2022, PNAS; rate code), events binned by :mod:`insitu.data.events`, N-MNIST
 (Orchard et al. 2015; :mod:`insitu.data.nmnist`) and the Spiking Heidelberg Digits (Cramer
 et al. 2022, IEEE TNNLS; :mod:`insitu.data.shd`), read from their original formats, and
 tonic's event datasets and transforms (``tonic:nmnist``; :mod:`insitu.data.tonic_source`).
@@ -33,17 +36,12 @@ from insitu.data.braille import (
     make_braille,
     name_pattern,
 )
+from insitu.data.checksums import clear_hash_cache, sha256_file, verify_sha256
 from insitu.data.datasets import DATASET_NAMES, Dataset, check_dataset_options, load_dataset
-from insitu.data.encoders import (
-    events_to_frame_batch,
-    events_to_frames,
-    jitter_channels,
-    latency_encode,
-    latency_spike_times,
-    rate_encode,
-    resize_images,
-)
+from insitu.data.encoders import latency_encode, latency_spike_times, rate_encode
+from insitu.data.events import events_to_frame_batch, events_to_frames, jitter_channels
 from insitu.data.idx import IDX_DTYPES, clear_idx_cache, parse_idx, read_idx
+from insitu.data.images import resize_images
 from insitu.data.nmnist import (
     NMNIST_SENSOR,
     NmnistEvents,
@@ -69,15 +67,12 @@ from insitu.data.sources import (
     KnownFile,
     candidate_paths,
     check_data_dir,
-    clear_hash_cache,
     default_cache_dir,
     download_file,
     locate_dataset,
     locate_file,
     search_paths,
-    sha256_file,
     verify_file,
-    verify_sha256,
 )
 from insitu.data.spikes import SpikeDataset, latency_coded
 from insitu.data.tonic_source import TONIC_DATASETS, TonicNmnist, load_tonic

@@ -45,7 +45,7 @@ from types import MappingProxyType
 import torch
 
 from insitu.data.datasets import Dataset
-from insitu.errors import ConfigError, check_range
+from insitu.errors import ConfigError, check_count, check_range
 
 __all__ = [
     "CELLS",
@@ -154,12 +154,6 @@ def clean_patterns() -> torch.Tensor:
     return torch.stack([name_pattern(name) for name in NAMES])
 
 
-def _check_count(name: str, value: int, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} = {value!r} must be an integer")
-    check_range(name, value, low=low, high=high)
-
-
 def distort(
     patterns: torch.Tensor,
     *,
@@ -186,7 +180,7 @@ def distort(
         )
     check_range("flip_rate", flip_rate, low=0.0, high=0.5)
     check_range("noise_std", noise_std, low=0.0)
-    _check_count("occluded_cells", occluded_cells, 0, CELLS)
+    check_count("occluded_cells", occluded_cells, 0, CELLS)
 
     out = patterns.to(torch.float32, copy=True)
     n, device = out.shape[0], out.device
@@ -246,14 +240,14 @@ def make_braille(
     Raises:
         ConfigError: a count or rate out of range.
     """
-    _check_count("train_per_class", train_per_class, 1)
-    _check_count("test_per_class", test_per_class, 1)
+    check_count("train_per_class", train_per_class, 1)
+    check_count("test_per_class", test_per_class, 1)
     if test_flip_rate is None:
         test_flip_rate = flip_rate
     check_range("flip_rate", flip_rate, low=0.0, high=0.5)
     check_range("test_flip_rate", test_flip_rate, low=0.0, high=0.5)
     check_range("noise_std", noise_std, low=0.0)
-    _check_count("occluded_cells", occluded_cells, 0, CELLS)
+    check_count("occluded_cells", occluded_cells, 0, CELLS)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed = {seed!r} must be an integer")
 

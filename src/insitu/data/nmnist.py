@@ -39,8 +39,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from insitu.data.encoders import events_to_frame_batch
-from insitu.data.sources import ENV_VAR, check_data_dir, default_cache_dir, verify_sha256
+from insitu.data.checksums import verify_sha256
+from insitu.data.events import events_to_frame_batch
+from insitu.data.sources import ENV_VAR, check_data_dir, default_cache_dir
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, check_range
 

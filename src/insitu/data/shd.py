@@ -32,8 +32,6 @@ channels, then every 9th (70, 79, ..., 691). Spikes are binned into
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import io
 import math
 import os
@@ -46,15 +44,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from insitu.atomic import write_bytes
-from insitu.data import sources
-from insitu.data.encoders import events_to_frame_batch
+from insitu.data.checksums import verify_sha256
+from insitu.data.download import MirrorError, fetch, read_url
+from insitu.data.events import events_to_frame_batch
 from insitu.data.sources import (
     ENV_VAR,
     check_data_dir,
     default_cache_dir,
     search_paths,
-    verify_sha256,
 )
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, check_range
@@ -276,9 +273,8 @@ def download_shd(
 ) -> Path:
     """Fetch ``shd_<split>.h5.gz`` into ``dest_dir`` (default ``~/.cache/insitu/shd``).
 
-    Each mirror's ``md5sums.txt`` is read first; the file is kept only if its md5 matches the
-    mirror's listed value, and it is written atomically, so a failed or corrupted download
-    leaves nothing behind.
+    Each mirror's ``md5sums.txt`` is read first; pooch keeps the file only if its md5 matches
+    the mirror's listed value, so a failed or corrupted download leaves nothing behind.
 
     Raises:
         DataError: every mirror failed; the message says how each one failed.
@@ -290,25 +286,15 @@ def download_shd(
     failures: list[str] = []
     for base in mirrors:
         try:
-            with sources._open_url(base + "md5sums.txt", timeout) as response:
-                listed = _published_md5(response.read().decode("utf-8", "replace"))
+            listed = _published_md5(
+                read_url(base + "md5sums.txt", timeout=timeout).decode("utf-8", "replace")
+            )
             if filename not in listed:
                 failures.append(f"{base}md5sums.txt does not list {filename}")
                 continue
-            with sources._open_url(base + filename, timeout) as response:
-                payload = response.read()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            failures.append(f"{base}: {exc}")
-            continue
-        actual = hashlib.md5(payload, usedforsecurity=False).hexdigest()
-        if actual != listed[filename]:
-            failures.append(
-                f"{base}{filename}: md5 mismatch (got {actual}, the mirror lists "
-                f"{listed[filename]}); not kept"
-            )
-            continue
-        write_bytes(target, payload)
-        return target
+            return fetch(base + filename, "md5:" + listed[filename], target, timeout=timeout)
+        except MirrorError as exc:
+            failures.append(str(exc))
     raise DataError(
         f"could not download SHD {filename!r} (see {SHD_PAGE}):\n"
         + "\n".join(f"  - {line}" for line in failures)
@@ -390,7 +376,7 @@ def load_shd(
             ``round(u + jitter_std * z)``, ``z`` standard normal per spike; spikes moved
             outside [0, 700) are lost. In units of the original 700 channels. One draw, fixed
             by ``seed``; for a fresh draw every epoch use
-            :func:`~insitu.data.encoders.jitter_channels` on the loaded tensor instead.
+            :func:`~insitu.data.events.jitter_channels` on the loaded tensor instead.
         seed: seeds the jitter (unused when ``jitter_std`` is 0).
         limit_train, limit_test: read only the first this many samples of each file.
         train_sha256, test_sha256: if given, the file found must have this sha256.

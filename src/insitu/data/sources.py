@@ -11,22 +11,20 @@ Each is the four original gzipped IDX files, checked against their published sha
 A file is looked for, in order, in ``data_dir``, in ``$INSITU_DATA`` and in the user cache
 ``~/.cache/insitu/<folder>/``; in the first two both ``<dir>/<file>`` and
 ``<dir>/<folder>/<file>`` are accepted. A file found nowhere is downloaded from its
-canonical home (when allowed), verified in memory and only then written, atomically.
+canonical home (when allowed) with pooch (:mod:`insitu.data.download`), which checks it
+before it takes its name. Files found on disk are checked here, offline, with a
+one-line error naming both checksums when they differ.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from insitu import __version__
-from insitu.atomic import write_bytes
+from insitu.data.checksums import mismatch_error, sha256_file
+from insitu.data.download import DOWNLOAD_TIMEOUT_S, MirrorError, fetch
 from insitu.errors import DataError, UnknownNameError
 
 __all__ = [
@@ -37,15 +35,12 @@ __all__ = [
     "KnownFile",
     "candidate_paths",
     "check_data_dir",
-    "clear_hash_cache",
     "default_cache_dir",
     "download_file",
     "locate_dataset",
     "locate_file",
     "search_paths",
-    "sha256_file",
     "verify_file",
-    "verify_sha256",
 ]
 
 #: Environment variable naming a folder that holds the original data files.
@@ -58,8 +53,6 @@ IDX_FILES: dict[str, str] = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
-
-_DOWNLOAD_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -211,77 +204,6 @@ def candidate_paths(
     return search_paths(_source(name).folder, filename, data_dir)
 
 
-# (resolved path, size, mtime_ns) -> sha256 hex digest; a changed file gets a new key.
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The sha256 hex digest of a file, remembered in-process until the file changes."""
-    resolved = Path(path).expanduser().resolve()
-    try:
-        st = resolved.stat()
-        key = (str(resolved), st.st_size, st.st_mtime_ns)
-        if key not in _HASHES:
-            h = hashlib.sha256()
-            with open(resolved, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            _HASHES[key] = h.hexdigest()
-    except OSError as exc:
-        raise DataError(f"{resolved}: cannot read file to check it: {exc.strerror or exc}") from exc
-    return _HASHES[key]
-
-
-def clear_hash_cache() -> None:
-    """Forget every digest remembered by :func:`sha256_file`."""
-    _HASHES.clear()
-
-
-def _corrupt_message(
-    path: Path,
-    label: str,
-    expected: str,
-    actual: str,
-    urls: Sequence[str] = (),
-    *,
-    fix: str | None = None,
-    source: str = "published",
-) -> str:
-    if fix is None:
-        origin = f" from {urls[0]}" if urls else ""
-        fix = f"Delete it and load again to re-download it, or replace it with a fresh copy{origin}"
-    head = f"  expected sha256 ({source}):"
-    return (
-        f"{path}: checksum mismatch for {label}; the file is corrupted or incomplete.\n"
-        f"{head} {expected}\n"
-        f"{'  actual sha256:':<{len(head)}} {actual}\n"
-        f"{fix}."
-    )
-
-
-def verify_sha256(
-    path: str | os.PathLike[str],
-    expected: str,
-    *,
-    label: str,
-    origin: str | None = None,
-    source: str = "published",
-) -> None:
-    """Check any local file against an expected sha256 hex digest.
-
-    ``label`` names the file in the message (e.g. ``"N-MNIST sample '1.bs2'"``), ``origin``
-    says where a fresh copy comes from, and ``source`` where the expected digest comes from.
-
-    Raises:
-        DataError: the checksum differs; the message names the file and both checksums.
-    """
-    p = Path(path)
-    actual = sha256_file(p)
-    if actual != expected.strip().lower():
-        fix = "Replace it with a fresh copy" + (f" from {origin}" if origin else "")
-        raise DataError(_corrupt_message(p, label, expected, actual, fix=fix, source=source))
-
-
 def verify_file(path: str | os.PathLike[str], name: str, filename: str | None = None) -> None:
     """Check a local file of dataset ``name`` against its published sha256.
 
@@ -297,14 +219,7 @@ def verify_file(path: str | os.PathLike[str], name: str, filename: str | None = 
     actual = sha256_file(p)
     if actual != known.sha256:
         label = f"{src.title} {known.filename!r}"
-        raise DataError(_corrupt_message(p, label, known.sha256, actual, src.urls(known.filename)))
-
-
-def _open_url(url: str, timeout: float) -> IO[bytes]:
-    # A seam for tests, which replace it to make sure nothing leaves the machine.
-    request = urllib.request.Request(url, headers={"User-Agent": f"insitu/{__version__}"})
-    response: IO[bytes] = urllib.request.urlopen(request, timeout=timeout)
-    return response
+        raise mismatch_error(p, label, known.sha256, actual, src.urls(known.filename))
 
 
 def download_file(
@@ -313,16 +228,17 @@ def download_file(
     dest_dir: str | os.PathLike[str],
     *,
     mirrors: Sequence[str] | None = None,
-    timeout: float = _DOWNLOAD_TIMEOUT_S,
+    timeout: float = DOWNLOAD_TIMEOUT_S,
 ) -> Path:
     """Fetch ``filename`` of dataset ``name`` into ``dest_dir`` and return its path.
 
-    Mirrors (by default the dataset's canonical homes) are tried in order. Bytes are
-    checked against the published sha256 before anything is written, and the file is
-    then written atomically, so a failed or corrupted download leaves nothing behind.
+    Mirrors (by default the dataset's canonical homes) are tried in order, each through
+    :func:`insitu.data.download.fetch`: pooch checks the bytes against the published sha256
+    before they take the file's name, so a failed or corrupted download leaves nothing behind.
 
     Raises:
-        DataError: every mirror failed; the message says how each one failed.
+        DataError: every mirror failed (the message says how each one failed), or
+            ``dest_dir`` cannot be written.
     """
     src = _source(name)
     known = src.known(filename)
@@ -330,30 +246,12 @@ def download_file(
     failures: list[str] = []
     for url in src.urls(filename, mirrors):
         try:
-            with _open_url(url, timeout) as response:
-                payload = response.read()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            failures.append(f"{url}: {exc}")
-            continue
-        actual = hashlib.sha256(payload).hexdigest()
-        if actual != known.sha256:
-            failures.append(
-                f"{url}: sha256 mismatch (got {actual}, expected {known.sha256}); not kept"
-            )
-            continue
-        try:
-            write_bytes(target, payload)
-        except OSError as exc:
-            raise DataError(
-                f"downloaded {src.title} {filename!r} from {url} but cannot write {target}: "
-                f"{exc.strerror or exc}; choose a writable folder with --data-dir or {ENV_VAR}"
-            ) from exc
-        return target
-    if not failures:
-        failures.append("no mirrors given")
+            return fetch(url, known.sha256, target, timeout=timeout)
+        except MirrorError as exc:
+            failures.append(str(exc))
     raise DataError(
         f"could not download {src.title} {filename!r}:\n"
-        + "\n".join(f"  - {line}" for line in failures)
+        + "\n".join(f"  - {line}" for line in failures or ["no mirrors given"])
     )
 
 
@@ -396,7 +294,7 @@ def locate_file(
         if actual in others:
             looked.append(f"{path} (holds the {others[actual]} file, skipped)")
             continue
-        raise DataError(_corrupt_message(path, label, known.sha256, actual, src.urls(filename)))
+        raise mismatch_error(path, label, known.sha256, actual, src.urls(filename))
 
     # The mirrors tried, then the canonical homes, which are what a user can fetch by hand.
     urls = list(dict.fromkeys(src.urls(filename, mirrors) + src.urls(filename)))
@@ -408,12 +306,9 @@ def locate_file(
             else default_cache_dir() / src.folder
         )
         try:
-            path = download_file(name, filename, dest, mirrors=mirrors)
+            return download_file(name, filename, dest, mirrors=mirrors)
         except DataError as exc:
             reason = str(exc)
-        else:
-            verify_file(path, name, filename)  # re-read from disk: what was written is right
-            return path
     env_note = "" if os.environ.get(ENV_VAR) else f" ({ENV_VAR} is not set)"
     raise DataError(
         f"{label} not found. Looked in{env_note}:\n"

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from insitu.data.datasets import Dataset
-from insitu.data.encoders import latency_encode, resize_images
+from insitu.data.encoders import latency_encode
+from insitu.data.images import resize_images
 from insitu.errors import ConfigError
 
 __all__ = ["SpikeDataset", "latency_coded"]
@@ -129,7 +130,7 @@ def latency_coded(
 ) -> SpikeDataset:
     """An image dataset resized (optionally) and latency-coded into a :class:`SpikeDataset`.
 
-    Each split is passed through :func:`~insitu.data.encoders.resize_images` (unless ``size``
+    Each split is passed through :func:`~insitu.data.images.resize_images` (unless ``size``
     is None) and :func:`~insitu.data.encoders.latency_encode` (``tau`` in steps). The
     validation split of ``dataset``, if any, is dropped. For MNIST as in Cramer et al. 2022
     (PNAS), pass ``crop=2`` to go 28x28 -> 24x24 -> 16x16 = 256 inputs. The spike tensors

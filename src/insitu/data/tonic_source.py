@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from insitu.data.checksums import sha256_file
 from insitu.data.nmnist import (
     NMNIST_CLASSES,
     NMNIST_MANIFEST,
@@ -46,7 +47,7 @@ from insitu.data.nmnist import (
     nmnist_split_files,
     read_nmnist_manifest,
 )
-from insitu.data.sources import check_data_dir, sha256_file
+from insitu.data.sources import check_data_dir
 from insitu.data.spikes import SpikeDataset
 from insitu.errors import ConfigError, DataError, UnknownNameError
 

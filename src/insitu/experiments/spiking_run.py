@@ -12,7 +12,7 @@ from insitu import atomic
 from insitu.algorithms import make_spiking_trainer
 from insitu.algorithms.spiking import Deploy, SpikingTrainer
 from insitu.data import SpikeDataset, latency_coded, load_dataset
-from insitu.data.encoders import shift_images
+from insitu.data.images import shift_images
 from insitu.data.nmnist import load_nmnist
 from insitu.data.shd import load_shd
 from insitu.data.tonic_source import TONIC_DATASETS, load_tonic
