@@ -28,15 +28,19 @@ from insitu.experiments.config_files import (
     read_config_file,
     set_dotted,
 )
+from insitu.experiments.config_tile import (
+    CellConfig,
+    PeripheryConfig,
+    UpdateConfig,
+    hardware_default,
+)
 from insitu.hardware import (
     Activation,
-    CellKind,
     CellParams,
     ChipConfig,
     PairMode,
     Periphery,
     TileConfig,
-    UpdateMode,
     UpdateParams,
 )
 from insitu.hardware.spiking import NeuronParams, SpikingChipConfig
@@ -90,49 +94,6 @@ def check_choice(field: Literal["algorithm", "dataset"], name: str, kind: RuleKi
             raise ValueError(f"{name} is a {other} {noun}: use `{use}` ({kind} {noun}s: {valid})")
     spiking = "spiking " if kind == "spiking" else ""
     raise ValueError(f"unknown {spiking}{field} {name!r}; valid: {valid}")
-
-
-def _default(cls: type[Any], name: str) -> Any:
-    """The default of field ``name`` of the hardware dataclass ``cls``: stated there alone."""
-    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
-
-
-class PeripheryConfig(StrictModel):
-    """DAC/ADC and analog noise around every tile (see :class:`insitu.hardware.Periphery`)."""
-
-    dac_bits: int | None = Field(_default(Periphery, "dac_bits"), ge=1, le=24)
-    adc_bits: int | None = Field(_default(Periphery, "adc_bits"), ge=1, le=24)
-    input_bound: float = Field(_default(Periphery, "input_bound"), gt=0)
-    output_bound: float = Field(_default(Periphery, "output_bound"), gt=0)
-    output_noise: float = Field(_default(Periphery, "output_noise"), ge=0)
-    noise_management: bool = _default(Periphery, "noise_management")
-
-
-class UpdateConfig(StrictModel):
-    """How updates become pulses (see :class:`insitu.hardware.UpdateParams`)."""
-
-    mode: UpdateMode = _default(UpdateParams, "mode")
-    max_pulses: int = Field(_default(UpdateParams, "max_pulses"), ge=1, le=10_000)
-    sequential: bool = _default(UpdateParams, "sequential")
-    dynamic_length: bool = _default(UpdateParams, "dynamic_length")
-    threshold: float = Field(_default(UpdateParams, "threshold"), ge=0, lt=1)
-
-
-class CellConfig(StrictModel):
-    """How many device arrays hold a weight and how they exchange it: a plain tile or a
-    Tiki-Taka / TTv2 / Chopped-TTv2 / mixed-precision cell (see
-    :class:`insitu.hardware.CellParams`)."""
-
-    kind: CellKind = _default(CellParams, "kind")
-    gamma: float = Field(_default(CellParams, "gamma"), ge=0, le=100)
-    fast_lr: float = Field(_default(CellParams, "fast_lr"), gt=0, le=1e4)
-    transfer_every: int = Field(_default(CellParams, "transfer_every"), ge=1, le=10**6)
-    columns: int = Field(_default(CellParams, "columns"), ge=1, le=10**6)
-    transfer_lr: float = Field(_default(CellParams, "transfer_lr"), gt=0, le=1e4)
-    threshold: float = Field(_default(CellParams, "threshold"), gt=0, le=1e4)
-    chop_prob: float = Field(_default(CellParams, "chop_prob"), ge=0, le=1)
-    refresh_every: int = Field(_default(CellParams, "refresh_every"), ge=0, le=10**9)
-    refresh_level: float = Field(_default(CellParams, "refresh_level"), gt=0, le=1)
 
 
 class EncodingConfig(StrictModel):
@@ -230,14 +191,14 @@ class TrainConfig(RunConfigBase):
     batch_size: BatchSize = 10
     instances: Instances = 4
     device: str = Field("ecram-organic", description="see insitu devices")
-    activation: Activation = _default(ChipConfig, "activation")
+    activation: Activation = hardware_default(ChipConfig, "activation")
     lr: float = Field(0.1, gt=0, le=100)
     variation: float | None = Field(None, ge=0, le=2)
     device_overrides: dict[str, Any] = Field(
         default_factory=dict, description="see insitu devices show"
     )
-    pair: PairMode = _default(TileConfig, "pair")
-    weight_scale: float = Field(_default(TileConfig, "weight_scale"), gt=0)
+    pair: PairMode = hardware_default(TileConfig, "pair")
+    weight_scale: float = Field(hardware_default(TileConfig, "weight_scale"), gt=0)
     periphery: PeripheryConfig = PeripheryConfig()
     update: UpdateConfig = UpdateConfig()
     cell: CellConfig = CellConfig()
@@ -317,7 +278,7 @@ class SpikingTrainConfig(RunConfigBase):
     kind: Literal["spiking"] = "spiking"
     encoding: EncodingConfig = EncodingConfig()
     recurrent: bool = False
-    time_steps: int = Field(_default(SpikingChipConfig, "time_steps"), ge=1, le=100_000)
+    time_steps: int = Field(hardware_default(SpikingChipConfig, "time_steps"), ge=1, le=100_000)
     neuron: dict[str, Any] = Field(default_factory=dict)  # NeuronParams overrides
     readout_neuron: dict[str, Any] = Field(default_factory=dict)  # further ones for the readout
     mismatch: float | None = Field(None, ge=0, le=2)  # sigma_d: every fixed-pattern sigma
