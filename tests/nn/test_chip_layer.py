@@ -106,6 +106,27 @@ def test_weights_reach_the_chip_only_as_integers_through_write_weights() -> None
     assert chip.log.counts()["host_bytes_in"] > 0
 
 
+def test_recurrent_layers_train_and_are_written() -> None:
+    config = SpikingChipConfig.from_sizes((72, 12, 3), recurrent=True, time_steps=STEPS)
+    chip = ChipSNN(config, instances=2, options={"init_scale": 6.0}, backend="torch")
+    assert sorted(name for name, _ in chip.named_parameters()) == [
+        "recurrent.0",
+        "weights.0",
+        "weights.1",
+    ]
+    writes = spy(chip, "write_weights")
+    x = (torch.rand(2, STEPS, 72, generator=torch.Generator().manual_seed(6)) < 0.4).float()
+    chip(x).sum().backward()
+    assert [(call[0], call[2]["recurrent"]) for call in writes] == [
+        (0, False),
+        (0, True),
+        (1, False),
+    ]
+    (held,) = (w for w in inspection.recurrent_weights(chip.chip) if w is not None)
+    assert torch.equal(held, writes[1][1])
+    assert chip.recurrent["0"].grad is not None and chip.recurrent["0"].grad.abs().sum() > 0
+
+
 def test_weights_beyond_the_synapses_are_clipped_before_writing() -> None:
     chip = chip_layer(instances=1)
     with torch.no_grad():

@@ -35,7 +35,7 @@ from insitu.algorithms.spiking_options import SpikingOptions
 from insitu.errors import ConfigError
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.events import EventLog
-from insitu.hardware.spiking import WEIGHT_LIMIT, SpikingChip, SpikingChipConfig
+from insitu.hardware.spiking import SpikingChip, SpikingChipConfig
 
 __all__ = ["ChipSNN"]
 
@@ -122,9 +122,9 @@ class ChipSNN(nn.Module):
         """Write every weight matrix whose integer values changed since the last write; clip
         float weights beyond what a synapse holds first. Returns the number of writes."""
         net = self.network
-        held = [(w, k) for k, w in enumerate([*net.weights, *net.recurrent]) if w is not None]
         n = len(net.weights)
-        if any(bool((w.abs() > WEIGHT_LIMIT * net.scale[k % n]).any()) for w, k in held):
+        held = [(w, k % n) for k, w in enumerate([*net.weights, *net.recurrent]) if w is not None]
+        if any(not torch.equal(net.clip(w, k), w) for w, k in held):
             net.clip_()  # in place only when needed: a graph still to be differentiated stays valid
         writes = 0
         for k, lay in enumerate(self.config.layers):
