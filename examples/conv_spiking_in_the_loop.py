@@ -57,7 +57,7 @@ def test_accuracy(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rule", default="in-the-loop", choices=["in-the-loop", "deploy"])
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--instances", type=int, default=2, help="chips trained at once")
     parser.add_argument("--mismatch", type=float, default=0.3, help="every fixed-pattern sigma")
     parser.add_argument("--channels", type=int, default=4)
