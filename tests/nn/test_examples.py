@@ -38,6 +38,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
         ),
         ("progressive_custom.py", ["--epochs", "3", "--limit-train", "400"], 0.5),  # chance: 0.1
         ("own_dataset.py", ["--epochs", "5", "--runs", "{tmp}"], 0.5),  # chance: 0.2
+        (
+            "conv_spiking_in_the_loop.py",
+            ["--epochs", "3", "--limit-train", "400", "--limit-test", "200"],
+            0.3,  # chance: 0.1; a convolution feeding a chip with 30 % mismatch, in the loop
+        ),
     ],
 )
 def test_an_example_runs_and_learns(

@@ -6,14 +6,16 @@ their weights only by the tile's pulsed updates, and ``Progressive`` by progress
 descent over the model's sequence of analog layers (``AnalogSequence``); ``convert`` puts any
 torch model's linear and convolution layers on tiles and leaves the rest digital; ``events``
 sums what the hardware did.
-their weights only by the tile's pulsed updates; ``convert`` puts any torch model's linear and
-convolution layers on tiles and leaves the rest digital; ``events`` sums what the hardware did.
 ``LIF`` and ``SpikingLinear`` are spiking layers (software models over the pure LIF step of
-:mod:`insitu.hardware.lif`); ``PerStep`` runs a frame-wise front-end on every time step.
+:mod:`insitu.hardware.lif`); ``PerStep`` runs a frame-wise front-end on every time step;
+``ChipSNN`` holds the layers of a spiking chip trained in the loop behind any torch front-end.
 
-Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`.
+Imports only from :mod:`insitu.devices`, :mod:`insitu.hardware` and :mod:`insitu.errors`, except
+:mod:`insitu.nn.chip`, which uses the spiking trainers' model and injection
+(:mod:`insitu.algorithms`).
 """
 
+from insitu.nn.chip import ChipSNN
 from insitu.nn.conv import AnalogConv2d
 from insitu.nn.convert import StackInstances, convert, instance_loss
 from insitu.nn.layer import AnalogLayer, TileParameter, analog_layers, events
@@ -29,6 +31,7 @@ __all__ = [
     "AnalogLayer",
     "AnalogLinear",
     "AnalogSequence",
+    "ChipSNN",
     "InSituSGD",
     "PerStep",
     "Progressive",

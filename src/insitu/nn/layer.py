@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 from insitu.errors import ConfigError
-from insitu.hardware import Event, ProgramResult, check_batch, make_tile
+from insitu.hardware import Event, EventLog, ProgramResult, check_batch, make_tile
 from insitu.nn.options import TileOptions, check_options
 
 
@@ -243,11 +243,16 @@ def analog_layers(model: nn.Module) -> list[AnalogLayer]:
 
 
 def events(model: nn.Module) -> dict[str, float]:
-    """The event counts of every analog layer of ``model``, summed per kind (totals over all
-    chip instances; the initial write-verify included), as :meth:`EventLog.counts` gives them.
+    """The event counts of every analog layer of ``model`` and of every module that carries a
+    chip's event log as ``log`` (a spiking chip layer), summed per kind (totals over all chip
+    instances; the initial write-verify included), as :meth:`EventLog.counts` gives them.
     """
     total: dict[str, float] = {}
     logs = {id(layer.tile.log): layer.tile.log for layer in analog_layers(model)}
+    for module in model.modules():
+        log = getattr(module, "log", None)
+        if isinstance(log, EventLog):
+            logs[id(log)] = log
     for log in logs.values():
         for kind, count in log.counts().items():
             total[kind] = total.get(kind, 0.0) + count
