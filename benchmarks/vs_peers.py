@@ -154,7 +154,8 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
         ("ChoppedTTv2", "chopped-ttv2"),
         ("MixedPrecision", "mixed-precision"),
     )
-    glorot = ("--init", "glorot")  # insitu's initial weights (see crossbar_aihwkit.py)
+    # insitu's initial weights, and the bias on the tile as insitu holds it (crossbar_aihwkit.py)
+    glorot = ("--init", "glorot", "--analog-bias")
     contenders: list[Contender] = []
     ratios: list[tuple[str, str, str]] = []
     for scheme, kind in kinds:
@@ -181,10 +182,10 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
         name=name,
         description=(
             "MLP 784-256-128-10, sigmoid, SGD lr 0.5, mini-batch 10, real MNIST (first "
-            "--samples of the seeded order), one chip, Glorot-uniform initial weights; aihwkit's "
-            f"compound presets on its {device}PresetDevice against insitu's weight cells on "
-            f"{insitu_device} ({twin}), PresetIOParameters periphery on both; parameter mapping in "
-            "benchmarks/peers/cells_insitu.py"
+            "--samples of the seeded order), one chip, Glorot-uniform initial weights, the bias "
+            f"an analog column; aihwkit's compound presets on its {device}PresetDevice against "
+            f"insitu's weight cells on {insitu_device} ({twin}), PresetIOParameters periphery "
+            "on both; parameter mapping in benchmarks/peers/cells_insitu.py"
         ),
         contenders=tuple(contenders),
         ratios=tuple(ratios),

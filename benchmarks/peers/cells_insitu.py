@@ -80,8 +80,6 @@ _TTV2 = (
     "the remainder",
     "transfer_update desired_bl=1: aihwkit writes at most 1 pulse per transfer; insitu at "
     "most update.max_pulses whole steps",
-    "digital bias in aihwkit (not an analog column); insitu's bias is the tile's last column, "
-    "its transfer_lr uses aihwkit's in_size (without the bias)",
     *_TT,
 )
 _MP = (
@@ -89,7 +87,6 @@ _MP = (
     "(BL 31, update management), insitu applies that many pulses exactly",
     "chi updated per sample in aihwkit and transferred after the sample completing a "
     "mini-batch; insitu accumulates the batch's outer products, then transfers",
-    "digital bias in aihwkit; insitu's bias is the tile's last column",
 )
 
 
@@ -100,7 +97,7 @@ def _family(device: str, bl_ttv2: int, ttv2_fast: float, gran: float, chop: floa
             device,
             fast_lr_const=1.0,
             every_batch=True,
-            unmatched=("digital bias in aihwkit; insitu's bias is the tile's last column", *_TT),
+            unmatched=_TT,
         ),
         f"TTv2{device}Preset": Mapping(
             CellKind.TTV2,
@@ -151,7 +148,7 @@ def per_layer(trainer: Any, m: Mapping, lr: float, step: float, auto_scale: bool
     so that A's rate follows aihwkit's auto scale."""
     for cell in trainer.chip.tiles:
         if m.auto_granularity is not None:
-            in_size = cell.in_features - 1  # aihwkit's bias is digital
+            in_size = cell.in_features  # with the bias column (aihwkit run with --analog-bias)
             rate = lr * in_size / m.auto_granularity
             cell.params = dataclasses.replace(cell.params, transfer_lr=rate)
         if auto_scale and m.auto_fast_lr is not None:

@@ -45,7 +45,9 @@ def rpu_config(name: str) -> Any:
     return FloatingPointRPUConfig()
 
 
-def build(name: str, sizes: list[int], lr: float) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build(
+    name: str, sizes: list[int], lr: float, analog_bias: bool = False
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The MLP with sigmoid hidden layers and its SGD optimiser."""
     layers: list[nn.Module] = []
     if name == "torch":
@@ -59,6 +61,8 @@ def build(name: str, sizes: list[int], lr: float) -> tuple[nn.Module, torch.opti
     from aihwkit.optim import AnalogSGD
 
     cfg = rpu_config(name)
+    if analog_bias:  # the bias as one more analog input column, as insitu's tiles hold it
+        cfg.mapping.digital_bias = False
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(AnalogLinear(a, b, bias=True, rpu_config=cfg))
         if i < len(sizes) - 2:
@@ -94,13 +98,18 @@ def main() -> None:
     )
     p.add_argument("--preset", help="an aihwkit.simulator.presets class name (replaces --rpu)")
     p.add_argument("--init", choices=["default", "glorot"], default="default")
+    p.add_argument(
+        "--analog-bias",
+        action="store_true",
+        help="bias on the tile (mapping.digital_bias off; aihwkit's default is a digital bias)",
+    )
     args = p.parse_args()
     if args.preset:
         args.rpu = args.preset
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_mnist(args.data_dir, args.dataset)
-    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr)
+    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr, args.analog_bias)
     if args.init == "glorot":
         glorot_init(model)
     loss_fn = nn.CrossEntropyLoss()
@@ -123,6 +132,7 @@ def main() -> None:
         result["test_accuracy"] = float(100 * (pred == data["y_test"]).float().mean())
     result["rpu"] = args.rpu
     result["init"] = args.init
+    result["analog_bias"] = args.analog_bias
     report(result)
 
 
