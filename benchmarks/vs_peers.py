@@ -11,6 +11,8 @@ and the speed ratios measured within each repeat.
     .venv/bin/python benchmarks/vs_peers.py [--task crossbar] [--repeats 3] [--samples 60000]
     .venv/bin/python benchmarks/vs_peers.py --scaling [--scaling-samples 2000]   # instances, width
     .venv/bin/python benchmarks/vs_peers.py --task spiking --scaling [--steps 10 20 30 60 120]
+    .venv/bin/python benchmarks/vs_peers.py --task cells --samples 3000 --warmup 500 \
+        --keep-untrained   # compound weight cells vs aihwkit's compound presets (EcRam)
 
 Results (JSON, markdown table, plot) go to a new directory under ``--out``.
 
@@ -71,8 +73,10 @@ class Task:
     name: str
     description: str
     contenders: tuple[Contender, ...]
-    # (numerator, denominator, label): ratios of samples/s taken within one repeat.
+    # (numerator, denominator, label): ratios of samples/s taken within one repeat (and the
+    # difference of their test accuracies, where both report one).
     ratios: tuple[tuple[str, str, str], ...] = ()
+    args: tuple[str, ...] = ()  # given to every contender, before its own arguments
 
 
 CROSSBAR = Task(
@@ -140,7 +144,59 @@ SPIKING = Task(
     ),
 )
 
-TASKS: dict[str, Task] = {CROSSBAR.name: CROSSBAR, SPIKING.name: SPIKING}
+
+def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
+    """insitu's compound cells against aihwkit's compound presets for one aihwkit device
+    (``benchmarks/peers/cells_insitu.py`` holds the parameter mapping)."""
+    kinds = (
+        ("TikiTaka", "tiki-taka"),
+        ("TTv2", "ttv2"),
+        ("ChoppedTTv2", "chopped-ttv2"),
+        ("MixedPrecision", "mixed-precision"),
+    )
+    # insitu's initial weights, and the bias on the tile as insitu holds it (crossbar_aihwkit.py)
+    glorot = ("--init", "glorot", "--analog-bias")
+    contenders: list[Contender] = []
+    ratios: list[tuple[str, str, str]] = []
+    for scheme, kind in kinds:
+        preset = f"{scheme}{device}Preset"
+        ours = f"insitu {kind} ({preset})"
+        theirs = f"aihwkit {preset}"
+        contenders.append(Contender(ours, "project", "cells_insitu.py", ("--preset", preset)))
+        contenders.append(
+            Contender(theirs, "peers", "crossbar_aihwkit.py", ("--preset", preset, *glorot))
+        )
+        ratios.append((ours, theirs, f"{kind}: insitu 1 chip vs aihwkit (target >= 2)"))
+    agad = f"AGAD{device}Preset"
+    contenders.append(
+        Contender(
+            f"aihwkit {agad}",
+            "peers",
+            "crossbar_aihwkit.py",
+            ("--preset", agad, *glorot),
+            note="insitu has no AGAD cell",
+        )
+    )
+    twin = "the same device" if same else "NOT the same device (insitu has no exp-step model)"
+    return Task(
+        name=name,
+        description=(
+            "MLP 784-256-128-10, sigmoid, SGD lr 0.5, mini-batch 10, real MNIST (first "
+            "--samples of the seeded order), one chip, Glorot-uniform initial weights, the bias "
+            f"an analog column; aihwkit's compound presets on its {device}PresetDevice against "
+            f"insitu's weight cells on {insitu_device} ({twin}), PresetIOParameters periphery "
+            "on both; parameter mapping in benchmarks/peers/cells_insitu.py"
+        ),
+        contenders=tuple(contenders),
+        ratios=tuple(ratios),
+        args=("--lr", "0.5"),
+    )
+
+
+CELLS = _cells_task("cells", "EcRam", "ecram-liwo3", same=True)
+CELLS_RERAM = _cells_task("cells-reram", "ReRamES", "reram-taox", same=False)
+
+TASKS: dict[str, Task] = {t.name: t for t in (CROSSBAR, SPIKING, CELLS, CELLS_RERAM)}
 
 
 def run_one(c: Contender, extra: list[str], threads: int) -> dict[str, Any]:
@@ -163,31 +219,36 @@ def run_one(c: Contender, extra: list[str], threads: int) -> dict[str, Any]:
     return result
 
 
-def check_training(name: str, r: dict[str, Any], min_accuracy: float) -> None:
-    """A contender that did not learn is not worth timing: the loss must fall, accuracy >> 10%."""
+def check_training(name: str, r: dict[str, Any], min_accuracy: float, keep: bool) -> None:
+    """A contender that did not learn is not worth timing: the loss must fall, accuracy >> 10%.
+    With ``keep`` (comparing accuracy is the point) it is kept, marked ``trained: false``."""
     fell = r["loss_last_tenth"] < r["loss_first_tenth"]
     acc = r.get("test_accuracy")
-    if not fell or (acc is not None and acc < min_accuracy):
-        raise SystemExit(
+    r["trained"] = fell and (acc is None or acc >= min_accuracy)
+    if not r["trained"]:
+        message = (
             f"{name} did not train: loss {r['loss_first_tenth']:.3f} -> "
             f"{r['loss_last_tenth']:.3f}, test accuracy {acc}"
         )
+        if not keep:
+            raise SystemExit(message)
+        print(message, file=sys.stderr)
 
 
 def compare(task: Task, args: argparse.Namespace) -> dict[str, Any]:
     """Run every contender ``args.repeats`` times, alternately; medians and same-run ratios."""
     chosen = [c for c in task.contenders if not args.only or c.name in args.only]
     runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
-    extra = ["--samples", str(args.samples), "--warmup", str(args.warmup)]
+    extra = [*task.args, "--samples", str(args.samples), "--warmup", str(args.warmup)]
     extra += ["--data-dir", str(args.data_dir)]
     with Progress() as progress:
         bar = progress.add_task(task.name, total=args.repeats * len(chosen))
-        for rep in range(args.repeats):
+        for rep in range(args.first_seed, args.first_seed + args.repeats):
             k = rep % len(chosen)
             for c in chosen[k:] + chosen[:k]:
                 progress.update(bar, description=f"repeat {rep + 1}: {c.name}")
                 r = run_one(c, [*extra, "--seed", str(rep)], args.threads)
-                check_training(c.name, r, args.min_accuracy)
+                check_training(c.name, r, args.min_accuracy, args.keep_untrained)
                 runs[c.name].append(r)
                 progress.advance(bar)
     rows = []
@@ -220,12 +281,18 @@ def compare(task: Task, args: argparse.Namespace) -> dict[str, Any]:
                 a["samples_per_cpu_s"] / b["samples_per_cpu_s"]
                 for a, b in zip(runs[num], runs[den], strict=True)
             ]
+            gaps = [
+                a["test_accuracy"] - b["test_accuracy"]
+                for a, b in zip(runs[num], runs[den], strict=True)
+                if "test_accuracy" in a and "test_accuracy" in b
+            ]
             ratios.append(
                 {
                     "ratio": label,
                     "median": statistics.median(per_rep),
                     "per_repeat": per_rep,
                     "cpu_time_median": statistics.median(per_cpu),
+                    "accuracy_difference_per_repeat": gaps,
                 }
             )
     return {
@@ -271,9 +338,15 @@ def markdown(result: dict[str, Any]) -> str:
         )
     for q in result["ratios"]:
         each = ", ".join(f"{v:.2f}" for v in q["per_repeat"])
+        gaps = q.get("accuracy_difference_per_repeat") or []
+        gap = (
+            f"; accuracy difference (points): {', '.join(f'{g:+.1f}' for g in gaps)}"
+            if gaps
+            else ""
+        )
         lines.append(
             f"\n{q['ratio']}: median {q['median']:.2f} (per repeat: {each}); "
-            f"per CPU-second: {q['cpu_time_median']:.2f}"
+            f"per CPU-second: {q['cpu_time_median']:.2f}{gap}"
         )
     return "\n".join(lines)
 
@@ -419,11 +492,22 @@ def main() -> None:
     p.add_argument("--task", choices=sorted(TASKS), default="crossbar")
     p.add_argument("--only", nargs="+", help="contender names to run (default: all)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seed (and order rotation) of the first repeat: split repeats over several runs",
+    )
     p.add_argument("--samples", type=int, default=60000, help="training samples per run")
     p.add_argument("--warmup", type=int, default=1000, help="untimed first samples")
     p.add_argument("--threads", type=int, default=1, help="torch threads of every contender")
     p.add_argument(
         "--min-accuracy", type=float, default=50.0, help="test accuracy (%%) a run must reach"
+    )
+    p.add_argument(
+        "--keep-untrained",
+        action="store_true",
+        help="keep a contender that did not train (marked trained: false) instead of stopping",
     )
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "vs_peers")

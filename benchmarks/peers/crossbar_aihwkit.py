@@ -4,7 +4,9 @@
 stochastic pulse trains of at most 31); ``constant-step``: ``SingleRPUConfig`` with
 ``ConstantStepDevice`` and the same periphery presets; ``floating-point``:
 ``FloatingPointRPUConfig``; ``torch``: ``torch.nn.Linear`` layers and ``torch.optim.SGD``
-(runs under any environment). Runs under ``.venv-peers`` (torch 2.12.0, see the Makefile).
+(runs under any environment); ``--preset NAME``: any configuration preset of
+``aihwkit.simulator.presets`` by its class name (e.g. ``TTv2EcRamPreset``), which replaces
+``--rpu``. Runs under ``.venv-peers`` (torch 2.12.0, see the Makefile).
 
     .venv-peers/bin/python benchmarks/peers/crossbar_aihwkit.py --rpu ecram
 """
@@ -20,7 +22,8 @@ from torch import nn
 
 
 def rpu_config(name: str) -> Any:
-    """The aihwkit tile configuration called ``name``."""
+    """The aihwkit tile configuration called ``name`` (an ``--rpu`` choice or a preset)."""
+    from aihwkit.simulator import presets
     from aihwkit.simulator.configs import FloatingPointRPUConfig, SingleRPUConfig
     from aihwkit.simulator.configs.devices import ConstantStepDevice
     from aihwkit.simulator.presets import EcRamPreset
@@ -28,6 +31,10 @@ def rpu_config(name: str) -> Any:
 
     if name == "ecram":
         return EcRamPreset()
+    if name.endswith("Preset"):
+        if not hasattr(presets, name):
+            raise SystemExit(f"no preset {name!r} in aihwkit.simulator.presets")
+        return getattr(presets, name)()
     if name == "constant-step":
         return SingleRPUConfig(
             device=ConstantStepDevice(),
@@ -38,7 +45,9 @@ def rpu_config(name: str) -> Any:
     return FloatingPointRPUConfig()
 
 
-def build(name: str, sizes: list[int], lr: float) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build(
+    name: str, sizes: list[int], lr: float, analog_bias: bool = False
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The MLP with sigmoid hidden layers and its SGD optimiser."""
     layers: list[nn.Module] = []
     if name == "torch":
@@ -52,6 +61,8 @@ def build(name: str, sizes: list[int], lr: float) -> tuple[nn.Module, torch.opti
     from aihwkit.optim import AnalogSGD
 
     cfg = rpu_config(name)
+    if analog_bias:  # the bias as one more analog input column, as insitu's tiles hold it
+        cfg.mapping.digital_bias = False
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(AnalogLinear(a, b, bias=True, rpu_config=cfg))
         if i < len(sizes) - 2:
@@ -62,16 +73,45 @@ def build(name: str, sizes: list[int], lr: float) -> tuple[nn.Module, torch.opti
     return model, opt
 
 
+def glorot_init(model: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases (insitu's initial weights; the default of both
+    torch and aihwkit is uniform within 1/sqrt(fan_in), which starts a sigmoid MLP on a longer
+    plateau)."""
+    for layer in model.modules():
+        if not hasattr(layer, "in_features"):
+            continue
+        bound = (6.0 / (layer.in_features + layer.out_features)) ** 0.5
+        w = (2 * torch.rand(layer.out_features, layer.in_features) - 1) * bound
+        b = torch.zeros(layer.out_features)
+        if hasattr(layer, "set_weights"):  # analog: written to the tile (C of a compound)
+            layer.set_weights(w, b)
+        else:
+            with torch.no_grad():
+                layer.weight.copy_(w)
+                layer.bias.copy_(b)
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument(
         "--rpu", choices=["ecram", "constant-step", "floating-point", "torch"], default="ecram"
     )
+    p.add_argument("--preset", help="an aihwkit.simulator.presets class name (replaces --rpu)")
+    p.add_argument("--init", choices=["default", "glorot"], default="default")
+    p.add_argument(
+        "--analog-bias",
+        action="store_true",
+        help="bias on the tile (mapping.digital_bias off; aihwkit's default is a digital bias)",
+    )
     args = p.parse_args()
+    if args.preset:
+        args.rpu = args.preset
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_mnist(args.data_dir, args.dataset)
-    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr)
+    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr, args.analog_bias)
+    if args.init == "glorot":
+        glorot_init(model)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
 
@@ -91,6 +131,8 @@ def main() -> None:
             )
         result["test_accuracy"] = float(100 * (pred == data["y_test"]).float().mean())
     result["rpu"] = args.rpu
+    result["init"] = args.init
+    result["analog_bias"] = args.analog_bias
     report(result)
 
 

@@ -14,12 +14,26 @@ import torch
 from common import load_mnist, parser, report, train_timed
 
 from insitu.algorithms import make_trainer
+from insitu.algorithms.base import Trainer
 from insitu.devices import get_device
 from insitu.hardware import ChipConfig, PairMode, Periphery, TileConfig, UpdateParams
 
 # aihwkit's PresetIOParameters: 7-bit DAC, 9-bit ADC, out_bound 20, out_noise 0.1, noise
 # management by the largest input (ABS_MAX).
 AIHWKIT_PERIPHERY = Periphery(dac_bits=7, adc_bits=9, output_bound=20.0, output_noise=0.1)
+
+
+def test_accuracy(trainer: Trainer, data: dict[str, torch.Tensor], instances: int) -> dict:
+    """Test-set accuracy (%), mean over instances and per instance."""
+    correct = torch.zeros(instances)
+    for i in range(0, data["x_test"].shape[0], 1000):
+        out = trainer.predict(data["x_test"][i : i + 1000])
+        correct += (out.argmax(-1) == data["y_test"][i : i + 1000]).sum(-1)
+    acc = 100 * correct / data["x_test"].shape[0]
+    return {
+        "test_accuracy": float(acc.mean()),
+        "test_accuracy_per_instance": [round(float(a), 2) for a in acc],
+    }
 
 
 def main() -> None:
@@ -44,13 +58,7 @@ def main() -> None:
 
     result = train_timed(step, data, args, per_step_samples=args.instances)
     if not args.no_test:
-        correct = torch.zeros(args.instances)
-        for i in range(0, data["x_test"].shape[0], 1000):
-            out = trainer.predict(data["x_test"][i : i + 1000])
-            correct += (out.argmax(-1) == data["y_test"][i : i + 1000]).sum(-1)
-        acc = 100 * correct / data["x_test"].shape[0]
-        result["test_accuracy"] = float(acc.mean())
-        result["test_accuracy_per_instance"] = [round(float(a), 2) for a in acc]
+        result.update(test_accuracy(trainer, data, args.instances))
     result["instances"] = args.instances
     result["update"] = args.update
     result["device_pulses"] = trainer.log["device_pulse"]
