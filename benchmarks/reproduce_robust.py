@@ -108,7 +108,8 @@ def _same_setup(r: dict[str, Any], args: argparse.Namespace) -> bool:
     """A record of the same settings as this call (all but the grid's axes)."""
     mine = (args.epochs, args.instances, args.lr, args.limit_train, args.cell_options)
     theirs = (r["epochs"], r["instances"], r["lr"], r["limit_train"], r["extra_cell_options"])
-    return mine == theirs and r["refresh"] == [args.refresh_every, args.refresh_level]
+    refresh = [args.refresh_every, args.refresh_level]  # matters only to refreshed cells
+    return mine == theirs and (not r["cell"].endswith("+refresh") or r["refresh"] == refresh)
 
 
 def plan(args: argparse.Namespace, done: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,11 +143,17 @@ def pooled(records: Sequence[dict[str, Any]]) -> tuple[float, float, int]:
 
 
 def groups(records: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Records grouped by (dataset, rule, device, cell), in first-seen order."""
+    """Records grouped by (dataset, rule, device, cell): software first, then in the order of
+    :data:`RULES`, :data:`DEVICES` and :data:`CELLS` (other devices last)."""
     out: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in records:
         out.setdefault((r["dataset"], r["rule"], r["device"], r["cell"]), []).append(r)
-    return out
+    rank = {k: i for i, k in enumerate(("software", *RULES, *DEVICES, *CELLS))}
+
+    def order(key: tuple[str, ...]) -> tuple[Any, ...]:
+        return (key[0], *(rank.get(k, len(rank)) for k in key[1:]), key[2])
+
+    return dict(sorted(out.items(), key=lambda item: order(item[0])))
 
 
 def table(records: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -212,8 +219,12 @@ def figure(records: Sequence[dict[str, Any]], dataset: str, path: Path) -> None:
         return
     devices = [d for d in DEVICES if any(k[2] == d for k in g)]
     devices += sorted({k[2] for k in g if k[1] != "software"} - set(devices))
-    widest = max(sum(1 for k in g if k[1] == r and k[2] == d) for r in rules for d in devices)
-    fig = Figure(figsize=(max(7.0, 0.42 * widest * len(devices) + 2), 3.4 * len(rules) + 0.8))
+    # Each device's group as wide as its most bars in any panel, a bar's width apart.
+    slots = [max(sum(1 for k in g if k[1] == r and k[2] == d) for r in rules) for d in devices]
+    centres = [sum(slots[:i]) + 1.5 * i + (n - 1) / 2 for i, n in enumerate(slots)]
+    fig = Figure(
+        figsize=(max(7.0, 0.3 * (sum(slots) + 1.5 * len(devices)) + 1.5), 3.2 * len(rules) + 1)
+    )
     axes = fig.subplots(len(rules), 1, squeeze=False)[:, 0]
     colors = {k: f"C{i}" for i, k in enumerate(KINDS)}
     soft = [v for k, v in g.items() if k[1] == "software"]
@@ -221,10 +232,10 @@ def figure(records: Sequence[dict[str, Any]], dataset: str, path: Path) -> None:
     for ax, rule in zip(axes, rules, strict=True):
         for i, device in enumerate(devices):
             cells = [c for c in CELLS if (dataset, rule, device, c) in g]
-            width = 0.84 / widest
+            width = 0.9
             for j, cell in enumerate(cells):
                 mean, std, _ = pooled(g[(dataset, rule, device, cell)])
-                x = i + (j - (len(cells) - 1) / 2) * width
+                x = centres[i] + j - (len(cells) - 1) / 2
                 kind, _, refresh = cell.partition("+")
                 bar = ax.bar(
                     x,
@@ -254,8 +265,8 @@ def figure(records: Sequence[dict[str, Any]], dataset: str, path: Path) -> None:
                 f"software {100 * mean:.1f} %",
                 ax.axhline(100 * mean, color="k", lw=1, ls="--"),
             )
-        ax.set_xticks(range(len(devices)), devices)
-        ax.set_xlim(-0.5, len(devices) - 0.5)
+        ax.set_xticks(centres, devices)
+        ax.set_xlim(-1.0, sum(slots) + 1.5 * (len(devices) - 1))
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{rule}, {dataset}: mean ± std over chips and seeds", fontsize=10)
         ax.set_ylim(0, 108)
@@ -284,7 +295,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--refresh-every", type=int, default=10)
-    parser.add_argument("--refresh-level", type=float, default=0.5)
+    # 0.7: best of 0.3-0.9 for mixed-precision+refresh on pcm, seed 3 (benchmarks/RESULTS.md)
+    parser.add_argument("--refresh-level", type=float, default=0.7)
     parser.add_argument(
         "--cell-options",
         type=json.loads,

@@ -152,7 +152,7 @@ SYSTEMS: tuple[System, ...] = (
         task="digits 8x8, MLP 64-32-10, sigmoid, reram-taox, 4 chips",
         runs=(
             DemoRun("software", {**_DIGITS, "algorithm": "software"}),
-            DemoRun("analog-sgd", {**_DIGITS, "algorithm": "analog-sgd", "device": "reram-taox"}),
+            DemoRun("plain pairs", {**_DIGITS, "algorithm": "analog-sgd", "device": "reram-taox"}),
             DemoRun(
                 f"{_CELL['kind']} cell",
                 {**_DIGITS, "algorithm": "analog-sgd", "device": "reram-taox", "cell": _CELL},
