@@ -316,6 +316,15 @@ def test_demo_shows_the_three_seed_systems(tmp_path: Path) -> None:
     spiking = next(s for s in doc["systems"] if s["key"] == "spiking")
     deploy = next(r for r in spiking["runs"] if r["label"].startswith("deploy"))
     assert deploy["note"].startswith("software ")  # the accuracy before writing to the chip
+    # The weight-cell table: plain pairs and the cell on the same ReRAM chip, same data.
+    cells = next(s for s in doc["systems"] if s["key"] == "cells")
+    plain, cell = (
+        yaml.safe_load((stamp_dir / r["run_dir"] / "config.yaml").read_text())
+        for r in cells["runs"][-2:]
+    )
+    assert plain["device"] == cell["device"] == "reram-taox"
+    assert plain["cell"]["kind"] == "single" and cell["cell"]["kind"] != "single"
+    assert cell["algorithm"] == plain["algorithm"] == "analog-sgd"
     # Every chip run priced against the GPU, and one report holding the whole demo.
     assert "chip against a GPU" in text
     chip_runs = [r["label"] for s in doc["systems"] for r in s["runs"]]

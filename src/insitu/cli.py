@@ -314,8 +314,8 @@ def demo(
     ] = False,
     quiet: QuietOption = False,
 ) -> None:
-    """The three seed systems beside their baselines and the papers' figures, energy against a
-    GPU, and one HTML report (embedded data, a few minutes)."""
+    """The three seed systems beside their baselines and the papers' figures, a weight cell on
+    ReRAM, energy against a GPU, and one HTML report (embedded data, a few minutes)."""
     from insitu.experiments.demo import quick_settings, run_demo
     from insitu.experiments.run import fresh_dir
 
