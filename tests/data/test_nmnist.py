@@ -21,25 +21,10 @@ from insitu.data import (
 from insitu.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SUBSET = SHARED / "nmnist_small"
 
 
-@pytest.fixture(scope="module")
-def subset() -> Path:
-    """The real subset; the tests need it and do not skip without it."""
-    for name in ("SHA256SUMS", "train1K.txt", "test100.txt", "1.bs2", "60001.bs2"):
-        if not (SUBSET / name).is_file():
-            pytest.fail(f"real data file {SUBSET / name} is missing; expected the N-MNIST subset")
-    return SUBSET
-
-
-@pytest.fixture(autouse=True)
-def private_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No INSITU_DATA and an empty HOME, so only the folders a test names are searched."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv(ENV_VAR, raising=False)
+# Only the folders a test names are searched (conftest's private_home).
+pytestmark = pytest.mark.usefixtures("private_home")
 
 
 def label_pairs(path: Path) -> list[tuple[int, int]]:

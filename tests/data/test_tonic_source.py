@@ -13,32 +13,16 @@ import pytest
 import tonic
 import torch
 
-from insitu.data import ENV_VAR, load_nmnist, load_tonic, read_nmnist_events
+from insitu.data import load_nmnist, load_tonic, read_nmnist_events
 from insitu.data.nmnist import NMNIST_SMALL_MANIFEST_SHA256
 from insitu.data.tonic_source import TonicNmnist, nmnist_transform, tonic_options
 from insitu.errors import ConfigError, DataError, UnknownNameError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-SUBSET = SHARED / "nmnist_small"
 N_TRAIN, N_TEST = 12, 6
 
 
-@pytest.fixture(scope="module")
-def subset() -> Path:
-    """The real subset; the tests need it and do not skip without it."""
-    for name in ("SHA256SUMS", "train1K.txt", "test100.txt", "1.bs2", "60001.bs2"):
-        if not (SUBSET / name).is_file():
-            pytest.fail(f"real data file {SUBSET / name} is missing; expected the N-MNIST subset")
-    return SUBSET
-
-
-@pytest.fixture(autouse=True)
-def private_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No INSITU_DATA and an empty HOME, so only the folders a test names are searched."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv(ENV_VAR, raising=False)
+# Only the folders a test names are searched (conftest's private_home).
+pytestmark = pytest.mark.usefixtures("private_home")
 
 
 def both(subset: Path, time_steps: int = 35, **options: Any) -> tuple[Any, Any]:
