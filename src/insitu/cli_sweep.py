@@ -71,14 +71,14 @@ def sweep(
     """Run a sweep: every trial a run directory; results as SQLite and CSV; plots per field."""
     from insitu.experiments.run import fresh_dir
     from insitu.experiments.sweep import read_sweep
-    from insitu.experiments.sweep_runner import run_sweep, sweep_trials
+    from insitu.experiments.sweep_runner import backend_name, run_sweep, sweep_trials
     from insitu.experiments.sweep_tune import TuneOptions
 
-    if address is not None and backend not in ("ray", "ray-tune"):
+    on_tune = backend_name(backend) == "ray-tune"  # also names an unknown backend
+    if address is not None and not on_tune:
         raise ConfigError("--address joins a Ray cluster: use it with --backend ray-tune")
     tune_names = ("scheduler", "grace_period", "reduction_factor", "brackets", "num_samples")
     given = [n for n in tune_names if given_explicitly(ctx, n)]
-    on_tune = backend in ("ray", "ray-tune")
     if given and not on_tune:
         flag = "--" + given[0].replace("_", "-")
         raise ConfigError(f"{flag} is a Ray Tune option: use it with --backend ray-tune")
