@@ -38,6 +38,12 @@ from insitu.experiments.spiking_run import load_spiking_dataset, train_spiking
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "configs" / "in_the_loop_mnist.yaml"
 console = Console(stderr=True)
+# The paper's values beside ours (Cramer et al. 2022: MNIST 97.2 +- 0.1 % on the chip, 97.5 %
+# in software; Fashion-MNIST 84.2 % on the chip). The sweep is a figure there, not numbers.
+PAPER = {"mnist-in-the-loop": 97.2, "mnist-snn-software": 97.5, "fashion-in-the-loop": 84.2}
+# Issue 23's reading of the paper's claim: at 30 % mismatch in-the-loop stays within 1.5 points
+# of its 0 % value, while deploy falls >= 10 points below its own.
+FLAT_WITHIN, DEPLOY_DROP = 1.5, 10.0
 
 
 def config(base: dict[str, Any], **changes: Any) -> SpikingTrainConfig:
@@ -120,17 +126,40 @@ def sweep_figure(rows: list[dict[str, Any]], path: Path) -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| run | algorithm | dataset | sigma_d | epochs | test accuracy | wall |",
-        "|---|---|---|---|---|---|---|",
+        "| run | algorithm | dataset | sigma_d | epochs | chips | test accuracy | paper | wall |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         sigma = "preset" if r["mismatch"] is None else f"{100 * r['mismatch']:g} %"
         acc = f"{100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f} %"
+        paper = f"{PAPER[r['run']]} %" if r["run"] in PAPER else "-"
         lines.append(
             f"| {r['run']} | {r['algorithm']} | {r['dataset']} | {sigma} | {r['epochs']} | "
-            f"{acc} | {r['wall_s'] / 60:.1f} min |"
+            f"{len(r['test_acc'])} | {acc} | {paper} | {r['wall_s'] / 60:.1f} min |"
         )
-    return "\n".join(lines) + "\n"
+    verdict = sweep_verdict(rows)
+    return "\n".join(lines) + "\n" + (f"\n{verdict}\n" if verdict else "")
+
+
+def sweep_verdict(rows: list[dict[str, Any]]) -> str:
+    """The sweep's claim checked at 30 % against 0 %, per method (empty until both are in)."""
+    at = {
+        (r["algorithm"], r["mismatch"]): 100 * r["test_acc_mean"]
+        for r in rows
+        if r["run"].startswith("sweep-")
+    }
+    parts = []
+    for alg, bar in (("in-the-loop", -FLAT_WITHIN), ("deploy", DEPLOY_DROP)):
+        if (alg, 0.0) not in at or (alg, 0.3) not in at:
+            continue
+        drop = at[(alg, 0.0)] - at[(alg, 0.3)]
+        holds = drop <= -bar if bar < 0 else drop >= bar
+        need = f"<= {-bar:g}" if bar < 0 else f">= {bar:g}"
+        parts.append(
+            f"{alg}: {at[(alg, 0.0)]:.2f} % at 0 %, {at[(alg, 0.3)]:.2f} % at 30 % "
+            f"(drop {drop:.2f} points, need {need}: {'holds' if holds else 'MISSED'})"
+        )
+    return "; ".join(parts)
 
 
 def main() -> None:
