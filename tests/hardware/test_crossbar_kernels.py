@@ -42,7 +42,9 @@ def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> 
     return fast, slow
 
 
-def _exact_tile(device: str, pair: str, sequential: bool, shape: tuple[int, int] = (9, 5)) -> Tile:
+def _exact_tile(
+    device: str, pair: str, sequential: bool, shape: tuple[int, int] = (9, 5), max_pulses: int = 31
+) -> Tile:
     # Noise-free devices (but with device-to-device spread and soft bounds) and a weight step
     # of a power of two, so that lr / step and the train probabilities come out exactly.
     params = get_device(device).replace(
@@ -51,14 +53,17 @@ def _exact_tile(device: str, pair: str, sequential: bool, shape: tuple[int, int]
     config = TileConfig(
         params,
         periphery=Periphery(noise_management=False, output_noise=0.0),
-        update=UpdateParams(mode=UpdateMode.STOCHASTIC, sequential=sequential, max_pulses=31),
+        update=UpdateParams(
+            mode=UpdateMode.STOCHASTIC, sequential=sequential, max_pulses=max_pulses
+        ),
         pair=PairMode(pair),
     )
     return Tile(*shape, config, instances=3, generator=torch.Generator().manual_seed(4))
 
 
 @pytest.mark.parametrize("shape", [(9, 5), (40, 30)], ids=["9x5", "40x30"])
-@pytest.mark.parametrize("slots", [1, 2, 5])
+# 100 and 130 slots: trains longer than one 64-bit word (aihwkit's TTv2 presets use 100).
+@pytest.mark.parametrize("slots", [1, 2, 5, 100, 130])
 @pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "aggregated"])
 @pytest.mark.parametrize("pair", ["differential", "reference"])
 @pytest.mark.parametrize("device", ["reram-taox", "ecram-liwo3"])
@@ -86,7 +91,9 @@ def test_update_equals_torch_path_when_every_line_fires_for_sure(
         for _ in range(3):
             tile.update(x, d, lr)
 
-    fast, slow = _both_paths(monkeypatch, lambda: _exact_tile(device, pair, sequential, shape), run)
+    fast, slow = _both_paths(
+        monkeypatch, lambda: _exact_tile(device, pair, sequential, shape, max(31, slots)), run
+    )
     for a, b in zip(conductances(fast), conductances(slow), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert torch.equal(pulse_counts(fast), pulse_counts(slow))
@@ -124,22 +131,25 @@ def test_multi_pulse_response_is_the_closed_form(mode: str, a: float) -> None:
             assert spread == pytest.approx(math.sqrt(float(var)), rel=1e-7)
 
 
-def _noisy_tile(instances: int) -> Tile:
+def _noisy_tile(instances: int, max_pulses: int = 31) -> Tile:
     config = TileConfig(
         get_device("reram-taox").replace(stuck_low=0.0, stuck_high=0.0),
         periphery=Periphery(noise_management=False, output_noise=0.0),
-        update=UpdateParams(mode=UpdateMode.STOCHASTIC, max_pulses=31),
+        update=UpdateParams(mode=UpdateMode.STOCHASTIC, max_pulses=max_pulses),
     )
     return Tile(3, 2, config, instances=instances, generator=torch.Generator().manual_seed(2))
 
 
-@pytest.mark.parametrize("steps", [8.0, 1.0], ids=["trains-of-2-to-6-slots", "one-slot-trains"])
+@pytest.mark.parametrize(
+    "steps", [8.0, 1.0, 300.0], ids=["trains-of-2-to-6-slots", "one-slot-trains", "multi-word"]
+)
 def test_update_has_the_torch_paths_mean_and_spread(
     monkeypatch: pytest.MonkeyPatch, steps: float
 ) -> None:
     # Random trains and cycle-to-cycle noise: the draws differ, the distribution must not.
     # lr = 8 steps gives each sample 2 to 6 slots; lr = 1 step gives every sample one slot
-    # (the kernel's branch-free path for one-slot trains).
+    # (the kernel's branch-free path for one-slot trains); lr = 300 steps gives trains of 100
+    # slots or less, most longer than one 64-bit word.
     x = torch.tensor([[0.5, -0.8, 0.2], [-0.3, 0.1, 0.9], [0.05, 0.0, -0.4]])
     d = torch.tensor([[0.3, -0.6], [0.7, 0.2], [-0.1, 0.5]])
     changes = {}
@@ -149,7 +159,7 @@ def test_update_has_the_torch_paths_mean_and_spread(
         tile.update(x, d, steps * tile.config.weight_step)
         changes[tile.kernel_ready()] = true_weights(tile) - before
 
-    _both_paths(monkeypatch, lambda: _noisy_tile(4000), run)
+    _both_paths(monkeypatch, lambda: _noisy_tile(4000, max_pulses=100), run)
     fast, slow = changes[True], changes[False]
     se = (fast.var(0) / fast.shape[0] + slow.var(0) / slow.shape[0]).sqrt()
     assert ((fast.mean(0) - slow.mean(0)).abs() <= 4 * se).all()

@@ -47,8 +47,11 @@ _U2 = np.uint64(2)
 _U4 = np.uint64(4)
 _U56 = np.uint64(56)
 
-# Longest pulse train a kernel holds as one 64-bit word; longer trains take the torch path.
-MAX_KERNEL_SLOTS = 64
+# A pulse train is held as the bits of 64-bit words, one word for trains of up to 64 slots
+# (nearly all); longer ones (aihwkit's TTv2 presets ask for 100) take several words per line.
+# Beyond MAX_KERNEL_SLOTS, the torch path.
+WORD_SLOTS = 64
+MAX_KERNEL_SLOTS = 4 * WORD_SLOTS
 
 
 @njit(inline="always")
@@ -60,15 +63,16 @@ def _popcount(x: np.uint64) -> int:
 
 
 @njit(inline="always")
-def _train(z: Any, line: int, slots: int, p: float) -> np.uint64:
-    """The pulse train of ``line`` as the bits of a word: ``slots`` slots, each firing with
-    probability ``p``, drawn at stream positions ``line * slots + 1`` onwards from state ``z``
-    (so a loop over lines has no chain between them; it ends with ``skip(z, lines * slots)``).
-    Scalars only: see :func:`_response`."""
+def _train(z: Any, line: int, slots: int, p: float, first: int = 0) -> np.uint64:
+    """Slots ``first`` to ``first + 63`` (at most ``slots - 1``) of the pulse train of
+    ``line`` as the bits of a word: ``slots`` slots, each firing with probability ``p``, drawn
+    at stream positions ``line * slots + 1`` onwards from state ``z`` (so a loop over lines has
+    no chain between them; it ends with ``skip(z, lines * slots)``). Scalars only: see
+    :func:`_response`."""
     mask = _ZERO
-    for t in range(slots):
+    for t in range(first, min(first + WORD_SLOTS, slots)):
         hit = np.uint64(uniform_at(z, line * slots + t + 1) < p)
-        mask |= hit << np.uint64(t)
+        mask |= hit << np.uint64(t - first)
     return mask
 
 
@@ -301,8 +305,10 @@ def _stochastic_update(
     pulses_flat = pulses.reshape(size)
     far = table.nbytes > PREFETCH_BYTES
     for i in range(inst):
-        xm = np.zeros(n_in, dtype=np.uint64)
-        dm = np.zeros(n_out, dtype=np.uint64)
+        # Each line's train as `words` consecutive words (one unless a train has > 64 slots).
+        most = (max_pulses + WORD_SLOTS - 1) // WORD_SLOTS
+        xm = np.zeros(n_in * most, dtype=np.uint64)
+        dm = np.zeros(n_out * most, dtype=np.uint64)
         cols = np.zeros(n_in, dtype=np.int64)
         signs = np.zeros(n_in, dtype=np.int64)
         rows = np.zeros(n_out, dtype=np.int64)
@@ -331,6 +337,7 @@ def _stochastic_update(
             cd = math.sqrt(lam * mx / (slots * md))
             n_cols = 0
             n_rows = 0
+            words = 1
             if slots == 1:
                 # One slot (most samples of the hidden layers): a line fires with probability
                 # p. One draw per line, taken by position in the stream, and the fired lines
@@ -349,6 +356,30 @@ def _stochastic_update(
                     n_rows += uniform_at(z, r + 1) < abs(d[i, s, r]) * cd
                 z = skip(z, n_out)
                 line_pulses += n_cols + n_rows
+            elif slots > WORD_SLOTS:  # as below, each train over several words
+                words = (slots + WORD_SLOTS - 1) // WORD_SLOTS
+                for j in range(n_in):
+                    v = x[i, s, j]
+                    cols[n_cols] = j
+                    signs[n_cols] = 1 if v > 0 else -1
+                    fired = _ZERO
+                    for q in range(words):
+                        mask = _train(z, j, slots, abs(v) * cx, q * WORD_SLOTS)
+                        xm[n_cols * words + q] = mask
+                        fired |= mask
+                        line_pulses += _popcount(mask)
+                    n_cols += fired != _ZERO
+                z = skip(z, n_in * slots)
+                for r in range(n_out):
+                    rows[n_rows] = r
+                    fired = _ZERO
+                    for q in range(words):
+                        mask = _train(z, r, slots, abs(d[i, s, r]) * cd, q * WORD_SLOTS)
+                        dm[n_rows * words + q] = mask
+                        fired |= mask
+                        line_pulses += _popcount(mask)
+                    n_rows += fired != _ZERO
+                z = skip(z, n_out * slots)
             else:  # the same, a draw per slot, the slots' outcomes as the bits of a word
                 for j in range(n_in):
                     v = x[i, s, j]
@@ -375,7 +406,12 @@ def _stochastic_update(
                 sr = -1 if d[i, s, r] > 0 else 1  # descent: minus the error's sign
                 row = (i * n_out + r) * n_in
                 for b in range(n_cols):
-                    k = _popcount(dm[a] & xm[b])
+                    if words == 1:
+                        k = _popcount(dm[a] & xm[b])
+                    else:
+                        k = 0
+                        for q in range(words):
+                            k += _popcount(dm[a * words + q] & xm[b * words + q])
                     if k == 0:
                         continue
                     c = cols[b]

@@ -292,7 +292,8 @@ class Tile:
 
     def kernel_ready(self) -> bool:
         """Whether :meth:`update` runs as one compiled loop (CPU, stochastic trains of at most
-        64 slots, a tabled device kind, two-sided pairs, kernels chosen when it was built)
+        ``crossbar_kernels.MAX_KERNEL_SLOTS`` slots, a tabled device kind, two-sided pairs,
+        kernels chosen when it was built)
         rather than as tensor operations."""
         return self._update.compiled
 
