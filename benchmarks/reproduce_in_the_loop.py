@@ -243,9 +243,10 @@ def main() -> None:
             cfg = config(sweep_base, algorithm="snn-software")
             rows.append(run(cfg, args.out, ds, "sweep-snn-software"))
             save()
-        if not any(r["run"].startswith("sweep-deploy") for r in rows):
+        missing = [s for s in args.sigmas if f"sweep-deploy-sigma{s:g}" not in done]
+        if missing:  # a later call with more sigmas deploys only the new ones
             software = next(r for r in rows if r["run"] == "sweep-snn-software")
-            rows.extend(deploy_rows(sweep_base, list(args.sigmas), software, ds))
+            rows.extend(deploy_rows(sweep_base, missing, software, ds))
             save()
         sweep_figure(
             [r for r in rows if r["run"].startswith("sweep-")],
