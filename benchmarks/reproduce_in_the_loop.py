@@ -169,6 +169,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     ap.add_argument("--sweep-epochs", type=int, default=5)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    ap.add_argument(
+        "--deploy-sigmas",
+        type=float,
+        nargs="+",
+        default=None,
+        help="sigmas at which deploy is measured (default: --sigmas); costs no training",
+    )
     ap.add_argument("--instances", type=int, default=None)
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
@@ -243,7 +250,8 @@ def main() -> None:
             cfg = config(sweep_base, algorithm="snn-software")
             rows.append(run(cfg, args.out, ds, "sweep-snn-software"))
             save()
-        missing = [s for s in args.sigmas if f"sweep-deploy-sigma{s:g}" not in done]
+        deploy_at = args.sigmas if args.deploy_sigmas is None else args.deploy_sigmas
+        missing = [s for s in deploy_at if f"sweep-deploy-sigma{s:g}" not in done]
         if missing:  # a later call with more sigmas deploys only the new ones
             software = next(r for r in rows if r["run"] == "sweep-snn-software")
             rows.extend(deploy_rows(sweep_base, missing, software, ds))
