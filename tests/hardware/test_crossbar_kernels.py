@@ -22,10 +22,12 @@ from insitu.hardware import (
     TileConfig,
     UpdateMode,
     UpdateParams,
+    pulse_kernels,
 )
 from insitu.hardware import crossbar_kernels as kernels
 from insitu.hardware import read_kernels as reads
 from insitu.hardware.inspection import conductances, pulse_counts, true_weights
+from insitu.hardware.tile_pulses import apply_entries, count_entries
 
 
 def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> tuple[Tile, Tile]:
@@ -115,7 +117,7 @@ def test_multi_pulse_response_is_the_closed_form(mode: str, a: float) -> None:
 
     def moved(n: int, noise: float) -> float:
         args = (params.g_ref, sigma2, multiplicative)
-        return float(kernels._response(g0, dw, kappa, n, noise, *args) - g0)
+        return float(pulse_kernels._response(g0, dw, kappa, n, noise, *args) - g0)
 
     for n in range(1, 13):
         as_tensor = torch.tensor([dw], dtype=torch.float64)
@@ -184,7 +186,11 @@ def _read_tile(
     )
     tile = Tile(n_in, n_out, config, instances=2, generator=torch.Generator().manual_seed(0))
     counts = torch.randint(-40, 41, tile.shape, generator=torch.Generator().manual_seed(3))
-    tile.pulse(counts.float())  # weights away from zero
+    # Weights away from zero, pulsed by the torch path on both tiles (a kernel tile's own
+    # pulse() draws its noise from its kernel streams): both read the same weights.
+    entries = count_entries(tile, counts.float().unsqueeze(1))
+    assert entries is not None
+    apply_entries(tile, *entries)
     return tile
 
 
@@ -332,3 +338,48 @@ def test_checkpoints_with_a_kept_normal_draw_still_load() -> None:
         state["kernel_streams"] = (words, torch.full((3,), float("inf"), dtype=torch.float64))
 
     _assert_resumes_identically(old_format)
+
+
+@pytest.mark.parametrize("pair", ["differential", "reference"])
+@pytest.mark.parametrize("device", ["reram-taox", "ecram-liwo3"])
+def test_pulse_and_pulse_columns_equal_torch_path_without_noise(
+    monkeypatch: pytest.MonkeyPatch, device: str, pair: str
+) -> None:
+    # Given pulse counts (a compound cell's transfers and whole steps, write-verify): a tile
+    # whose update is compiled applies them in its kernel, with the torch path's numbers where
+    # no noise is drawn, and logs the same events.
+    gen = torch.Generator().manual_seed(5)
+    counts = torch.randint(-6, 7, (3, 5, 9), generator=gen).float()
+    columns = torch.tensor([4, 0, 7])
+
+    def run(tile: Tile) -> None:
+        tile.pulse(counts)
+        tile.pulse_columns(columns, counts[:, :, :3])
+        tile.pulse(-2 * counts)
+
+    fast, slow = _both_paths(monkeypatch, lambda: _exact_tile(device, pair, True), run)
+    for a, b in zip(conductances(fast), conductances(slow), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
+    assert fast.log.counts() == slow.log.counts()
+    assert fast.log[Event.PULSE] > 0
+
+
+def test_pulse_has_the_torch_paths_mean_and_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cycle-to-cycle noise on given counts: other draws (the kernel's streams), same statistics.
+    counts = torch.tensor([[3.0, -1.0, 12.0], [-7.0, 1.0, 0.0]]).expand(4000, 2, 3)
+    changes = {}
+
+    def run(tile: Tile) -> None:
+        before = true_weights(tile)
+        tile.pulse(counts)
+        changes[tile.kernel_ready()] = true_weights(tile) - before
+
+    _both_paths(monkeypatch, lambda: _noisy_tile(4000), run)
+    fast, slow = changes[True], changes[False]
+    moved = counts[0] != 0
+    se = (fast.var(0) / fast.shape[0] + slow.var(0) / slow.shape[0]).sqrt()
+    assert ((fast.mean(0) - slow.mean(0)).abs() <= 4 * se + 1e-9).all()
+    ratio = fast.std(0)[moved] / slow.std(0)[moved]
+    assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
+    assert (fast[:, ~moved] == 0).all()

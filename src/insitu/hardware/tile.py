@@ -46,7 +46,7 @@ from insitu.hardware.tile_config import (
     UpdateParams,
     check_batch,
 )
-from insitu.hardware.tile_pulses import Entries, apply_entries, apply_tile_entries, count_entries
+from insitu.hardware.tile_pulses import Entries, apply_tile_entries, count_entries
 from insitu.hardware.tile_read import ReadBackend, read_backend
 from insitu.hardware.tile_update import TorchUpdate, UpdateBackend, update_backend
 
@@ -230,7 +230,7 @@ class Tile:
             raise ValueError("pulse counts must be whole numbers")
         entries = count_entries(self, counts.to(torch.float32).unsqueeze(1))
         if entries is not None:
-            apply_entries(self, *entries)
+            self._update.apply(*entries)
         self.log.add(Event.UPDATE, self.instances * self.out_features)
 
     def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
@@ -249,7 +249,8 @@ class Tile:
         inst, row, j = nz.nonzero(as_tuple=True)
         if inst.numel():
             weight = (inst * self.out_features + row) * self.in_features + columns[j]
-            apply_entries(self, weight, counts[nz].to(torch.float32))
+            # nonzero's row-major order puts each instance's entries together, as apply needs.
+            self._update.apply(weight, counts[nz].to(torch.float32))
         # Row trains plus each driven column line's train (as long as its longest row's).
         column_trains = counts.abs().amax(1).sum()
         self.log.add(Event.LINE_PULSE, counts.abs().sum() + column_trains)

@@ -23,6 +23,7 @@ from torch import Tensor
 from insitu.devices import NoiseMode
 from insitu.errors import check_range
 from insitu.hardware import crossbar_kernels as kernels
+from insitu.hardware import pulse_kernels as pk
 from insitu.hardware.backend import Implementation
 from insitu.hardware.events import Event
 from insitu.hardware.kernel_switch import as_numpy
@@ -45,6 +46,11 @@ class UpdateBackend(Protocol):
 
     def forget(self) -> None:
         """Drop what was derived from the tile's state (it was replaced)."""
+        ...
+
+    def apply(self, weight: Tensor, counts: Tensor) -> None:
+        """Apply signed pulse counts to the devices of the weights ``weight`` (indices into
+        the flat (I, out, in) weights, in instance order; each weight's entries in time order)."""
         ...
 
 
@@ -82,6 +88,10 @@ class TorchUpdate:
 
     def forget(self) -> None:
         """Nothing is kept between updates."""
+
+    def apply(self, weight: Tensor, counts: Tensor) -> None:
+        """Apply pulse-count entries by tensor operations (:func:`apply_entries`)."""
+        apply_entries(self._tile, weight, counts)
 
     def entries(self, x: Tensor, d: Tensor, lr: float) -> Entries | None:
         """The pulses of the update as entries (weight index, signed count), not applied."""
@@ -211,7 +221,7 @@ class KernelUpdate:
 
     def __init__(self, tile: Tile) -> None:
         self._tile = tile
-        self._views: kernels.TileViews | None = None
+        self._views: pk.TileViews | None = None
         self._table_of: Tensor | None = None  # the pulse table the compact table was made from
         self._table: Tensor | None = None
 
@@ -226,7 +236,7 @@ class KernelUpdate:
             tile.log.add(Event.UPDATE, cycles)
             return
         k = self._kernel_views()
-        k.params[kernels.P_LAM] = lr / tile.config.weight_step
+        k.params[pk.P_LAM] = lr / tile.config.weight_step
         totals = np.zeros(2)
         kernels.stochastic_update(
             k.g,
@@ -247,7 +257,30 @@ class KernelUpdate:
             )
         )
 
-    def _kernel_views(self) -> kernels.TileViews:
+    def apply(self, weight: Tensor, counts: Tensor) -> None:
+        """Apply pulse-count entries in one compiled loop, each instance's noise from its
+        stream (:func:`insitu.hardware.pulse_kernels.pulse_weights`)."""
+        if weight.numel() == 0:
+            return
+        tile = self._tile
+        k = self._kernel_views()
+        per_instance = tile.out_features * tile.in_features
+        bounds = torch.arange(tile.instances + 1, device=weight.device) * per_instance
+        starts = torch.searchsorted(weight, bounds)
+        done = pk.pulse_weights(
+            k.g,
+            k.table,
+            k.w,
+            k.pulses,
+            as_numpy(weight.to(torch.int64).contiguous()),
+            as_numpy(counts.to(torch.int64).contiguous()),
+            as_numpy(starts.to(torch.int64)),
+            k.params,
+            k.state,
+        )
+        tile.log.add(Event.PULSE, int(done))
+
+    def _kernel_views(self) -> pk.TileViews:
         """The kernel's numpy views of the tile's state, made again when a tensor was replaced
         (relax, load_state_dict) and kept otherwise."""
         tile = self._tile
@@ -256,24 +289,22 @@ class KernelUpdate:
         if k is None or k.g_tensor is not tile._g or k.w_tensor is not w:
             if self._table is None or self._table_of is not tile._table:
                 assert tile._table is not None  # kernel_serves checked it
-                self._table_of, self._table = tile._table, kernels.kernel_table(tile._table)
+                self._table_of, self._table = tile._table, pk.kernel_table(tile._table)
             if not w.is_contiguous():
                 w = tile._w = w.contiguous()
             dev, u = tile.config.device, tile.config.update
-            params = np.zeros(kernels.N_PARAMS)
-            params[kernels.P_MAX_PULSES] = u.max_pulses
-            params[kernels.P_DYNAMIC] = u.dynamic_length
-            params[kernels.P_SEQUENTIAL] = u.sequential
-            params[kernels.P_PAIR] = tile.devices_per_weight
-            params[kernels.P_WEIGHT_SCALE] = tile.config.weight_scale
-            params[kernels.P_G_REF] = dev.g_ref
-            params[kernels.P_SIGMA2] = dev.dw_min_std**2
-            params[kernels.P_MULTIPLICATIVE] = dev.noise_mode is NoiseMode.MULTIPLICATIVE
-            params[kernels.P_G_MIN] = dev.g_min
-            params[kernels.P_DELTA] = (
-                0.0 if dev.n_states is None else dev.g_range / (dev.n_states - 1)
-            )
-            k = self._views = kernels.TileViews(
+            params = np.zeros(pk.N_PARAMS)
+            params[pk.P_MAX_PULSES] = u.max_pulses
+            params[pk.P_DYNAMIC] = u.dynamic_length
+            params[pk.P_SEQUENTIAL] = u.sequential
+            params[pk.P_PAIR] = tile.devices_per_weight
+            params[pk.P_WEIGHT_SCALE] = tile.config.weight_scale
+            params[pk.P_G_REF] = dev.g_ref
+            params[pk.P_SIGMA2] = dev.dw_min_std**2
+            params[pk.P_MULTIPLICATIVE] = dev.noise_mode is NoiseMode.MULTIPLICATIVE
+            params[pk.P_G_MIN] = dev.g_min
+            params[pk.P_DELTA] = 0.0 if dev.n_states is None else dev.g_range / (dev.n_states - 1)
+            k = self._views = pk.TileViews(
                 tile._g,
                 w,
                 as_numpy(tile._g.view(-1)),
