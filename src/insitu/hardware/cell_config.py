@@ -86,8 +86,8 @@ class CellParams:
             Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
         refresh_level: a pair is refreshed when a device is above this fraction of its range.
         tiles: arrays of a ``multi-tile-residual`` cell (``residual``: always 2). Li et al.
-            show the residual shrinking with every tile; their LeNet-5 script uses 7, 4 here
-            keeps the cost of a few-state device near a TTv2 cell's.
+            show the residual shrinking with every tile; their LeNet-5 script trains 7 for 200
+            epochs; 4 here (3, 4 and 6 measured on a 9-state device: benchmarks/RESULTS.md).
         tile_gamma: significance of each residual array relative to the next more significant
             one (the papers' gamma; 0.5 in Li et al.'s scripts).
         period_growth: factor by which the transfer period grows from one array to the next

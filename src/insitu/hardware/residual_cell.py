@@ -10,14 +10,15 @@ the more significant ones leave over.
   transferred into W (``W += beta P``, by reads and pulses). This solves a bilevel problem:
   P settles where the gradient at ``W + gamma P`` vanishes, and W moves until P is back at
   its symmetry point (zero for a pair of matched devices), so the sum reaches a critical
-  point exactly. These are Tiki-Taka's dynamics (Gokmen & Haensch 2020) with ``gamma > 0``,
-  which the paper analyses; it extends the scheme to devices with few response steps.
+  point exactly. The updates are those of Tiki-Taka (Gokmen & Haensch 2020) with
+  ``gamma > 0``; the paper extends the scheme to devices with few response steps.
 - Multi-tile residual learning: J. Li, Z. Wu, G. Liu, T. Gokmen and T. Chen, "In-memory
   training on analog devices with limited conductance states via multi-tile residual
   learning", arXiv 2510.02516. With only 4-10 conductance states one array cannot hold a
   weight finely enough; N arrays hold ``W = sum_n gamma**n W_n`` (``W_0`` most significant),
-  each learning, on its own slower timescale, the residual the arrays after it pass on. The
-  optimality gap shrinks geometrically with the number of tiles.
+  each learning, on its own timescale, the residual the more significant arrays leave. The
+  optimality gap shrinks with the number of tiles. The defaults (gamma 0.5, transfer periods
+  growing 5-fold toward the most significant array) follow the authors' public scripts.
 
 Here (``tiles`` arrays; ``residual`` is the two-array case): the forward and transposed reads
 are the sum of every array's read through its own DAC and ADC, scaled digitally by
@@ -69,7 +70,7 @@ class ResidualCell(CompoundCell):
     def period(self, n: int) -> int:
         """Rank-1 updates between two transfers of array ``n`` (> 0) into array ``n - 1``."""
         p = self.params
-        return p.transfer_every * p.period_growth ** (len(self.tiles) - 1 - n)
+        return int(p.transfer_every * p.period_growth ** (len(self.tiles) - 1 - n))
 
     def _counters(self) -> dict[str, int]:
         counters = super()._counters()
