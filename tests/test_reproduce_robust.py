@@ -37,7 +37,7 @@ def test_refresh_cells_only_on_one_sided_pairs(robust: ModuleType) -> None:
     assert refreshed == {"pcm"}
     # software once per seed, then every cell on each device for each seed
     assert sum(c["rule"] == "software" for c in cases) == 2
-    assert len(cases) == 2 + 2 * (5 + 10)
+    assert len(cases) == 2 + 2 * (7 + 14)  # 7 kinds, each also with refresh on pcm
 
 
 def test_unknown_device_is_a_usage_error(robust: ModuleType) -> None:

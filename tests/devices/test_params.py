@@ -199,7 +199,8 @@ def test_every_preset_validates_and_cites_a_source(name: str) -> None:
         # A citation: a year or a DOI.
         assert re.search(r"(19|20)\d\d|doi", p.source), p.source
     assert p.g_min < p.g_ref < p.g_max
-    assert p.states >= 10
+    # Coarser only where the preset says so by its levels (a few-state device, on purpose).
+    assert p.states >= 10 or p.n_states == round(p.states) + 1
 
 
 @pytest.mark.parametrize("name", device_names())

@@ -31,7 +31,7 @@ from insitu.hardware import (
     inspection,
     make_tile,
 )
-from insitu.hardware.cells import MixedPrecisionCell, RefreshCell, TransferCell
+from insitu.hardware.cells import MixedPrecisionCell, RefreshCell, ResidualCell, TransferCell
 from insitu.nn import AnalogLinear
 
 # Steps of 2**-10 on [0, 2]: every conductance and weight below is exact in float32.
@@ -190,6 +190,71 @@ def test_mixed_precision_pulses_once_chi_passes_a_step() -> None:
     assert c.log[Event.DIGITAL_OP] - digital == 2 * 2 * (1 + 2)
 
 
+# -- residual learning by hand -------------------------------------------------------------------
+
+
+def test_residual_transfer_adds_the_read_columns_to_the_next_more_significant_tile() -> None:
+    c = cell("multi-tile-residual", tiles=3, transfer_lr=0.5, transfer_every=10**6)
+    assert isinstance(c, ResidualCell)
+    c.tiles[2].pulse(torch.tensor([[4.0, -6, 2], [8, 0, -10]]).expand(2, -1, -1))
+    c.tiles[1].pulse(torch.tensor([[0.0, 0, 2], [0, 0, 0]]).expand(2, -1, -1))
+    before = c.log.counts()
+    c.transfer(2, torch.tensor([0, 2]))
+    w = inspection.cell_weights(c)
+    assert torch.equal(w["tile1"], steps([[2, 0, 3], [4, 0, -5]]))
+    assert torch.equal(w["tile2"], steps([[4, -6, 2], [8, 0, -10]]))  # the source stays
+    assert torch.equal(w["tile0"], torch.zeros(2, 2, 3))
+    after = c.log.counts()
+    assert after[Event.ARRAY_READ] - before.get(Event.ARRAY_READ, 0) == 2 * 2  # 2 columns, 2 chips
+    assert after[Event.PULSE] - before[Event.PULSE] == 2 * 2 * (2 + 4 + 1 + 5)
+    # W = tile0 + gamma tile1 + gamma^2 tile2, gamma = 0.5
+    assert torch.equal(inspection.true_weights(c), steps([[2, -1.5, 2], [4, 0, -5]]))  # type: ignore[list-item]
+
+
+def test_residual_reads_the_tiles_by_significance() -> None:
+    c = cell("residual", tile_gamma=0.25, transfer_every=10**6)
+    assert len(c.tiles) == 2  # residual learning: a main and a residual array
+    c.tiles[0].pulse(torch.tensor([[1.0, 1, 1], [0, -3, 5]]).expand(2, -1, -1))
+    c.tiles[1].pulse(torch.tensor([[4.0, -8, 0], [2, 2, 2]]).expand(2, -1, -1))
+    w = steps([[2, -1, 1], [0.5, -2.5, 5.5]])  # type: ignore[list-item]
+    assert torch.equal(inspection.true_weights(c), w)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(c.read(x), x @ w.transpose(1, 2))
+    d = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(c.read_transposed(d), d @ w)
+    torch.testing.assert_close(c.measure(), w)
+
+
+def test_residual_gradient_goes_to_the_least_significant_tile() -> None:
+    c = cell("multi-tile-residual", tiles=3, fast_lr=2.0, transfer_every=10**6)
+    x = torch.tensor([[1.0, 0.0, -1.0]])
+    d = torch.tensor([[1.0, -2.0]]).expand(2, -1, -1)
+    c.update(x, d, 3 * STEP)
+    w = inspection.cell_weights(c)
+    assert torch.equal(w["tile2"], -6 * STEP * d.transpose(1, 2) @ x)
+    assert not w["tile0"].any() and not w["tile1"].any()
+
+
+def test_residual_transfer_periods_grow_geometrically() -> None:
+    c = cell("multi-tile-residual", tiles=3, transfer_every=2, period_growth=3, columns=2)
+    assert [c.period(n) for n in (1, 2)] == [6, 2]
+    x, d = torch.rand(1, 3), torch.randn(2, 1, 2)
+    reads = []
+    for _ in range(6):  # one rank-1 update each
+        before = c.log[Event.ARRAY_READ]
+        c.update(x, d, 0.001)
+        reads.append(c.log[Event.ARRAY_READ] - before)
+    # tile 2 -> 1 every 2 updates (2 columns, 2 chips); tile 1 -> 0 at update 6 (2 more).
+    assert reads == [0, 4, 0, 4, 0, 8]
+    assert c.state_dict()["counters"] == {
+        "updates": 0,
+        "since1": 0,
+        "next1": 2,
+        "since2": 0,
+        "next2": (3 * 2) % 3,
+    }
+
+
 # -- the chip protocol ---------------------------------------------------------------------------
 
 CELL_SOURCES = [
@@ -199,6 +264,7 @@ CELL_SOURCES = [
         "transfer_cell.py",
         "mixed_precision_cell.py",
         "pair_refresh.py",
+        "residual_cell.py",
     )
 ]
 
@@ -250,6 +316,14 @@ def test_training_never_measures_or_peeks(
         first = trainer.chip.tiles[0]
         assert isinstance(first, TransferCell)
         assert first.state_dict()["counters"] == {"updates": 0, "since": 0, "next": 90 % 65}
+    if kind.residual:  # 3 columns of array n every 2 * 5**(tiles - 1 - n) samples, in turn
+        first = trainer.chip.tiles[0]
+        assert isinstance(first, ResidualCell)
+        want = {"since1": 0, "next1": 90 % 65}
+        if kind is CellKind.MULTI_TILE_RESIDUAL:  # 4 arrays: periods 50, 10 and 2
+            want = {"since1": 10, "next1": 3, "since2": 0, "next2": 18, "since3": 0}
+            want |= {"next3": 90 % 65}
+        assert first.state_dict()["counters"] == {"updates": 0, **want}
 
 
 def _checkpoint(state: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +387,9 @@ def test_config_selects_the_cell() -> None:
     tile = cfg.chip_config(64, 10).tile
     assert tile.cell == CellParams(CellKind.TTV2, transfer_every=3, transfer_lr=0.5)
     assert make_config({}).chip_config(64, 10).tile.cell.kind is CellKind.SINGLE
+    cfg = make_config({"cell": {"kind": "multi-tile-residual", "tiles": 3, "tile_gamma": 0.25}})
+    cell = cfg.chip_config(64, 10).tile.cell
+    assert cell == CellParams(CellKind.MULTI_TILE_RESIDUAL, tiles=3, tile_gamma=0.25)
     with pytest.raises(ConfigError, match=r"cell\.kind"):
         make_config({"cell": {"kind": "tiki-tiki"}})
     with pytest.raises(ConfigError, match="transfer_every"):
@@ -326,6 +403,12 @@ def test_bad_cell_params_are_named() -> None:
         CellParams(CellKind.TTV2, columns=0)
     with pytest.raises(ConfigError, match="chop_prob"):
         CellParams(CellKind.TTV2, chop_prob=1.5)
+    with pytest.raises(ConfigError, match=r"^cell tiles = 1; need a whole number >= 2$"):
+        CellParams(CellKind.MULTI_TILE_RESIDUAL, tiles=1)
+    with pytest.raises(ConfigError, match=r"^tile_gamma = 1\.5 is out of range; .* \(0, 1\]$"):
+        CellParams(CellKind.RESIDUAL, tile_gamma=1.5)
+    with pytest.raises(ConfigError, match="period_growth"):
+        CellParams(CellKind.MULTI_TILE_RESIDUAL, period_growth=0)
     with pytest.raises(ConfigError, match="make_tile"):
         Tile(3, 2, TileConfig(EXACT, cell=CellParams(CellKind.TTV2)), generator=torch.Generator())
 

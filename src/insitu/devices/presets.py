@@ -143,6 +143,19 @@ RERAM_TAOX = _register(
     )
 )
 
+RERAM_9_STATES = _register(
+    RERAM_TAOX.replace(
+        name="reram-9-states",
+        dw_min=1.0 / 8,
+        n_states=9,
+        source="reram-taox with only 9 conductance levels (8 full steps across the range): the "
+        "few-state ReRAM of Li et al., arXiv 2510.02516 (2025), who note that many ReRAM "
+        "devices offer only about 4-bit resolution and train on 4-10 states. Every other "
+        "number as reram-taox (Gong et al., Nat. Commun. 9, 2102, 2018; Li et al., Nat. "
+        "Commun. 9, 2385, 2018); the level count is the assumption of this preset.",
+    )
+)
+
 PCM = _register(
     DeviceParams(
         name="pcm",

@@ -40,7 +40,7 @@ class UpdateConfig(StrictModel):
 
 class CellConfig(StrictModel):
     """How many device arrays hold a weight and how they exchange it: a plain tile or a
-    Tiki-Taka / TTv2 / Chopped-TTv2 / mixed-precision cell (see
+    Tiki-Taka / TTv2 / Chopped-TTv2 / mixed-precision / residual-learning cell (see
     :class:`insitu.hardware.CellParams`)."""
 
     kind: CellKind = hardware_default(CellParams, "kind")
@@ -53,3 +53,6 @@ class CellConfig(StrictModel):
     chop_prob: float = Field(hardware_default(CellParams, "chop_prob"), ge=0, le=1)
     refresh_every: int = Field(hardware_default(CellParams, "refresh_every"), ge=0, le=10**9)
     refresh_level: float = Field(hardware_default(CellParams, "refresh_level"), gt=0, le=1)
+    tiles: int = Field(hardware_default(CellParams, "tiles"), ge=2, le=16)
+    tile_gamma: float = Field(hardware_default(CellParams, "tile_gamma"), gt=0, le=1)
+    period_growth: int = Field(hardware_default(CellParams, "period_growth"), ge=1, le=100)

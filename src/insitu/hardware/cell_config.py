@@ -17,6 +17,11 @@ keep part of it digitally in the periphery:
   symmetry points averages out in H.
 - any kind with ``refresh_every`` > 0 on one-sided pairs (PCM): the pair refresh of Boybat et
   al. (Nat. Commun. 9, 2514, 2018), :mod:`insitu.hardware.pair_refresh`.
+- ``residual`` (Wu, Xiao, Gokmen, Fagbohungbe and Chen, NeurIPS 2025, arXiv 2502.06309) and
+  ``multi-tile-residual`` (Li, Wu, Liu, Gokmen and Chen, arXiv 2510.02516): ``tiles`` arrays
+  of geometrically falling significance, ``W = sum_n tile_gamma**n W_n``; the gradient is
+  taken at that sum and pulsed into the least significant array, each array is transferred
+  into the next more significant one (:mod:`insitu.hardware.residual_cell`).
 - ``mixed-precision`` (Nandakumar et al., ISCAS 2018, and Front. Neurosci. 14, 406, 2020): the
   gradient is accumulated digitally in chi (one value per weight); when an entry passes
   ``threshold`` device steps, that many pulses are applied and chi keeps the remainder.
@@ -38,6 +43,8 @@ class CellKind(StrEnum):
     TTV2 = "ttv2"
     CHOPPED_TTV2 = "chopped-ttv2"
     MIXED_PRECISION = "mixed-precision"
+    RESIDUAL = "residual"
+    MULTI_TILE_RESIDUAL = "multi-tile-residual"
 
     @property
     def transfers(self) -> bool:
@@ -49,13 +56,19 @@ class CellKind(StrEnum):
         """Transfers go through a digital buffer H (TTv2 and its chopped variant)."""
         return self in (CellKind.TTV2, CellKind.CHOPPED_TTV2)
 
+    @property
+    def residual(self) -> bool:
+        """Arrays of geometrically falling significance (residual learning)."""
+        return self in (CellKind.RESIDUAL, CellKind.MULTI_TILE_RESIDUAL)
+
 
 @dataclass(frozen=True)
 class CellParams:
     """A weight cell (see the module docstring for the papers).
 
     Attributes:
-        kind: single, tiki-taka, ttv2, chopped-ttv2 or mixed-precision.
+        kind: single, tiki-taka, ttv2, chopped-ttv2, mixed-precision, residual or
+            multi-tile-residual.
         gamma: share of the fast array A in the weight read, ``W = gamma A + C`` (0: C alone,
             as in TTv2; A is then never read forward).
         fast_lr: factor on the learning rate of the pulsed updates of A. A must follow the
@@ -72,6 +85,14 @@ class CellParams:
         refresh_every: updates between two refreshes of one-sided pairs (Boybat et al., Nat.
             Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
         refresh_level: a pair is refreshed when a device is above this fraction of its range.
+        tiles: arrays of a ``multi-tile-residual`` cell (``residual``: always 2). Li et al.
+            show the residual shrinking with every tile; their LeNet-5 script trains 7 for 200
+            epochs; 4 here (3, 4 and 6 measured on a 9-state device: benchmarks/RESULTS.md).
+        tile_gamma: significance of each residual array relative to the next more significant
+            one (the papers' gamma; 0.5 in Li et al.'s scripts).
+        period_growth: factor by which the transfer period grows from one array to the next
+            more significant one (5 in Li et al.'s scripts: periods 2, 10, 50, ...); the
+            least significant array is transferred every ``transfer_every`` updates.
     """
 
     kind: CellKind = CellKind.SINGLE
@@ -84,6 +105,9 @@ class CellParams:
     chop_prob: float = 0.02
     refresh_every: int = 0
     refresh_level: float = 0.8
+    tiles: int = 4
+    tile_gamma: float = 0.5
+    period_growth: int = 5
 
     def __post_init__(self) -> None:
         if self.kind not in set(CellKind):
@@ -96,7 +120,9 @@ class CellParams:
         check_range("threshold", self.threshold, low=0.0, low_open=True)
         check_range("chop_prob", self.chop_prob, low=0.0, high=1.0)
         check_range("refresh_level", self.refresh_level, low=0.0, high=1.0, low_open=True)
-        for name, low in (("transfer_every", 1), ("columns", 1), ("refresh_every", 0)):
+        check_range("tile_gamma", self.tile_gamma, low=0.0, high=1.0, low_open=True)
+        whole = (("transfer_every", 1), ("columns", 1), ("refresh_every", 0))
+        for name, low in (*whole, ("tiles", 2), ("period_growth", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"cell {name} = {v!r}; need a whole number >= {low}")

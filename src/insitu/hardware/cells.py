@@ -14,6 +14,7 @@ from insitu.hardware.cell_config import CellKind, CellParams
 from insitu.hardware.compound_cell import CompoundCell, RefreshCell
 from insitu.hardware.events import EventLog
 from insitu.hardware.mixed_precision_cell import MixedPrecisionCell
+from insitu.hardware.residual_cell import ResidualCell
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import TileConfig
 from insitu.hardware.transfer_cell import TransferCell
@@ -24,6 +25,7 @@ __all__ = [
     "CompoundCell",
     "MixedPrecisionCell",
     "RefreshCell",
+    "ResidualCell",
     "TransferCell",
     "WeightArray",
     "make_tile",
@@ -51,8 +53,10 @@ def make_tile(
     cls: type[WeightArray]
     if kind is CellKind.SINGLE:
         cls = RefreshCell if config.cell.refresh_every else Tile
+    elif kind is CellKind.MIXED_PRECISION:
+        cls = MixedPrecisionCell
     else:
-        cls = MixedPrecisionCell if kind is CellKind.MIXED_PRECISION else TransferCell
+        cls = ResidualCell if kind.residual else TransferCell
     return cls(
         in_features,
         out_features,

@@ -39,6 +39,27 @@ def whole_steps(h: Tensor, step: float, threshold: float, cap: int) -> Tensor:
     return torch.where(h.abs() >= threshold * step, h.sign() * magnitude, 0.0)
 
 
+def column_passes(start: int, due: int, columns: int, device: torch.device) -> list[Tensor]:
+    """The column indices of ``due`` column transfers from column ``start`` on, in turn over
+    an array of ``columns`` columns, as passes of distinct columns (one read each)."""
+    passes = []
+    while due > 0:
+        k = min(due, columns)
+        passes.append((start + torch.arange(k, device=device)) % columns)
+        start, due = (start + k) % columns, due - k
+    return passes
+
+
+def read_columns(array: Tile, columns: Tensor) -> tuple[Tensor, Tensor]:
+    """Read ``columns`` (k distinct indices) of ``array`` by one-hot input vectors through
+    its DAC, array and ADC (read noise and quantisation included): the one-hot inputs (k, in)
+    and the columns read (I, k, out)."""
+    k = columns.numel()
+    one_hot = torch.zeros((k, array.in_features), device=columns.device)
+    one_hot[torch.arange(k, device=columns.device), columns] = 1.0
+    return one_hot, array.read(one_hot)
+
+
 class CompoundCell:
     """Arrays of one weight layer, times ``instances``; the weight-holding array is
     ``self.weights`` (what forward reads, ``pulse`` and ``measure`` act on by default).
@@ -103,6 +124,10 @@ class CompoundCell:
     def arrays(self) -> dict[str, Tile]:
         """The cell's device arrays by name."""
         raise NotImplementedError
+
+    def significance(self) -> dict[str, float]:
+        """The factor of each array in the weight the forward read sees (weight array 1)."""
+        return {name: float(a is self.weights) for name, a in self.arrays().items()}
 
     def _buffers(self) -> dict[str, Tensor]:
         """The cell's digital state by name (tensors updated in place)."""

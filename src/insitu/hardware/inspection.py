@@ -13,7 +13,6 @@ from insitu.hardware.cells import WeightArray
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.spiking import NeuronArray, SpikingChip
 from insitu.hardware.tile import Tile
-from insitu.hardware.transfer_cell import TransferCell
 
 
 def _array(tile: WeightArray) -> Tile:
@@ -23,9 +22,14 @@ def _array(tile: WeightArray) -> Tile:
 
 def true_weights(tile: WeightArray) -> Tensor:
     """Noise-free weights (I, out, in) implied by the true conductances (a compound cell: the
-    weight its forward read sees: ``gamma A + C`` for a transfer cell)."""
-    if isinstance(tile, TransferCell):
-        return tile.slow._weights() + tile.params.gamma * tile.fast._weights()
+    weight its forward read sees: its arrays by their significance, ``gamma A + C`` for a
+    transfer cell)."""
+    if isinstance(tile, CompoundCell):
+        arrays, scale = tile.arrays(), tile.significance()
+        return sum(
+            (scale[name] * a._weights() for name, a in arrays.items() if scale[name]),
+            torch.zeros(tile.shape, device=tile.weights._g.device),
+        )
     return _array(tile)._weights().clone()
 
 

@@ -23,7 +23,13 @@ import torch
 from torch import Tensor
 
 from insitu.hardware.cell_config import CellKind
-from insitu.hardware.compound_cell import CompoundCell, per_instance, whole_steps
+from insitu.hardware.compound_cell import (
+    CompoundCell,
+    column_passes,
+    per_instance,
+    read_columns,
+    whole_steps,
+)
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult
@@ -55,6 +61,9 @@ class TransferCell(CompoundCell):
 
     def arrays(self) -> dict[str, Tile]:
         return {"fast": self.fast, "slow": self.slow}
+
+    def significance(self) -> dict[str, float]:
+        return {"fast": self.params.gamma, "slow": 1.0}
 
     def _buffers(self) -> dict[str, Tensor]:
         return {"buffer": self.buffer, "chopper": self.chopper}
@@ -106,21 +115,15 @@ class TransferCell(CompoundCell):
         self._since += samples
         due = (self._since // p.transfer_every) * p.columns
         self._since %= p.transfer_every
-        while due > 0:  # at most every column once per pass (distinct columns per read)
-            k = min(due, self.in_features)
-            columns = (self._next + torch.arange(k, device=self._device)) % self.in_features
-            self._next = (self._next + k) % self.in_features
+        for columns in column_passes(self._next, due, self.in_features, self._device):
             self.transfer(columns)
-            due -= k
+        self._next = (self._next + due) % self.in_features
         self.after_update()
 
     def transfer(self, columns: Tensor) -> None:
         """Read ``columns`` (k distinct indices) of A and move them to C."""
         p = self.params
-        k = columns.numel()
-        one_hot = torch.zeros((k, self.in_features), device=self._device)
-        one_hot[torch.arange(k, device=self._device), columns] = 1.0
-        v = self.fast.read(one_hot)  # (I, k, out): A's columns through DAC, array and ADC
+        one_hot, v = read_columns(self.fast, columns)  # v (I, k, out)
         if self.chopper.numel():
             signs = self.chopper[:, columns]  # (I, k)
             v = v * signs.unsqueeze(-1)
