@@ -52,13 +52,13 @@ BAR = 0.95  # issue 23: at 20 % flips every name restored exactly in >= 95 % of 
 # networks "classify Braille words with high accuracy"; it gives no restoration rate per name,
 # pooled, or per distortion level, so no number stands beside ours.
 PAPER_BRAILLE = "not stated (abstract: 'high accuracy'); no per-name figure"
-# Method -> config changes. Backprop uses its own (stable) learning rates: the output layer of
-# a squared-error network is a least-mean-squares filter.
+# Method -> config changes. Backprop uses its own (stable) learning rate and mini-batch: the
+# output layer of a squared-error network is a least-mean-squares filter.
 BRAILLE_METHODS: dict[str, dict[str, Any]] = {
     "activity-difference": {},
     "activity-difference-float": {},
-    "software": {"lr": 0.05, "algorithm_options": {}},
-    "transfer": {"lr": 0.05, "algorithm_options": {}},
+    "software": {"lr": 0.05, "batch_size": 10, "algorithm_options": {}},
+    "transfer": {"lr": 0.05, "batch_size": 10, "algorithm_options": {}},
 }
 MNIST_METHODS: dict[str, dict[str, Any]] = {
     "activity-difference-float": {},
@@ -404,7 +404,7 @@ def per_name_figure(results: dict[str, Any], path: Path) -> None:
         ax.set_ylim(40, 101)
         ax.set_ylabel("exact restoration (%)")
         ax.set_title(f"{method} on {results['config']['device']}", fontsize=9, loc="left")
-    axes[0].legend(fontsize=7, ncol=4, loc="lower left")
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     save_figure(fig, path)
 
 

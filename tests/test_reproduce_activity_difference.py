@@ -71,9 +71,7 @@ def test_per_name_rates_are_spread_over_instances(ad: ModuleType) -> None:
     assert (taken_for[0], taken_for[4]) == ("ZUSE", "TURING")
 
 
-def test_tables_and_figure_name_the_names_short_of_the_bar(
-    ad: ModuleType, tmp_path: Path
-) -> None:
+def test_tables_and_figure_name_the_names_short_of_the_bar(ad: ModuleType, tmp_path: Path) -> None:
     rest = ad.restoration(fixed_decoder, seed=0, per_name=PER_NAME)
     results = {
         "oracle": ad.oracle(seed=0, per_name=PER_NAME),
