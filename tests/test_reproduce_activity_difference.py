@@ -84,6 +84,10 @@ def test_tables_and_figure_name_the_names_short_of_the_bar(ad: ModuleType, tmp_p
     assert verdict.startswith("- fixed: missed: TURING 50.0, LOVELACE 0.0")
     assert "ZUSE 50.0" in verdict
     assert sum(line.startswith("| pooled |") for line in lines) == 3
+    header = next(line for line in lines if line.startswith("| method | name |"))
+    row = next(line for line in lines if line.startswith("| fixed | TURING |"))
+    assert header.count("|") == row.count("|")
+    assert row.endswith("| ZUSE |")  # TURING's patterns are taken for ZUSE's on chip 1
     ad.per_name_figure(results, tmp_path / "per_name.png")
     assert (tmp_path / "per_name.png").stat().st_size > 0
 
