@@ -36,7 +36,8 @@ from insitu.experiments.energy import ratio_in_words
 from insitu.experiments.report import DEMO_FIGURE, DEMO_FILE, write_report
 
 _DIGITS = {"dataset": "digits", "hidden": [32], "epochs": 20, "lr": 0.1, "instances": 4}
-# configs/activity_difference_braille.yaml with fewer training patterns and epochs.
+# configs/activity_difference_braille.yaml as it was before issue 23 (mini-batch 10, lr 0.3,
+# weight scale 1), with fewer training patterns and epochs.
 _BRAILLE = {
     "dataset": "braille",
     "dataset_options": {"train_per_class": 200, "test_per_class": 100, "flip_rate": 0.2},
