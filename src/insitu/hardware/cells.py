@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from insitu.hardware.agad_cell import AGADCell
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellKind, CellParams
 from insitu.hardware.compound_cell import CompoundCell, RefreshCell
@@ -19,6 +20,7 @@ from insitu.hardware.tile_config import TileConfig
 from insitu.hardware.transfer_cell import TransferCell
 
 __all__ = [
+    "AGADCell",
     "CellKind",
     "CellParams",
     "CompoundCell",
@@ -51,8 +53,10 @@ def make_tile(
     cls: type[WeightArray]
     if kind is CellKind.SINGLE:
         cls = RefreshCell if config.cell.refresh_every else Tile
+    elif kind is CellKind.MIXED_PRECISION:
+        cls = MixedPrecisionCell
     else:
-        cls = MixedPrecisionCell if kind is CellKind.MIXED_PRECISION else TransferCell
+        cls = AGADCell if kind is CellKind.AGAD else TransferCell
     return cls(
         in_features,
         out_features,
