@@ -3,8 +3,9 @@
 Same seeds and data for every case: each (dataset, rule, device, cell, seed) trains
 ``--instances`` chips at once; software backprop on the same network and seeds is the
 reference. Cells (``insitu.hardware.cells``): ``plain`` (one device pair per weight),
-``tiki-taka``, ``ttv2``, ``chopped-ttv2``, ``mixed-precision``; ``KIND+refresh`` adds the pair
-refresh of Boybat et al. 2018 (only on one-sided pairs, e.g. ``pcm``; skipped elsewhere).
+``tiki-taka``, ``ttv2``, ``chopped-ttv2``, ``agad``, ``mixed-precision``; ``KIND+refresh`` adds
+the pair refresh of Boybat et al. 2018 (only on one-sided pairs, e.g. ``pcm``; skipped
+elsewhere).
 
 Results accumulate in ``--out/robust.json`` (one record per run, written after each run), so
 the grid can be run in several calls, most important cases first; a case already there is not
@@ -40,7 +41,7 @@ from insitu.experiments.plots import save_figure
 from insitu.experiments.run_dir import fresh_dir
 
 RULES = ("analog-sgd", "progressive")
-KINDS = ("plain", "tiki-taka", "ttv2", "chopped-ttv2", "mixed-precision")
+KINDS = ("plain", "tiki-taka", "ttv2", "chopped-ttv2", "agad", "mixed-precision")
 CELLS = (*KINDS, *(f"{k}+refresh" for k in KINDS))
 DEVICES = ("ecram-organic", "ecram-liwo3", "reram-taox", "reram-soft-bounds", "pcm")
 HIDDEN = {"digits": [32], "fashion-mnist": [256, 128], "mnist": [256, 128]}
