@@ -3,7 +3,7 @@
 Same seeds and data for every case: each (dataset, rule, device, cell, seed) trains
 ``--instances`` chips at once; software backprop on the same network and seeds is the
 reference. Cells (``insitu.hardware.cells``): ``plain`` (one device pair per weight),
-``tiki-taka``, ``ttv2``, ``chopped-ttv2``, ``mixed-precision``, ``residual``,
+``tiki-taka``, ``ttv2``, ``chopped-ttv2``, ``agad``, ``mixed-precision``, ``residual``,
 ``multi-tile-residual``; ``KIND+refresh`` adds the pair
 refresh of Boybat et al. 2018 (only on one-sided pairs, e.g. ``pcm``; skipped elsewhere).
 
@@ -46,6 +46,7 @@ KINDS = (
     "tiki-taka",
     "ttv2",
     "chopped-ttv2",
+    "agad",
     "mixed-precision",
     "residual",
     "multi-tile-residual",

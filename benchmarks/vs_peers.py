@@ -152,6 +152,7 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
         ("TikiTaka", "tiki-taka"),
         ("TTv2", "ttv2"),
         ("ChoppedTTv2", "chopped-ttv2"),
+        ("AGAD", "agad"),
         ("MixedPrecision", "mixed-precision"),
     )
     # insitu's initial weights, and the bias on the tile as insitu holds it (crossbar_aihwkit.py)
@@ -167,16 +168,6 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
             Contender(theirs, "peers", "crossbar_aihwkit.py", ("--preset", preset, *glorot))
         )
         ratios.append((ours, theirs, f"{kind}: insitu 1 chip vs aihwkit (target >= 2)"))
-    agad = f"AGAD{device}Preset"
-    contenders.append(
-        Contender(
-            f"aihwkit {agad}",
-            "peers",
-            "crossbar_aihwkit.py",
-            ("--preset", agad, *glorot),
-            note="insitu has no AGAD cell",
-        )
-    )
     twin = "the same device" if same else "NOT the same device (insitu has no exp-step model)"
     return Task(
         name=name,

@@ -35,9 +35,11 @@ def test_refresh_cells_only_on_one_sided_pairs(robust: ModuleType) -> None:
     cases = robust.plan(args, [])
     refreshed = {c["device"] for c in cases if c["cell"].endswith("+refresh")}
     assert refreshed == {"pcm"}
-    # software once per seed, then every cell on each device for each seed
+    # software once per seed, then every cell on each device for each seed: the 6 kinds on
+    # reram-taox, each also with refresh on pcm
     assert sum(c["rule"] == "software" for c in cases) == 2
-    assert len(cases) == 2 + 2 * (7 + 14)  # 7 kinds, each also with refresh on pcm
+    assert len(robust.KINDS) == 8 and "agad" in robust.KINDS
+    assert len(cases) == 2 + 2 * (8 + 16)  # 8 kinds, each also with refresh on pcm
 
 
 def test_unknown_device_is_a_usage_error(robust: ModuleType) -> None:

@@ -12,8 +12,8 @@ reference). Runs under the project's ``.venv``.
 Parameters that depend on a layer (aihwkit's buffer granularity scales with the layer's input
 size) are set on each layer's cell after the chip is built: a chip's config holds one cell
 design for all its layers. aihwkit's ``auto_scale`` of the fast array's learning rate (TTv2
-family) has no insitu counterpart; ``--auto-scale`` (default on for those presets) emulates it
-here, outside the cell: each layer's learning rate for A is set before every update from
+family, AGAD) has no insitu counterpart; ``--auto-scale`` (default on for those presets)
+emulates it here, outside the cell: each layer's learning rate for A is set before every update from
 running averages of the largest input and error, as aihwkit's ChoppedTransferRPUDevice
 computes it (``fast_lr * desired_BL * dw_min / (m_x * m_d)``).
 """
@@ -63,6 +63,7 @@ class Mapping:
     auto_fast_lr: float | None = None
     auto_granularity: float | None = None
     chop_prob: float = 0.0
+    tail_weight: float = 5.0  # AGAD (aihwkit tail_weightening)
     every_batch: bool = False  # aihwkit units_in_mbatch: one transfer per mini-batch
     unmatched: tuple[str, ...] = ()
 
@@ -82,6 +83,15 @@ _TTV2 = (
     "most update.max_pulses whole steps",
     *_TT,
 )
+_AGAD = (
+    "aihwkit's core writes nothing to C during the first chopper period, ceil(1/in_chop_prob) "
+    "passes over all columns (no reference yet; 200 passes on EcRam, 50 on ReRamES: longer than "
+    "a 2,000-sample run for every layer here); insitu reads against A's programmed zero until "
+    "the first switch",
+    "the chopper period: aihwkit counts passes over all columns, insitu reads of each column "
+    "(the same when columns are read in turn, one per transfer)",
+    *_TTV2,
+)
 _MP = (
     "the transfer's pulses: aihwkit writes trunc(chi/dw_min) as a stochastic pulse train "
     "(BL 31, update management), insitu applies that many pulses exactly",
@@ -90,7 +100,15 @@ _MP = (
 )
 
 
-def _family(device: str, bl_ttv2: int, ttv2_fast: float, gran: float, chop: float) -> dict:
+def _family(
+    device: str,
+    bl_ttv2: int,
+    ttv2_fast: float,
+    gran: float,
+    chop: float,
+    agad: tuple[float, float, float, float],
+) -> dict:
+    agad_fast, agad_gran, agad_chop, agad_tail = agad
     return {
         f"TikiTaka{device}Preset": Mapping(
             CellKind.TIKI_TAKA,
@@ -116,6 +134,16 @@ def _family(device: str, bl_ttv2: int, ttv2_fast: float, gran: float, chop: floa
             chop_prob=chop,
             unmatched=_TTV2,
         ),
+        f"AGAD{device}Preset": Mapping(
+            CellKind.AGAD,
+            device,
+            desired_bl=31,  # both AGAD presets: gradient update BL 31
+            auto_fast_lr=agad_fast,
+            auto_granularity=agad_gran,
+            chop_prob=agad_chop,
+            tail_weight=agad_tail,
+            unmatched=_AGAD,
+        ),
         f"MixedPrecision{device}Preset": Mapping(
             CellKind.MIXED_PRECISION, device, every_batch=True, unmatched=_MP
         ),
@@ -124,8 +152,11 @@ def _family(device: str, bl_ttv2: int, ttv2_fast: float, gran: float, chop: floa
 
 # Values read from aihwkit 1.1.0, aihwkit/simulator/presets/configs.py.
 MAPPING: dict[str, Mapping] = {
-    **_family("EcRam", bl_ttv2=100, ttv2_fast=0.1, gran=500, chop=0.01),
-    **_family("ReRamES", bl_ttv2=31, ttv2_fast=0.5, gran=1000, chop=0.01),
+    # agad: (fast_lr, auto_granularity, in_chop_prob, tail_weightening)
+    **_family("EcRam", bl_ttv2=100, ttv2_fast=0.1, gran=500, chop=0.01, agad=(0.1, 750, 0.005, 50)),
+    **_family(
+        "ReRamES", bl_ttv2=31, ttv2_fast=0.5, gran=1000, chop=0.01, agad=(0.5, 1000, 0.02, 5)
+    ),
 }
 
 
@@ -140,6 +171,7 @@ def cell_params(m: Mapping, lr: float, batch: int) -> CellParams:
         transfer_lr=lr,  # Tiki-Taka: transfer_lr 1 x SGD rate (scale_transfer_lr)
         threshold=1.0,  # H and chi fire at one dw_min (aihwkit's weight granularity)
         chop_prob=m.chop_prob,
+        tail_weight=m.tail_weight,
     )
 
 

@@ -390,6 +390,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
             "transfer_lr": _FLOATS,
             "threshold": st.floats(-1, 5),
             "chop_prob": st.floats(-1, 2),
+            "tail_weight": st.floats(-1, 100),
         },
     ),
     "validation_fraction": st.floats(0, 1),

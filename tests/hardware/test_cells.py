@@ -262,6 +262,7 @@ CELL_SOURCES = [
     for name in (
         "compound_cell.py",
         "transfer_cell.py",
+        "agad_cell.py",
         "mixed_precision_cell.py",
         "pair_refresh.py",
         "residual_cell.py",

@@ -236,8 +236,10 @@ class TrainConfig(RunConfigBase):
 
     def check(self) -> None:
         """What the fields alone cannot say: device overrides and variation are validated by
-        the physics, options by the rule and the dataset."""
+        the physics, the cell's fields together by the cell, options by the rule and the
+        dataset."""
         self.device_params()
+        self.cell_params()
         parse_options(ALGORITHMS[self.algorithm], self.algorithm_options)
         check_dataset_options(self.dataset, self.dataset_options)
 
@@ -250,6 +252,10 @@ class TrainConfig(RunConfigBase):
             params = params.replace(**self.device_overrides)
         return params
 
+    def cell_params(self) -> CellParams:
+        """The weight cell design (validated: e.g. agad needs chop_prob > 0)."""
+        return CellParams(**self.cell.model_dump())
+
     def chip_config(self, n_features: int, n_outputs: int) -> ChipConfig:
         """The chip this run trains on."""
         tile = TileConfig(
@@ -258,7 +264,7 @@ class TrainConfig(RunConfigBase):
             update=UpdateParams(**self.update.model_dump()),
             pair=self.pair,
             weight_scale=self.weight_scale,
-            cell=CellParams(**self.cell.model_dump()),
+            cell=self.cell_params(),
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 

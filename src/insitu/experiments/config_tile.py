@@ -40,7 +40,7 @@ class UpdateConfig(StrictModel):
 
 class CellConfig(StrictModel):
     """How many device arrays hold a weight and how they exchange it: a plain tile or a
-    Tiki-Taka / TTv2 / Chopped-TTv2 / mixed-precision / residual-learning cell (see
+    Tiki-Taka / TTv2 / Chopped-TTv2 / AGAD / mixed-precision / residual-learning cell (see
     :class:`insitu.hardware.CellParams`)."""
 
     kind: CellKind = hardware_default(CellParams, "kind")
@@ -51,6 +51,7 @@ class CellConfig(StrictModel):
     transfer_lr: float = Field(hardware_default(CellParams, "transfer_lr"), gt=0, le=1e4)
     threshold: float = Field(hardware_default(CellParams, "threshold"), gt=0, le=1e4)
     chop_prob: float = Field(hardware_default(CellParams, "chop_prob"), ge=0, le=1)
+    tail_weight: float = Field(hardware_default(CellParams, "tail_weight"), gt=0, le=1e6)
     refresh_every: int = Field(hardware_default(CellParams, "refresh_every"), ge=0, le=10**9)
     refresh_level: float = Field(hardware_default(CellParams, "refresh_level"), gt=0, le=1)
     tiles: int = Field(hardware_default(CellParams, "tiles"), ge=2, le=16)

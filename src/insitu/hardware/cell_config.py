@@ -15,6 +15,13 @@ keep part of it digitally in the periphery:
   updates multiplied by a chopper sign per input line, undone on the read; each line's chopper
   flips with probability ``chop_prob`` after its column is read, so A's offset from its devices'
   symmetry points averages out in H.
+- ``agad`` (AGAD, "analog gradient accumulation with dynamic reference", Rasch et al., Nat.
+  Commun. 15, 7133, 2024; aihwkit's ``DynamicTransferCompound``): as ``chopped-ttv2``, but A's
+  reads enter H relative to a reference formed from A's own past reads (kept digitally)
+  instead of A's programmed zero: H += transfer_lr c (a - p). The choppers switch regularly,
+  every ``ceil(1 / chop_prob)`` reads of a column; a leaky mean of the reads weighted
+  towards the end of each chopper period (rate ``min(tail_weight / period, 1)``) becomes the
+  column's reference p when its chopper switches. A needs no symmetry-point reference.
 - any kind with ``refresh_every`` > 0 on one-sided pairs (PCM): the pair refresh of Boybat et
   al. (Nat. Commun. 9, 2514, 2018), :mod:`insitu.hardware.pair_refresh`.
 - ``residual`` (Wu, Xiao, Gokmen, Fagbohungbe and Chen, NeurIPS 2025, arXiv 2502.06309) and
@@ -42,6 +49,7 @@ class CellKind(StrEnum):
     TIKI_TAKA = "tiki-taka"
     TTV2 = "ttv2"
     CHOPPED_TTV2 = "chopped-ttv2"
+    AGAD = "agad"
     MIXED_PRECISION = "mixed-precision"
     RESIDUAL = "residual"
     MULTI_TILE_RESIDUAL = "multi-tile-residual"
@@ -49,12 +57,17 @@ class CellKind(StrEnum):
     @property
     def transfers(self) -> bool:
         """A fast array A whose columns are transferred to a slow array C."""
-        return self in (CellKind.TIKI_TAKA, CellKind.TTV2, CellKind.CHOPPED_TTV2)
+        return self in (CellKind.TIKI_TAKA, CellKind.TTV2, CellKind.CHOPPED_TTV2, CellKind.AGAD)
 
     @property
     def buffered(self) -> bool:
-        """Transfers go through a digital buffer H (TTv2 and its chopped variant)."""
-        return self in (CellKind.TTV2, CellKind.CHOPPED_TTV2)
+        """Transfers go through a digital buffer H (TTv2 and its chopped variants)."""
+        return self in (CellKind.TTV2, CellKind.CHOPPED_TTV2, CellKind.AGAD)
+
+    @property
+    def chopped(self) -> bool:
+        """A's input lines carry sign choppers (Chopped-TTv2 and AGAD)."""
+        return self in (CellKind.CHOPPED_TTV2, CellKind.AGAD)
 
     @property
     def residual(self) -> bool:
@@ -67,7 +80,7 @@ class CellParams:
     """A weight cell (see the module docstring for the papers).
 
     Attributes:
-        kind: single, tiki-taka, ttv2, chopped-ttv2, mixed-precision, residual or
+        kind: single, tiki-taka, ttv2, chopped-ttv2, agad, mixed-precision, residual or
             multi-tile-residual.
         gamma: share of the fast array A in the weight read, ``W = gamma A + C`` (0: C alone,
             as in TTv2; A is then never read forward).
@@ -81,7 +94,10 @@ class CellParams:
         threshold: buffer threshold in nominal weight steps of the receiving array (H for
             ttv2, chi for mixed precision).
         chop_prob: chance that an input line's chopper flips after its column is read
-            (chopped-ttv2).
+            (chopped-ttv2); agad switches every ``ceil(1 / chop_prob)`` reads (at least 2).
+        tail_weight: agad: the leaky mean of A's reads that becomes the reference moves by
+            ``min(tail_weight / period, 1)`` of each read, so it weights the last
+            ``period / tail_weight`` reads of a chopper period (after A's transient).
         refresh_every: updates between two refreshes of one-sided pairs (Boybat et al., Nat.
             Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
         refresh_level: a pair is refreshed when a device is above this fraction of its range.
@@ -103,6 +119,7 @@ class CellParams:
     transfer_lr: float = 0.05
     threshold: float = 1.0
     chop_prob: float = 0.02
+    tail_weight: float = 5.0
     refresh_every: int = 0
     refresh_level: float = 0.8
     tiles: int = 4
@@ -119,6 +136,12 @@ class CellParams:
         check_range("transfer_lr", self.transfer_lr, low=0.0, low_open=True)
         check_range("threshold", self.threshold, low=0.0, low_open=True)
         check_range("chop_prob", self.chop_prob, low=0.0, high=1.0)
+        check_range("tail_weight", self.tail_weight, low=0.0, low_open=True)
+        if self.kind is CellKind.AGAD and self.chop_prob == 0.0:
+            raise ConfigError(
+                "cell chop_prob = 0 with kind agad: AGAD takes its reference when a chopper "
+                "switches; need 0 < chop_prob <= 1 (a switch every ceil(1/chop_prob) reads)"
+            )
         check_range("refresh_level", self.refresh_level, low=0.0, high=1.0, low_open=True)
         check_range("tile_gamma", self.tile_gamma, low=0.0, high=1.0, low_open=True)
         whole = (("transfer_every", 1), ("columns", 1), ("refresh_every", 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from insitu.hardware.agad_cell import AGADCell
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellKind, CellParams
 from insitu.hardware.compound_cell import CompoundCell, RefreshCell
@@ -20,6 +21,7 @@ from insitu.hardware.tile_config import TileConfig
 from insitu.hardware.transfer_cell import TransferCell
 
 __all__ = [
+    "AGADCell",
     "CellKind",
     "CellParams",
     "CompoundCell",
@@ -55,8 +57,12 @@ def make_tile(
         cls = RefreshCell if config.cell.refresh_every else Tile
     elif kind is CellKind.MIXED_PRECISION:
         cls = MixedPrecisionCell
+    elif kind.residual:
+        cls = ResidualCell
+    elif kind is CellKind.AGAD:
+        cls = AGADCell
     else:
-        cls = ResidualCell if kind.residual else TransferCell
+        cls = TransferCell
     return cls(
         in_features,
         out_features,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insitu.hardware.cell_config import CellKind
 from insitu.hardware.compound_cell import (
     CompoundCell,
     column_passes,
@@ -36,12 +35,13 @@ from insitu.hardware.tile_config import ProgramResult
 
 
 class TransferCell(CompoundCell):
-    """Tiki-Taka, TTv2 or Chopped-TTv2 (``config.cell.kind``), for ``instances`` chips."""
+    """Tiki-Taka, TTv2 or Chopped-TTv2 (``config.cell.kind``), for ``instances`` chips; AGAD
+    (:class:`insitu.hardware.agad_cell.AGADCell`) changes only :meth:`_demodulate`."""
 
     def _build(self) -> None:
         kind = self.params.kind
         if not kind.transfers:
-            raise ValueError(f"a TransferCell is tiki-taka, ttv2 or chopped-ttv2, not {kind}")
+            raise ValueError(f"a TransferCell is tiki-taka, ttv2, chopped-ttv2 or agad, not {kind}")
         self.fast = self._array()
         self.slow = self._array()
         dev = self._device
@@ -49,7 +49,7 @@ class TransferCell(CompoundCell):
         self.buffer = torch.zeros(self.shape if kind.buffered else (0,), device=dev)
         # The chopper sign of every input line of every instance (all +1 unless chopped).
         self.chopper = torch.ones(
-            (self.instances, self.in_features) if kind is CellKind.CHOPPED_TTV2 else (0,),
+            (self.instances, self.in_features) if kind.chopped else (0,),
             device=dev,
         )
         self._since = 0  # rank-1 updates since the last transfer
@@ -125,11 +125,7 @@ class TransferCell(CompoundCell):
         p = self.params
         one_hot, v = read_columns(self.fast, columns)  # v (I, k, out)
         if self.chopper.numel():
-            signs = self.chopper[:, columns]  # (I, k)
-            v = v * signs.unsqueeze(-1)
-            flip = torch.rand(signs.shape, generator=self._gen, device=self._device) < p.chop_prob
-            self.chopper[:, columns] = torch.where(flip, -signs, signs)
-            self.log.add(Event.DIGITAL_OP, v.numel())
+            v = self._demodulate(columns, v)
         if not p.kind.buffered:
             # C += transfer_lr * v e_k^T: the tile's update takes W -= lr * d x^T.
             self.slow.update(one_hot, -v, p.transfer_lr)
@@ -141,3 +137,12 @@ class TransferCell(CompoundCell):
         self.buffer[:, :, columns] = h - n * step
         self.log.add(Event.DIGITAL_OP, 3 * h.numel())  # accumulate, compare, subtract
         self.slow.pulse_columns(columns, n)
+
+    def _demodulate(self, columns: Tensor, v: Tensor) -> Tensor:
+        """The reads ``v`` (I, k, out) of ``columns`` times their chopper signs; then each
+        line's chopper flips with probability ``chop_prob`` (Chopped-TTv2)."""
+        signs = self.chopper[:, columns]  # (I, k)
+        flip = torch.rand(signs.shape, generator=self._gen, device=self._device)
+        self.chopper[:, columns] = torch.where(flip < self.params.chop_prob, -signs, signs)
+        self.log.add(Event.DIGITAL_OP, v.numel())
+        return v * signs.unsqueeze(-1)
