@@ -46,7 +46,7 @@ def main() -> None:
     loss = 0.5 * (s[-1] - t).pow(2).sum(-1).mean()
     grads = torch.autograd.grad(loss, leaves)
     print("beta  free  nudged  layer  cosine  norm-ratio")
-    for beta in (0.5, 0.1, 0.01):
+    for beta in (1.0, 0.5, 0.1, 0.01):
         for free_steps, nudged_steps in ((20, 8), (200, 100)):
             net = SoftwareMLP([w.clone() for w in ws], act)
             free, _ = settle(net, x, None, free_steps, output=act)

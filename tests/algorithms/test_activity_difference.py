@@ -176,6 +176,16 @@ def test_every_read_of_both_phases_is_logged() -> None:
     assert reads == instances * batch * (free + 2 * nudged)
     # Three phases of activities held per neuron until the update.
     assert log.counts()[Event.STORED_VALUE] == instances * batch * (6 + 3) * 3
+    # The input read once for all three phases: two reads fewer, the 6 hidden currents held.
+    opts["input_read"] = "once"
+    trainer = make_trainer(
+        "activity-difference", _chip_config(), instances=instances, seed=0, lr=0.1, options=opts
+    )
+    before = trainer.log.counts().get(Event.ARRAY_READ, 0.0)
+    trainer.train_batch(torch.rand(batch, 4), torch.arange(batch) % 3)
+    counts = trainer.log.counts()
+    assert counts[Event.ARRAY_READ] - before == instances * batch * (free + 2 * nudged - 2)
+    assert counts[Event.STORED_VALUE] == instances * batch * ((6 + 3) * 3 + 6)
 
 
 def test_tolerance_stops_settling_early() -> None:
@@ -185,6 +195,56 @@ def test_tolerance_stops_settling_early() -> None:
     _, loose = settle(net, x, None, 500, tolerance=1e-3)
     _, tight = settle(net, x, None, 500, tolerance=1e-7)
     assert 1 < loose < tight < 500
+
+
+class _NoisyReads(SoftwareMLP):
+    """A float network whose forward reads carry Gaussian noise, as a chip's ADC lines do."""
+
+    def __init__(self, weights: list[torch.Tensor], sigma: float) -> None:
+        super().__init__(weights, ACT)
+        self.sigma = sigma
+        self.gen = torch.Generator().manual_seed(11)
+
+    def read(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        y = super().read(layer, x)
+        return y + self.sigma * torch.randn(y.shape, generator=self.gen, dtype=y.dtype)
+
+
+def test_averaging_settled_steps_shrinks_read_noise_and_keeps_the_mean() -> None:
+    ws, x, _ = _tiny()
+    clean, _ = settle(SoftwareMLP(ws, ACT), x, None, 100, output=ACT)
+    many = x[:1].expand(400, -1)  # one input, 400 independent settlings
+    spread = {}
+    for average in (1, 8):
+        s, taken = settle(_NoisyReads(ws, 0.05), many, None, 30, average=average, output=ACT)
+        assert taken == 30
+        spread[average] = float(s[-1].std(1).mean())
+        assert (s[-1].mean(1) - clean[-1][:, 0]).abs().max() < 0.02
+    assert spread[8] < 0.6 * spread[1]
+
+
+def test_holding_the_input_read_across_phases_cancels_its_noise_in_the_contrast() -> None:
+    ws, x, t = _tiny()
+    many, target = x[:1].expand(400, -1), t[:1].expand(400, -1)
+    spread = {}
+    for held in (False, True):
+        net = _NoisyReads(ws, 0.05)
+        drive = net.read(0, many) if held else None
+        kw = {"output": ACT, "drive": drive}
+        free, _ = settle(net, many, None, 30, **kw)
+        plus, _ = settle(net, many, free, 10, target=target, beta=0.2, **kw)
+        minus, _ = settle(net, many, free, 10, target=target, beta=-0.2, **kw)
+        spread[held] = float((plus[0] - minus[0]).std(1).mean())
+    assert spread[True] < 0.5 * spread[False]
+
+
+def test_averaging_a_settled_noise_free_network_changes_nothing() -> None:
+    ws, x, _ = _tiny()
+    net = SoftwareMLP(ws, ACT)
+    last, _ = settle(net, x, None, 200)
+    mean, _ = settle(net, x, None, 200, average=5)
+    for a, b in zip(last, mean, strict=True):
+        assert torch.allclose(a, b, atol=1e-9)
 
 
 def test_diverging_settling_raises() -> None:
@@ -204,6 +264,9 @@ def test_diverging_settling_raises() -> None:
         ({"free_steps": 0}, "free_steps"),
         ({"nudged_steps": 2.5}, "nudged_steps"),
         ({"tolerance": -1}, "tolerance"),
+        ({"average_steps": 0}, "average_steps"),
+        ({"average_steps": 9, "nudged_steps": 8}, "average_steps"),
+        ({"input_read": "twice"}, "input_read"),
         ({"layer_lr": [1, -2]}, "layer_lr"),
         ({"layer_lr": [1, 2, 3]}, "2 weight layer"),
         ({"output": "softmax"}, "output"),

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from insitu.algorithms.activity_difference import (
-    ActivityDifference,
-    ActivityDifferenceFloat,
-    ActivityDifferenceOptions,
-)
+from insitu.algorithms.activity_difference import ActivityDifference, ActivityDifferenceFloat
+from insitu.algorithms.activity_options import ActivityDifferenceOptions
 from insitu.algorithms.analog_sgd import AnalogSGD
 from insitu.algorithms.base import (
     Trainer,

@@ -41,93 +41,19 @@ its current is read once per phase.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from insitu.algorithms.activity_options import ActivityDifferenceOptions, UpdateForm
 from insitu.algorithms.base import Trainer, glorot_weights, squared_error
-from insitu.algorithms.chip_trainer import ChipTrainer, check_layer_lr, parse_layer_lr
+from insitu.algorithms.chip_trainer import ChipTrainer, check_layer_lr
 from insitu.algorithms.software import SoftwareMLP
 from insitu.errors import DivergenceError
 from insitu.hardware import ChipConfig, Event, EventLog
-
-Nudging = Literal["one-sided", "random-sign", "symmetric"]
-UpdateForm = Literal["difference", "two-phase"]
-
-
-@dataclass(frozen=True)
-class ActivityDifferenceOptions:
-    """Choices of activity-difference training.
-
-    Attributes:
-        phase: ``nudged`` (the output is pulled toward the target with strength ``beta``) or
-            ``clamped`` (the output is forced to the target; the update is then not divided
-            by beta).
-        beta: nudging strength, > 0.
-        nudging: for the nudged phase: ``one-sided`` (+beta against the free phase),
-            ``random-sign`` (+beta or -beta at random per mini-batch, against the free phase)
-            or ``symmetric`` (a +beta and a -beta phase against each other; default).
-        free_steps: settling steps of the free phase (at most; see ``tolerance``).
-        nudged_steps: settling steps of each nudged or clamped phase, started from the free
-            equilibrium.
-        tolerance: stop a phase early once no activity moves by more than this in a step
-            (None: always run the full number of steps).
-        output: ``activation``: the output neurons pass the activation circuit too (bounded
-            outputs, as in Scellier & Bengio 2017; targets should lie in its range) or
-            ``linear`` (the energy's linear units).
-        update_form: how the contrast reaches the devices (see :func:`contrast_update`):
-            ``difference`` (activity differences and means, default) or ``two-phase`` (each
-            phase's products at opposite signs).
-        layer_lr: a factor on the learning rate per weight layer, inputs first (None: all 1).
-            The linear output layer is a least-mean-squares filter whose stable rate falls
-            with the width of the layer below; the hidden layers want larger steps.
-    """
-
-    phase: Literal["nudged", "clamped"] = "nudged"
-    beta: float = 0.5
-    nudging: Nudging | None = None
-    free_steps: int = 20
-    nudged_steps: int = 8
-    tolerance: float | None = None
-    output: Literal["activation", "linear"] = "activation"
-    update_form: UpdateForm = "difference"
-    layer_lr: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.update_form not in ("difference", "two-phase"):
-            raise ValueError(f"update_form = {self.update_form!r}; valid: difference, two-phase")
-        if self.output not in ("activation", "linear"):
-            raise ValueError(f"output = {self.output!r}; valid: activation, linear")
-        object.__setattr__(self, "layer_lr", parse_layer_lr(self.layer_lr))
-        if self.phase not in ("nudged", "clamped"):
-            raise ValueError(f"phase = {self.phase!r}; valid: nudged, clamped")
-        if self.nudging is not None:
-            if self.nudging not in ("one-sided", "random-sign", "symmetric"):
-                raise ValueError(
-                    f"nudging = {self.nudging!r}; valid: one-sided, random-sign, symmetric"
-                )
-            if self.phase == "clamped":
-                raise ValueError("nudging applies to phase 'nudged' only, not to 'clamped'")
-        if not isinstance(self.beta, (int, float)) or not 0 < self.beta <= 100:
-            raise ValueError(f"beta = {self.beta!r}; need a number in (0, 100]")
-        for name in ("free_steps", "nudged_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 10_000:
-                raise ValueError(f"{name} = {v!r}; need a whole number in 1..10000")
-        if self.tolerance is not None and not (
-            isinstance(self.tolerance, (int, float)) and self.tolerance > 0
-        ):
-            raise ValueError(f"tolerance = {self.tolerance!r}; need a positive number or null")
-
-    @property
-    def scheme(self) -> Nudging | Literal["clamped"]:
-        """The nudging scheme in effect."""
-        if self.phase == "clamped":
-            return "clamped"
-        return self.nudging or "symmetric"
 
 
 class Network(Protocol):
@@ -158,9 +84,15 @@ def settle(
     clamp: bool = False,
     tolerance: float | None = None,
     output: Callable[[Tensor], Tensor] | None = None,
+    average: int = 1,
+    drive: Tensor | None = None,
 ) -> tuple[list[Tensor], int]:
     """Relax the network with input ``x`` held; returns the activities ``[s_1..s_L]`` and the
     number of steps taken.
+
+    ``average``: return each layer's mean over the last ``average`` steps (the steps taken, if
+    fewer) instead of the last step's activities. ``drive``: the first layer's current from
+    ``x`` as read earlier (None: read it now).
 
     ``state`` is the starting point (None: all zero, so the first step is a forward pass).
     ``target`` with ``beta`` nudges the output (``clamp``: forces it to the target).
@@ -168,8 +100,10 @@ def settle(
     output neuron receives the nudging current ``beta * (t - s_L)`` at its input.
     """
     n = net.n_layers
-    drive = net.read(0, x)  # the input is held on the rows: its current is read once
+    if drive is None:
+        drive = net.read(0, x)  # the input is held on the rows: its current is read once
     s: list[Tensor] = [a.clone() for a in state] if state is not None else [torch.zeros(0)] * n
+    recent: deque[list[Tensor]] = deque(maxlen=average)
     taken = 0
     for _ in range(steps):
         taken += 1
@@ -197,8 +131,11 @@ def settle(
                 "settling diverged: activities became NaN or infinite; lower the learning "
                 "rate or beta"
             )
+        recent.append(list(s))  # the tensors are replaced, never written in place
         if tolerance is not None and taken > 1 and moved < tolerance:
             break
+    if average > 1:
+        s = [torch.stack(layer).mean(0) for layer in zip(*recent, strict=True)]
     return s, taken
 
 
@@ -275,31 +212,52 @@ class _ActivityDifferenceRule:
         o = self.options
         steps = o.free_steps if state is None else o.nudged_steps
         s, taken = settle(
-            self._network(), x, state, steps, tolerance=o.tolerance, output=self._output(), **kw
+            self._network(),
+            x,
+            state,
+            steps,
+            tolerance=o.tolerance,
+            output=self._output(),
+            average=o.average_steps,
+            **kw,
         )
         self.settle_steps += taken
+        self._note_average(s)
         return s
+
+    def _note_average(self, s: list[Tensor]) -> None:
+        """Hook for the event log: the sums of averaged activities."""
+
+    def _note_held_drive(self, drive: Tensor) -> None:
+        """Hook for the event log: the first layer's current held across phases."""
 
     def _step(self, x: Tensor, y: Tensor) -> Tensor:
         o = self.options
         t = self._targets(y)
-        free = self._settle(x, None)
+        if o.input_read == "once":
+            held = self._network().read(0, x)
+            self._note_held_drive(held)
+            free = self._settle(x, None, drive=held)
+            x_kw: dict[str, Any] = {"drive": held}
+        else:
+            free = self._settle(x, None)
+            x_kw = {}
         loss, _ = squared_error(free[-1], t)
         batch = x.shape[-2]
         beta = float(o.beta)
         scheme = o.scheme
         if scheme == "clamped":
-            plus = self._settle(x, free, target=t, clamp=True)
+            plus = self._settle(x, free, target=t, clamp=True, **x_kw)
             minus, scale, phases = free, self.lr / batch, 2
         elif scheme == "symmetric":
-            plus = self._settle(x, free, target=t, beta=beta)
-            minus = self._settle(x, free, target=t, beta=-beta)
+            plus = self._settle(x, free, target=t, beta=beta, **x_kw)
+            minus = self._settle(x, free, target=t, beta=-beta, **x_kw)
             scale, phases = self.lr / (2 * beta * batch), 3
         else:
             if scheme == "random-sign":
                 flip = torch.rand((), generator=self.generator, device=self.generator.device)
                 beta = -beta if float(flip) < 0.5 else beta
-            nudged = self._settle(x, free, target=t, beta=beta)
+            nudged = self._settle(x, free, target=t, beta=beta, **x_kw)
             plus, minus = (nudged, free) if beta > 0 else (free, nudged)
             scale, phases = self.lr / (abs(beta) * batch), 2
         self._note_phases(phases, batch)
@@ -339,6 +297,15 @@ class ActivityDifference(_ActivityDifferenceRule, ChipTrainer):
             return act(u)
 
         return circuit
+
+    def _note_average(self, s: list[Tensor]) -> None:
+        # Averaging k steps: k - 1 additions per neuron (the scale folds into the update).
+        if self.options.average_steps > 1:
+            adds = (self.options.average_steps - 1) * sum(a.numel() for a in s)
+            self.chip.log.add(Event.DIGITAL_OP, adds)
+
+    def _note_held_drive(self, drive: Tensor) -> None:
+        self.chip.log.add(Event.STORED_VALUE, drive.numel())
 
     def _note_phases(self, phases: int, batch: int) -> None:
         # Each neuron's activity in each phase waits at its line until the update.
