@@ -9,7 +9,8 @@ Run from the repository root:
 
     python examples/cnn_digits.py                      # seconds
     python examples/cnn_digits.py --dataset fashion-mnist --data-dir ../shared/data \\
-        --epochs 3 --device ecram-liwo3 --update count --rule progressive --order input-first
+        --device ecram-liwo3 --update count --rule progressive --order input-first \\
+        --epochs 5 --batch-size 20 --lr-decay 0.6      # 85.8 % (benchmarks/RESULTS.md)
 """
 
 from __future__ import annotations

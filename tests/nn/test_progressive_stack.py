@@ -3,6 +3,7 @@ protocol, and learning on the embedded digits."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -237,3 +238,35 @@ def test_a_users_mlp_with_mixed_activations_learns_digits_progressively() -> Non
         accuracy = (model(data.x_test).argmax(-1) == data.y_test).float().mean(1)
     assert accuracy.shape == (2,)
     assert float(accuracy.min()) > 0.85, accuracy  # chance: 0.1
+
+
+@pytest.mark.parametrize("refresh", [False, True])
+def test_input_first_pulses_the_tiles_as_insitu_sgd_does(refresh: bool) -> None:
+    """Before any layer above it moves, a layer's progressive update is InSituSGD's, pulse for
+    pulse, on a converted CNN with asymmetric noisy devices and capped pulse counts: the same
+    loss scale over batch and chips, lr units, patch sums and transposed reads. Input-first
+    with one pass for all layers (refresh off) is then backprop's step on every layer; with
+    a fresh pass per layer only the first layer's update is the same."""
+    torch.manual_seed(2)
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3),
+        nn.ReLU(), nn.Flatten(), nn.Linear(16, 3),
+    )  # fmt: skip
+    update = UpdateParams(mode=UpdateMode.COUNT, sequential=False)
+    tiles = TileConfig(get_device("ecram-liwo3"), IDEAL_PERIPHERY, update)
+    model = convert(net, device=tiles, instances=2, seed=4)
+    twin = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(6, 1, 8, 8, generator=g), torch.randint(0, 3, (6,), generator=g)
+    before = [inspection.true_weights(layer.tile) for layer in analog_layers(model)]
+    sgd = InSituSGD(twin, lr=0.3)
+    instance_loss(F.cross_entropy, twin(x), y).backward()
+    sgd.step()
+    Progressive(model, lr=0.3, order="input-first", refresh=refresh).step(x, y, F.cross_entropy)
+    after = [inspection.true_weights(layer.tile) for layer in analog_layers(model)]
+    assert all(not torch.equal(a, b) for a, b in zip(after, before, strict=True))  # all pulsed
+    same = [
+        torch.equal(a, inspection.true_weights(b.tile))
+        for a, b in zip(after, analog_layers(twin), strict=True)
+    ]
+    assert same == ([True, False, False] if refresh else [True, True, True])
