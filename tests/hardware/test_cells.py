@@ -31,7 +31,13 @@ from insitu.hardware import (
     inspection,
     make_tile,
 )
-from insitu.hardware.cells import MixedPrecisionCell, RefreshCell, ResidualCell, TransferCell
+from insitu.hardware.cells import (
+    MixedPrecisionCell,
+    RefreshCell,
+    ResidualCell,
+    TransferCell,
+    WeightArray,
+)
 from insitu.nn import AnalogLinear
 
 # Steps of 2**-10 on [0, 2]: every conductance and weight below is exact in float32.
@@ -145,16 +151,23 @@ def test_updates_trigger_transfers_in_column_order() -> None:
     assert c2.state_dict()["counters"] == {"updates": 0, "since": 0, "next": (5 * 4) % 3}
 
 
+def _assert_reads(c: WeightArray, w: Tensor) -> Tensor:
+    """The cell's forward and transposed reads are those of the weights ``w`` (ideal
+    periphery); returns the forward inputs used."""
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(c.read(x), x @ w.transpose(1, 2))
+    d = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(c.read_transposed(d), d @ w)
+    return x
+
+
 def test_forward_read_is_gamma_a_plus_c() -> None:
     c = cell("tiki-taka", gamma=0.25, transfer_every=10**6)
     set_fast(c, [[4, -8, 0], [2, 2, 2]])
     c.slow.pulse(torch.tensor([[1.0, 1, 1], [0, -3, 5]]).expand(2, -1, -1))
     w = steps([[2, -1, 1], [0.5, -2.5, 5.5]])  # type: ignore[list-item]
     assert torch.equal(inspection.true_weights(c), w)
-    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(c.read(x), x @ w.transpose(1, 2))
-    d = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(c.read_transposed(d), d @ w)
+    x = _assert_reads(c, w)
     reads = c.log[Event.ARRAY_READ]
     c.read(x)
     assert c.log[Event.ARRAY_READ] - reads == 2 * 2 * 4  # both arrays, both instances
@@ -218,10 +231,7 @@ def test_residual_reads_the_tiles_by_significance() -> None:
     c.tiles[1].pulse(torch.tensor([[4.0, -8, 0], [2, 2, 2]]).expand(2, -1, -1))
     w = steps([[2, -1, 1], [0.5, -2.5, 5.5]])  # type: ignore[list-item]
     assert torch.equal(inspection.true_weights(c), w)
-    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(c.read(x), x @ w.transpose(1, 2))
-    d = torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(c.read_transposed(d), d @ w)
+    _assert_reads(c, w)
     torch.testing.assert_close(c.measure(), w)
 
 
