@@ -383,3 +383,41 @@ def test_pulse_has_the_torch_paths_mean_and_spread(monkeypatch: pytest.MonkeyPat
     ratio = fast.std(0)[moved] / slow.std(0)[moved]
     assert ((ratio > 0.9) & (ratio < 1.1)).all(), ratio
     assert (fast[:, ~moved] == 0).all()
+
+
+@pytest.mark.parametrize("pair", ["differential", "reference"])
+@pytest.mark.parametrize("threshold", [0.5, 1.0, 2.5])
+def test_pulse_steps_fires_accumulators_as_the_torch_path(
+    monkeypatch: pytest.MonkeyPatch, threshold: float, pair: str
+) -> None:
+    # Mixed precision's digital accumulator: whole steps past the threshold are pulsed (at most
+    # max_pulses) and subtracted, the remainder stays; the kernel fuses what the torch path does
+    # in tensor passes, with the same numbers where no noise is drawn.
+    gen = torch.Generator().manual_seed(6)
+    steps0 = torch.randn((3, 5, 9), generator=gen) * 4  # in weight steps
+    steps0[0, 0, :3] = torch.tensor([0.0, 40.0, -0.49])
+    left: dict[bool, torch.Tensor] = {}  # what stays, in weight steps
+
+    def run(tile: Tile) -> None:
+        step = tile.config.weight_step
+        acc = steps0 * step
+        tile.pulse_steps(acc, threshold)
+        tile.pulse_steps(acc, threshold)  # what stays below the threshold stays
+        left[tile.kernel_ready()] = acc / step
+
+    build = lambda: _exact_tile("reram-taox", pair, True, max_pulses=7)  # noqa: E731
+    fast, slow = _both_paths(monkeypatch, build, run)
+    assert torch.equal(left[True], left[False])
+    for a, b in zip(conductances(fast), conductances(slow), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
+    assert fast.log.counts() == slow.log.counts()
+    # By hand: a weight fires its whole steps (at least 1 once past the threshold, at most 7
+    # per call); the pulsed steps plus the remainder give back the accumulator.
+    n, rest = pulse_counts(slow), left[False]
+    assert n[0, 0, 0] == 0 and rest[0, 0, 0] == 0  # zero: nothing to pulse
+    assert n[0, 0, 1] == 14 and rest[0, 0, 1] == pytest.approx(26.0)  # capped at 7, twice
+    assert n[0, 0, 2] == (1 if threshold <= 0.49 else 0)
+    assert torch.equal((steps0 - rest).round().abs(), n.float())
+    below = rest.abs() < max(threshold, 1.0) + 1e-4
+    assert below.flatten().tolist().count(False) == 1  # only the capped weight keeps more

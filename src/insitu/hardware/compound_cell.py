@@ -31,14 +31,6 @@ def per_instance(v: Tensor, features: int, instances: int, what: str) -> Tensor:
     return v.unsqueeze(0).expand(instances, -1, -1) if v.dim() == 2 else v
 
 
-def whole_steps(h: Tensor, step: float, threshold: float, cap: int) -> Tensor:
-    """Signed pulse counts for digital accumulators ``h`` (weight units): where ``|h|``
-    reaches ``threshold`` steps, its whole number of ``step`` (at least one), at most ``cap``;
-    zero elsewhere. The caller subtracts ``counts * step`` from ``h`` (the remainder stays)."""
-    magnitude = torch.floor(h.abs() / step).clamp(1, cap)
-    return torch.where(h.abs() >= threshold * step, h.sign() * magnitude, 0.0)
-
-
 def column_passes(start: int, due: int, columns: int, device: torch.device) -> list[Tensor]:
     """The column indices of ``due`` column transfers from column ``start`` on, in turn over
     an array of ``columns`` columns, as passes of distinct columns (one read each)."""

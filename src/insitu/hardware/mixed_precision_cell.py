@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insitu.hardware.compound_cell import CompoundCell, per_instance, whole_steps
+from insitu.hardware.compound_cell import CompoundCell, per_instance
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
 
@@ -47,10 +47,5 @@ class MixedPrecisionCell(CompoundCell):
         self.chi.sub_(lr * torch.matmul(d.transpose(1, 2), x))
         # One multiply-add per weight and sample, then compare and subtract per weight.
         self.log.add(Event.DIGITAL_OP, self.chi.numel() * (samples + 2))
-        step = self.array.config.weight_step
-        cap = self.array.config.update.max_pulses
-        n = whole_steps(self.chi, step, self.params.threshold, cap)
-        if bool(n.any()):
-            self.chi.sub_(n * step)
-            self.array.pulse(n)
+        self.array.pulse_steps(self.chi, self.params.threshold)
         self.after_update()

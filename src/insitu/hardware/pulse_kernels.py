@@ -6,9 +6,9 @@ cycle-to-cycle noise drawn from the chip instance's stream (:mod:`insitu.hardwar
 :func:`pulse_entries` serves the stochastic update
 (:func:`insitu.hardware.crossbar_kernels.stochastic_update`, sample by sample);
 :func:`pulse_weights` serves :meth:`insitu.hardware.tile.Tile.pulse` and ``pulse_columns`` (a
-compound cell's transfers, mixed precision's whole steps, write-verify) on tiles whose update
-is compiled: the torch path's scheduling of pulse runs took half of a mixed-precision cell's
-training time.
+compound cell's transfers, write-verify) on tiles whose update is compiled: the torch path's
+scheduling of pulse runs took half of a mixed-precision cell's training time;
+:func:`fire_whole_steps` serves ``Tile.pulse_steps`` (mixed precision's digital accumulator).
 """
 
 from __future__ import annotations
@@ -218,6 +218,66 @@ def pulse_weights(
             state[i] = z
             total += done
     return total
+
+
+@njit(cache=True)
+def fire_whole_steps(
+    g: np.ndarray,
+    table: np.ndarray,
+    w: np.ndarray,
+    pulses: np.ndarray,
+    acc: np.ndarray,
+    step: float,
+    threshold: float,
+    cap: int,
+    params: np.ndarray,
+    state: np.ndarray,
+) -> tuple[int, int]:
+    """Digital accumulators ``acc`` (I, out, in; float32, weight units) fired in place: where
+    ``|acc|`` reaches ``threshold`` steps, its whole number of ``step`` (at least one, at most
+    ``cap``) is pulsed and subtracted, in row-major order per instance from its stream
+    (:func:`insitu.hardware.tile_pulses.whole_steps` and ``Tile.pulse``, fused: the tensor
+    passes and the entry lists took most of a mixed-precision update). float32 arithmetic, as
+    the reference's. Returns the device pulses and the weights fired."""
+    instances = state.size
+    per = acc.size // instances
+    flat = acc.reshape(acc.size)
+    step32 = np.float32(step)
+    fire_at = np.float32(threshold * step)
+    top = np.float32(cap)
+    cells = np.empty(per, np.int64)
+    counts = np.empty(per, np.int64)
+    total = 0
+    fired = 0
+    for i in range(instances):
+        m = 0
+        for k in range(i * per, (i + 1) * per):
+            h = flat[k]
+            a = abs(h)
+            if a >= fire_at and a > 0.0:  # a zero accumulator has no sign to pulse
+                n = min(max(np.floor(a / step32), np.float32(1.0)), top)
+                if h < 0:
+                    n = -n
+                flat[k] = h - n * step32
+                cells[m] = k
+                counts[m] = int(n)
+                m += 1
+        if m > 0:
+            done, z = pulse_entries(
+                g,
+                table,
+                w.reshape(w.size),
+                pulses.reshape(pulses.size),
+                cells,
+                counts,
+                m,
+                state[i],
+                params,
+            )
+            state[i] = z
+            total += done
+            fired += m
+    return total, fired
 
 
 class TileViews(NamedTuple):

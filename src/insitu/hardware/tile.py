@@ -233,6 +233,15 @@ class Tile:
             self._update.apply(*entries)
         self.log.add(Event.UPDATE, self.instances * self.out_features)
 
+    def pulse_steps(self, acc: Tensor, threshold: float) -> None:
+        """Fire digital accumulators ``acc`` (I, out, in; weight units) in place: where
+        ``|acc|`` reaches ``threshold`` weight steps, its whole steps (at most ``max_pulses``)
+        are pulsed row by row, as :meth:`pulse`, and subtracted; the remainder stays."""
+        if acc.shape != torch.Size(self.shape):
+            raise ValueError(f"accumulators have shape {tuple(acc.shape)}; need {self.shape}")
+        if self._update.fire(acc, threshold):
+            self.log.add(Event.UPDATE, self.instances * self.out_features)
+
     def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
         """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct
         indices): one parallel cycle per column, its line driven while each row line carries

@@ -37,6 +37,15 @@ def count_entries(tile: Tile, n: Tensor) -> Entries | None:
     return inst * (tile.out_features * tile.in_features) + cell, counts
 
 
+def whole_steps(h: Tensor, step: float, threshold: float, cap: int) -> Tensor:
+    """Signed pulse counts for digital accumulators ``h`` (weight units): where ``|h|``
+    reaches ``threshold`` steps, its whole number of ``step`` (at least one), at most ``cap``;
+    zero elsewhere. The caller subtracts ``counts * step`` from ``h`` (the remainder stays).
+    :func:`insitu.hardware.pulse_kernels.fire_whole_steps` is its compiled twin."""
+    magnitude = torch.floor(h.abs() / step).clamp(1, cap)
+    return torch.where(h.abs() >= threshold * step, h.sign() * magnitude, 0.0)
+
+
 def device_entries(tile: Tile, weight: Tensor, counts: Tensor) -> Entries:
     """Weight entries to device entries: (device index, signed pulses on that device)."""
     size = tile.instances * tile.out_features * tile.in_features

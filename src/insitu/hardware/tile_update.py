@@ -28,7 +28,7 @@ from insitu.hardware.backend import Implementation
 from insitu.hardware.events import Event
 from insitu.hardware.kernel_switch import as_numpy
 from insitu.hardware.tile_config import TileConfig, UpdateMode
-from insitu.hardware.tile_pulses import Entries, apply_entries, count_entries
+from insitu.hardware.tile_pulses import Entries, apply_entries, count_entries, whole_steps
 
 if TYPE_CHECKING:
     from insitu.hardware.tile import Tile
@@ -51,6 +51,12 @@ class UpdateBackend(Protocol):
     def apply(self, weight: Tensor, counts: Tensor) -> None:
         """Apply signed pulse counts to the devices of the weights ``weight`` (indices into
         the flat (I, out, in) weights, in instance order; each weight's entries in time order)."""
+        ...
+
+    def fire(self, acc: Tensor, threshold: float) -> bool:
+        """Pulse the whole weight steps of digital accumulators ``acc`` (I, out, in) that
+        reach ``threshold`` steps and subtract them (:meth:`Tile.pulse_steps`); whether any
+        weight was pulsed."""
         ...
 
 
@@ -92,6 +98,17 @@ class TorchUpdate:
     def apply(self, weight: Tensor, counts: Tensor) -> None:
         """Apply pulse-count entries by tensor operations (:func:`apply_entries`)."""
         apply_entries(self._tile, weight, counts)
+
+    def fire(self, acc: Tensor, threshold: float) -> bool:
+        tile = self._tile
+        step = tile.config.weight_step
+        n = whole_steps(acc, step, threshold, tile.config.update.max_pulses)
+        entries = count_entries(tile, n.unsqueeze(1))
+        if entries is None:
+            return False
+        acc.sub_(n * step)
+        apply_entries(tile, *entries)
+        return True
 
     def entries(self, x: Tensor, d: Tensor, lr: float) -> Entries | None:
         """The pulses of the update as entries (weight index, signed count), not applied."""
@@ -279,6 +296,26 @@ class KernelUpdate:
             k.state,
         )
         tile.log.add(Event.PULSE, int(done))
+
+    def fire(self, acc: Tensor, threshold: float) -> bool:
+        tile = self._tile
+        if acc.dtype != torch.float32 or not acc.is_contiguous():
+            raise ValueError("a fired accumulator must be a contiguous float32 tensor")
+        k = self._kernel_views()
+        done, fired = pk.fire_whole_steps(
+            k.g,
+            k.table,
+            k.w,
+            k.pulses,
+            as_numpy(acc),
+            tile.config.weight_step,
+            threshold,
+            tile.config.update.max_pulses,
+            k.params,
+            k.state,
+        )
+        tile.log.add(Event.PULSE, int(done))
+        return fired > 0
 
     def _kernel_views(self) -> pk.TileViews:
         """The kernel's numpy views of the tile's state, made again when a tensor was replaced

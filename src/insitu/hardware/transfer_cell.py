@@ -27,11 +27,11 @@ from insitu.hardware.compound_cell import (
     column_passes,
     per_instance,
     read_columns,
-    whole_steps,
 )
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult
+from insitu.hardware.tile_pulses import whole_steps
 
 
 class TransferCell(CompoundCell):
