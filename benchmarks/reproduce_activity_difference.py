@@ -317,9 +317,31 @@ def braille_seeds(args: argparse.Namespace, bar: Progress) -> None:
             f">= {100 * BAR:.0f} % on {held} of {len(args.seeds)} seeds"
         )
     lines += ["", f"Every name >= {100 * BAR:.0f} % at 20 % flips:", *verdicts]
+    lines += ["", *_pooled_levels(per_seed, args.methods)]
     atomic.write_json(root / "braille_seeds.json", pooled)
     atomic.write_text(root / "braille_seeds.md", "\n".join(lines) + "\n")
     _seeds_figure(pooled, args.methods, root / "braille_per_name_seeds.png")
+
+
+def _pooled_levels(per_seed: dict[int, dict[str, Any]], methods: list[str]) -> list[str]:
+    """Markdown: all names together at 10, 20 and 30 % flips, mean ± std over every chip of
+    every seed (a chip's rate is the mean of its names': each name has as many patterns)."""
+    head = " | ".join(f"{round(100 * v)} % flipped" for v in PER_NAME_LEVELS)
+    lines = [f"| method (all names) | {head} |", "|---" * (1 + len(PER_NAME_LEVELS)) + "|"]
+    for method in methods:
+        cells = []
+        for level in PER_NAME_LEVELS:
+            rates = torch.cat(
+                [
+                    torch.tensor(
+                        r["methods"][method]["restoration"]["per_name"][f"{level:.1f}"]["chips"]
+                    ).mean(-1)
+                    for r in per_seed.values()
+                ]
+            )
+            cells.append(f"{100 * rates.mean():.1f} ± {100 * rates.std(unbiased=False):.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _seeds_figure(pooled: dict[str, Any], methods: list[str], path: Path) -> None:
