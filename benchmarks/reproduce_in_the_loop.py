@@ -4,7 +4,8 @@ spiking chip with mismatch, against "train in software, then deploy" and pure so
 Tasks (each a set of runs under --out, one run directory per run):
   mnist    256-246-10 on 16x16 latency-coded MNIST: in-the-loop, software, and deploy (the
            software run's weights written to the chip)
-  fashion  the same network on Fashion-MNIST: in-the-loop
+  fashion  the same network on Fashion-MNIST: in-the-loop (its own schedule:
+           FASHION_SCHEDULE)
   nmnist   the N-MNIST subset (../shared/data/nmnist_small): in-the-loop, software
   sweep    mismatch sigma_d in --sigmas: in-the-loop trained at each sigma; deploy trained once
            in software and written to the chip at each sigma (same chip pattern, scaled)
@@ -44,6 +45,10 @@ PAPER = {"mnist-in-the-loop": 97.2, "mnist-snn-software": 97.5, "fashion-in-the-
 # Issue 23's reading of the paper's claim: at 30 % mismatch in-the-loop stays within 1.5 points
 # of its 0 % value, while deploy falls >= 10 points below its own.
 FLAT_WITHIN, DEPLOY_DROP = 1.5, 10.0
+# Fashion-MNIST keeps the schedule it was first run with (12 epochs, lr decay 0.85, no shift
+# augmentation): over 4 chips it gives 84.1 +- 0.3 %, where the MNIST config's schedule (25
+# epochs, decay 0.9, one-pixel shifts, tuned on MNIST) gives 82.5 +- 0.3 % (RESULTS.md).
+FASHION_SCHEDULE = {"epochs": 12, "lr_decay": 0.85, "augment_shift": 0}
 
 
 def config(base: dict[str, Any], **changes: Any) -> SpikingTrainConfig:
@@ -219,7 +224,10 @@ def main() -> None:
         if activity.exists():
             shutil.copyfile(activity, args.out / "mnist_chip_activity.png")
     if "fashion" in args.tasks and "fashion-in-the-loop" not in done:
-        cfg = config(base, dataset="fashion-mnist", encoding={"crop": 0})
+        fashion = {**base, **FASHION_SCHEDULE}
+        if args.epochs is not None:
+            fashion["epochs"] = args.epochs
+        cfg = config(fashion, dataset="fashion-mnist", encoding={"crop": 0})
         rows.append(run(cfg, args.out, load_spiking_dataset(cfg), "fashion-in-the-loop"))
         save()
     if "nmnist" in args.tasks:

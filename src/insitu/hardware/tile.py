@@ -234,9 +234,8 @@ class Tile:
         self.log.add(Event.UPDATE, self.instances * self.out_features)
 
     def pulse_steps(self, acc: Tensor, threshold: float) -> None:
-        """Fire digital accumulators ``acc`` (I, out, in; weight units) in place: where
-        ``|acc|`` reaches ``threshold`` weight steps, its whole steps (at most ``max_pulses``)
-        are pulsed row by row, as :meth:`pulse`, and subtracted; the remainder stays."""
+        """Fire accumulators ``acc`` (I, out, in; weight units) in place: whole steps (at most
+        ``max_pulses``) pulsed row by row and subtracted where ``|acc|`` >= ``threshold`` steps."""
         if acc.shape != torch.Size(self.shape):
             raise ValueError(f"accumulators have shape {tuple(acc.shape)}; need {self.shape}")
         if self._update.fire(acc, threshold):
