@@ -12,7 +12,9 @@ chip model, seed and data serve every method; the script writes into --out:
   20 % are (another name, or dots wrong; taken for which name). Figures
   ``braille_per_name.png`` (bars with error bars per name), ``braille_vs_distortion.png``,
   ``braille_examples.png`` (distorted inputs and restorations as Braille dot pictures) and
-  ``braille_curves.png``. ``--set key.path=value`` overrides the Braille config.
+  ``braille_curves.png``. ``--set key.path=value`` overrides the Braille config. ``--seeds S
+  ...`` runs the task once per seed (under ``seedS/``) and pools every name over all chips of all
+  seeds: ``braille_seeds.md`` / ``.json`` and ``braille_per_name_seeds.png``.
 * ``mnist``: one hidden layer (784-500-10) and two (784-500-250-10) by default.
   ``mnist.json`` / ``mnist.md`` and ``mnist_curves.png``.
 
