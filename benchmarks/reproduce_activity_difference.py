@@ -281,17 +281,26 @@ def braille_seeds(args: argparse.Namespace, bar: Progress) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         per_seed[seed] = braille(args, bar)
     args.out = root
-    pooled: dict[str, Any] = {"seeds": list(args.seeds), "instances": args.instances}
+    pool_seeds(per_seed, args.methods, args.instances, root)
+
+
+def pool_seeds(
+    per_seed: dict[int, dict[str, Any]], methods: list[str], instances: int, root: Path
+) -> dict[str, Any]:
+    """Every name at 20 % flips over all chips of all seeds (``braille`` results per seed):
+    ``braille_seeds.md`` / ``.json`` and ``braille_per_name_seeds.png`` in ``root``."""
+    seeds = list(per_seed)
+    pooled: dict[str, Any] = {"seeds": seeds, "instances": instances}
     lines = [
-        f"Exact restoration at 20 % flips per name, seeds {', '.join(map(str, args.seeds))} x "
-        f"{args.instances} chips; pooled = mean ± std over all {len(args.seeds) * args.instances}"
+        f"Exact restoration at 20 % flips per name, seeds {', '.join(map(str, seeds))} x "
+        f"{instances} chips; pooled = mean ± std over all {len(seeds) * instances}"
         " chips (lowest chip in brackets); per seed = mean over that seed's chips.",
         "",
-        "| method | name | pooled | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
-        "|---" * (3 + len(args.seeds)) + "|",
+        "| method | name | pooled | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---" * (3 + len(seeds)) + "|",
     ]
     verdicts = []
-    for method in args.methods:
+    for method in methods:
         chips = torch.cat(
             [
                 torch.tensor(r["methods"][method]["restoration"]["per_name"]["0.2"]["chips"])
@@ -316,13 +325,14 @@ def braille_seeds(args: argparse.Namespace, bar: Progress) -> None:
         verdicts.append(
             f"- {method}: over all chips {'every name holds' if not short else 'missed: '}"
             f"{', '.join(short)} (lowest name {100 * float(mean.min()):.1f} %); every name "
-            f">= {100 * BAR:.0f} % on {held} of {len(args.seeds)} seeds"
+            f">= {100 * BAR:.0f} % on {held} of {len(seeds)} seeds"
         )
     lines += ["", f"Every name >= {100 * BAR:.0f} % at 20 % flips:", *verdicts]
-    lines += ["", *_pooled_levels(per_seed, args.methods)]
+    lines += ["", *_pooled_levels(per_seed, methods)]
     atomic.write_json(root / "braille_seeds.json", pooled)
     atomic.write_text(root / "braille_seeds.md", "\n".join(lines) + "\n")
-    _seeds_figure(pooled, args.methods, root / "braille_per_name_seeds.png")
+    _seeds_figure(pooled, methods, root / "braille_per_name_seeds.png")
+    return pooled
 
 
 def _pooled_levels(per_seed: dict[int, dict[str, Any]], methods: list[str]) -> list[str]:

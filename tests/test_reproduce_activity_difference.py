@@ -99,3 +99,24 @@ def test_a_set_without_a_value_is_a_usage_error(
     with pytest.raises(SystemExit) as err:
         ad.main()
     assert err.value.code == 2
+
+
+def test_seeds_pool_every_chip_of_every_seed(ad: ModuleType, tmp_path: Path) -> None:
+    # Two "seeds" of two chips each: the pooled rate of a name is the mean over all four chips,
+    # and each seed's own mean stays beside it.
+    per_seed = {
+        seed: {"methods": {"m": {"restoration": ad.restoration(decoder, seed, PER_NAME)}}}
+        for seed, decoder in ((0, fixed_decoder), (1, nearest_decoder))
+    }
+    pooled = ad.pool_seeds(per_seed, ["m"], 2, tmp_path)
+    chips = [per_seed[s]["methods"]["m"]["restoration"]["per_name"]["0.2"]["chips"] for s in (0, 1)]
+    all_chips = torch.tensor(chips[0] + chips[1])  # (4 chips, names)
+    assert pooled["m"]["mean"] == pytest.approx(all_chips.mean(0).tolist())
+    assert pooled["m"]["min"] == pytest.approx(all_chips.amin(0).tolist())
+    assert pooled["m"]["per_seed"][0] == pytest.approx([0.5, 0, 0, 0, 0.5, 0, 0, 0, 0])
+    held = sum(min(m) >= ad.BAR for m in pooled["m"]["per_seed"])
+    text = (tmp_path / "braille_seeds.md").read_text()
+    assert f"on {held} of 2 seeds" in text and "over all 4 chips" in text
+    assert "missed: TURING" in text  # the fixed chips pull every name below the bar
+    assert (tmp_path / "braille_seeds.json").exists()
+    assert (tmp_path / "braille_per_name_seeds.png").stat().st_size > 0
