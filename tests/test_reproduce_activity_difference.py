@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -12,17 +12,12 @@ import torch
 
 from insitu.data.braille import MIN_HAMMING_DISTANCE, NAMES, clean_patterns
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_activity_difference.py"
 PER_NAME = 30  # test patterns per name and level: enough to tell rates apart, fast
 
 
 @pytest.fixture(scope="module")
-def ad() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reproduce_activity_difference", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ad(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("reproduce_activity_difference")
 
 
 def nearest_decoder(x: torch.Tensor) -> torch.Tensor:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_robust.py"
-
 
 @pytest.fixture(scope="module")
-def robust() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reproduce_robust", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def robust(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("reproduce_robust")
 
 
 def test_cell_names_map_to_cell_sections(robust: ModuleType) -> None:

@@ -11,6 +11,7 @@ pulses), each counted in the shared event log: it never reads a true conductance
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor
 from insitu.errors import ConfigError
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellParams
-from insitu.hardware.events import EventLog
+from insitu.hardware.events import Event, EventLog
 from insitu.hardware.pair_refresh import refresh_pairs
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
@@ -40,6 +41,16 @@ def column_passes(start: int, due: int, columns: int, device: torch.device) -> l
         passes.append((start + torch.arange(k, device=device)) % columns)
         start, due = (start + k) % columns, due - k
     return passes
+
+
+def due_columns(
+    since: int, start: int, every: int, per_transfer: int, columns: int, device: torch.device
+) -> tuple[int, int, list[Tensor]]:
+    """The transfers due after ``since`` rank-1 updates, one every ``every`` of
+    ``per_transfer`` columns, from column ``start`` on: the updates left over, the next
+    column, and the columns as passes of distinct columns (:func:`column_passes`)."""
+    due = (since // every) * per_transfer
+    return since % every, (start + due) % columns, column_passes(start, due, columns, device)
 
 
 def read_columns(array: Tile, columns: Tensor) -> tuple[Tensor, Tensor]:
@@ -161,13 +172,32 @@ class CompoundCell:
         return False
 
     # -- the protocol ---------------------------------------------------------------------
+    def _read_arrays(self) -> list[tuple[float, Tile]]:
+        """The arrays a read sees, with their significance: the weight array first, then
+        every other array whose significance is not zero (:meth:`significance`)."""
+        scale = self.significance()
+        weights = self.weights
+        others = [(scale[n], a) for n, a in self.arrays().items() if a is not weights and scale[n]]
+        return [(1.0, weights), *others]
+
+    def _combined(self, read: Callable[[Tile], Tensor]) -> Tensor:
+        """``read`` of every array the forward read sees, scaled by its significance and added
+        after the ADCs (two digital operations per extra array and output)."""
+        parts = self._read_arrays()
+        total = read(parts[0][1])
+        for scale, array in parts[1:]:
+            total = total + scale * read(array)
+        if len(parts) > 1:
+            self.log.add(Event.DIGITAL_OP, 2 * (len(parts) - 1) * total.numel())
+        return total
+
     def read(self, x: Tensor) -> Tensor:
-        """Forward read of the weight array: (B, in) or (I, B, in) -> (I, B, out)."""
-        return self.weights.read(x)
+        """Forward read of the cell: (B, in) or (I, B, in) -> (I, B, out)."""
+        return self._combined(lambda a: a.read(x))
 
     def read_transposed(self, d: Tensor) -> Tensor:
-        """Transposed read of the weight array: (I, B, out) -> (I, B, in)."""
-        return self.weights.read_transposed(d)
+        """Transposed read of the cell: (I, B, out) -> (I, B, in)."""
+        return self._combined(lambda a: a.read_transposed(d))
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """The SGD step ``W -= lr * sum_b d_b x_b^T`` the cell's way."""
@@ -178,8 +208,8 @@ class CompoundCell:
         self.weights.pulse(counts)
 
     def measure(self) -> Tensor:
-        """Every device of the weight array read one by one: the apparent weights."""
-        return self.weights.measure()
+        """Every device of the arrays a read sees, read one by one: the apparent weights."""
+        return self._combined(lambda a: a.measure())
 
     def program(
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20

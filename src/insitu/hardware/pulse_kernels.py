@@ -245,12 +245,11 @@ def fire_whole_steps(
     step32 = np.float32(step)
     fire_at = np.float32(threshold * step)
     top = np.float32(cap)
-    cells = np.empty(per, np.int64)
-    counts = np.empty(per, np.int64)
-    total = 0
-    fired = 0
+    cells = np.empty(acc.size, np.int64)
+    counts = np.empty(acc.size, np.int64)
+    starts = np.zeros(instances + 1, np.int64)
+    m = 0
     for i in range(instances):
-        m = 0
         for k in range(i * per, (i + 1) * per):
             h = flat[k]
             a = abs(h)
@@ -262,22 +261,10 @@ def fire_whole_steps(
                 cells[m] = k
                 counts[m] = int(n)
                 m += 1
-        if m > 0:
-            done, z = pulse_entries(
-                g,
-                table,
-                w.reshape(w.size),
-                pulses.reshape(pulses.size),
-                cells,
-                counts,
-                m,
-                state[i],
-                params,
-            )
-            state[i] = z
-            total += done
-            fired += m
-    return total, fired
+        starts[i + 1] = m
+    if m == 0:
+        return 0, 0
+    return pulse_weights(g, table, w, pulses, cells, counts, starts, params, state), m
 
 
 class TileViews(NamedTuple):

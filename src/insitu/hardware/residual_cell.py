@@ -38,8 +38,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from insitu.hardware.cell_config import CellKind
-from insitu.hardware.compound_cell import CompoundCell, column_passes, read_columns
-from insitu.hardware.events import Event
+from insitu.hardware.compound_cell import CompoundCell, due_columns, read_columns
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult
 
@@ -91,24 +90,6 @@ class ResidualCell(CompoundCell):
         self._next = [0] * len(self.tiles)
         return result
 
-    # -- reads: the arrays by significance ------------------------------------------------
-    def _combined(self, reads: list[Tensor]) -> Tensor:
-        # Scale and add after the ADCs: two digital operations per extra array and output.
-        self.log.add(Event.DIGITAL_OP, 2 * (len(reads) - 1) * reads[0].numel())
-        total = reads[0]
-        for n, r in enumerate(reads[1:], 1):
-            total = total + self.params.tile_gamma**n * r
-        return total
-
-    def read(self, x: Tensor) -> Tensor:
-        return self._combined([t.read(x) for t in self.tiles])
-
-    def read_transposed(self, d: Tensor) -> Tensor:
-        return self._combined([t.read_transposed(d) for t in self.tiles])
-
-    def measure(self) -> Tensor:
-        return self._combined([t.measure() for t in self.tiles])
-
     # -- update and transfer --------------------------------------------------------------
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """Pulse the least significant array with ``-lr * fast_lr * d x^T``, then every
@@ -117,13 +98,16 @@ class ResidualCell(CompoundCell):
         self.tiles[-1].update(x, d, lr * p.fast_lr)
         samples = x.shape[-2] if self.config.update.sequential else 1
         for n in range(len(self.tiles) - 1, 0, -1):
-            every = self.period(n)
-            self._since[n] += samples
-            due = (self._since[n] // every) * p.columns
-            self._since[n] %= every
-            for columns in column_passes(self._next[n], due, self.in_features, self._device):
+            self._since[n], self._next[n], passes = due_columns(
+                self._since[n] + samples,
+                self._next[n],
+                self.period(n),
+                p.columns,
+                self.in_features,
+                self._device,
+            )
+            for columns in passes:
                 self.transfer(n, columns)
-            self._next[n] = (self._next[n] + due) % self.in_features
         self.after_update()
 
     def transfer(self, n: int, columns: Tensor) -> None:

@@ -22,12 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from insitu.hardware.compound_cell import (
-    CompoundCell,
-    column_passes,
-    per_instance,
-    read_columns,
-)
+from insitu.hardware.compound_cell import CompoundCell, due_columns, per_instance, read_columns
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult
@@ -83,26 +78,6 @@ class TransferCell(CompoundCell):
         self._since = self._next = 0
         return result
 
-    # -- reads: W = gamma A + C -----------------------------------------------------------
-    def _combined(self, slow: Tensor, fast: Tensor) -> Tensor:
-        self.log.add(Event.DIGITAL_OP, 2 * slow.numel())  # scale and add after the ADCs
-        return slow + self.params.gamma * fast
-
-    def read(self, x: Tensor) -> Tensor:
-        if self.params.gamma == 0.0:
-            return self.slow.read(x)
-        return self._combined(self.slow.read(x), self.fast.read(x))
-
-    def read_transposed(self, d: Tensor) -> Tensor:
-        if self.params.gamma == 0.0:
-            return self.slow.read_transposed(d)
-        return self._combined(self.slow.read_transposed(d), self.fast.read_transposed(d))
-
-    def measure(self) -> Tensor:
-        if self.params.gamma == 0.0:
-            return self.slow.measure()
-        return self._combined(self.slow.measure(), self.fast.measure())
-
     # -- update and transfer --------------------------------------------------------------
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """Pulse A with ``-lr * fast_lr * d x^T`` (inputs chopped), then the transfers due."""
@@ -112,12 +87,16 @@ class TransferCell(CompoundCell):
             x = x * self.chopper.unsqueeze(1)  # the sign switch on each input line driver
         self.fast.update(x, d, lr * p.fast_lr)
         samples = x.shape[-2] if self.config.update.sequential else 1
-        self._since += samples
-        due = (self._since // p.transfer_every) * p.columns
-        self._since %= p.transfer_every
-        for columns in column_passes(self._next, due, self.in_features, self._device):
+        self._since, self._next, passes = due_columns(
+            self._since + samples,
+            self._next,
+            p.transfer_every,
+            p.columns,
+            self.in_features,
+            self._device,
+        )
+        for columns in passes:
             self.transfer(columns)
-        self._next = (self._next + due) % self.in_features
         self.after_update()
 
     def transfer(self, columns: Tensor) -> None:
