@@ -145,9 +145,13 @@ SPIKING = Task(
 )
 
 
-def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
+def _cells_task(
+    name: str, device: str, insitu_device: str, same: bool, split: bool = False
+) -> Task:
     """insitu's compound cells against aihwkit's compound presets for one aihwkit device
-    (``benchmarks/peers/cells_insitu.py`` holds the parameter mapping)."""
+    (``benchmarks/peers/cells_insitu.py`` holds the parameter mapping); both sides hold each
+    layer on one array, or with ``split`` on arrays of at most 512 lines (aihwkit's default
+    mapping: the 785-input layer on two)."""
     kinds = (
         ("TikiTaka", "tiki-taka"),
         ("TTv2", "ttv2"),
@@ -155,17 +159,20 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
         ("AGAD", "agad"),
         ("MixedPrecision", "mixed-precision"),
     )
-    # insitu's initial weights, the bias on the tile and each layer on one tile as insitu holds
-    # them (crossbar_aihwkit.py): aihwkit's default split of the 785-input layer over two tiles
-    # doubles its transfers (Tiki-Taka at 10,000 samples: 82.8 % split, 75.7 % one tile)
-    glorot = ("--init", "glorot", "--analog-bias", "--one-tile")
+    # insitu's initial weights and the bias on the tile (crossbar_aihwkit.py), and the same
+    # array size on both sides: the split of the 785-input layer over two arrays doubles its
+    # transfers (aihwkit's Tiki-Taka at 10,000 samples: 82.8 % split, 75.7 % one tile)
+    glorot = ("--init", "glorot", "--analog-bias", *(() if split else ("--one-tile",)))
+    layout = ("--max-inputs", "512") if split else ()
     contenders: list[Contender] = []
     ratios: list[tuple[str, str, str]] = []
     for scheme, kind in kinds:
         preset = f"{scheme}{device}Preset"
         ours = f"insitu {kind} ({preset})"
         theirs = f"aihwkit {preset}"
-        contenders.append(Contender(ours, "project", "cells_insitu.py", ("--preset", preset)))
+        contenders.append(
+            Contender(ours, "project", "cells_insitu.py", ("--preset", preset, *layout))
+        )
         contenders.append(
             Contender(theirs, "peers", "crossbar_aihwkit.py", ("--preset", preset, *glorot))
         )
@@ -176,8 +183,13 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
         description=(
             "MLP 784-256-128-10, sigmoid, SGD lr 0.5, mini-batch 10, real MNIST (first "
             "--samples of the seeded order), one chip, Glorot-uniform initial weights, the bias "
-            "an analog column, each layer on one tile (aihwkit's mapping not split at 512 "
-            f"inputs); aihwkit's compound presets on its {device}PresetDevice against "
+            "an analog column, "
+            + (
+                "layers split over arrays of at most 512 lines (aihwkit's default mapping)"
+                if split
+                else "each layer on one array (aihwkit's mapping not split at 512 lines)"
+            )
+            + f"; aihwkit's compound presets on its {device}PresetDevice against "
             f"insitu's weight cells on {insitu_device} ({twin}), PresetIOParameters periphery "
             "on both; parameter mapping in benchmarks/peers/cells_insitu.py"
         ),
@@ -188,9 +200,10 @@ def _cells_task(name: str, device: str, insitu_device: str, same: bool) -> Task:
 
 
 CELLS = _cells_task("cells", "EcRam", "ecram-liwo3", same=True)
+CELLS_SPLIT = _cells_task("cells-split", "EcRam", "ecram-liwo3", same=True, split=True)
 CELLS_RERAM = _cells_task("cells-reram", "ReRamES", "reram-taox", same=False)
 
-TASKS: dict[str, Task] = {t.name: t for t in (CROSSBAR, SPIKING, CELLS, CELLS_RERAM)}
+TASKS: dict[str, Task] = {t.name: t for t in (CROSSBAR, SPIKING, CELLS, CELLS_SPLIT, CELLS_RERAM)}
 
 
 def run_one(c: Contender, extra: list[str], threads: int) -> dict[str, Any]:

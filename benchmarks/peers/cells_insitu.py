@@ -9,8 +9,8 @@ reference). Runs under the project's ``.venv``.
     .venv/bin/python benchmarks/peers/cells_insitu.py --preset TTv2EcRamPreset
     .venv/bin/python benchmarks/peers/cells_insitu.py --describe
 
-Parameters that depend on a layer (aihwkit's buffer granularity scales with the layer's input
-size) are set on each layer's cell after the chip is built: a chip's config holds one cell
+Parameters that depend on a layer (aihwkit's buffer granularity scales with the tile's input
+size) are set on each array's cell after the chip is built: a chip's config holds one cell
 design for all its layers. aihwkit's ``auto_scale`` of the fast array's learning rate (TTv2
 family, AGAD) has no insitu counterpart; ``--auto-scale`` (default on for those presets)
 emulates it here, outside the cell: each layer's learning rate for A is set before every update from
@@ -32,7 +32,7 @@ from crossbar_insitu import AIHWKIT_PERIPHERY, test_accuracy
 
 from insitu.algorithms import make_trainer
 from insitu.devices import get_device
-from insitu.hardware import ChipConfig, PairMode, TileConfig, UpdateParams
+from insitu.hardware import ChipConfig, PairMode, TileConfig, TileGrid, UpdateParams
 from insitu.hardware.cells import CellKind, CellParams
 
 # aihwkit device preset -> insitu device preset, pair mode, weight scale, and whether they are
@@ -175,10 +175,21 @@ def cell_params(m: Mapping, lr: float, batch: int) -> CellParams:
     )
 
 
+def arrays(trainer: Any) -> list[Any]:
+    """Every layer's cell, or every array's cell of a layer split over a grid of arrays."""
+    cells: list[Any] = []
+    for t in trainer.chip.tiles:
+        if isinstance(t, TileGrid):
+            cells.extend(b for row in t.blocks for b in row)
+        else:
+            cells.append(t)
+    return cells
+
+
 def per_layer(trainer: Any, m: Mapping, lr: float, step: float, auto_scale: bool) -> None:
-    """Set each layer's transfer rate (TTv2 family) and, with ``auto_scale``, wrap its update
-    so that A's rate follows aihwkit's auto scale."""
-    for cell in trainer.chip.tiles:
+    """Set each array's transfer rate (TTv2 family) and, with ``auto_scale``, wrap its update
+    so that A's rate follows aihwkit's auto scale (aihwkit does both per tile)."""
+    for cell in arrays(trainer):
         if m.auto_granularity is not None:
             in_size = cell.in_features  # with the bias column (aihwkit run with --analog-bias)
             rate = lr * in_size / m.auto_granularity
@@ -222,6 +233,12 @@ def main() -> None:
         default=True,
         help="emulate aihwkit's auto_scale of A's rate (TTv2 family)",
     )
+    p.add_argument(
+        "--max-inputs",
+        type=int,
+        help="array size (input and output lines): larger layers are split over several arrays "
+        "as aihwkit's default mapping does at 512 (default: one array per layer)",
+    )
     p.add_argument("--describe", action="store_true", help="print the mapping and exit")
     args = p.parse_args()
     if args.describe:
@@ -238,6 +255,8 @@ def main() -> None:
         pair=pair,
         weight_scale=scale,
         cell=cell_params(m, args.lr, args.batch),
+        max_inputs=args.max_inputs,
+        max_outputs=args.max_inputs,
     )
     chip = ChipConfig((784, *args.hidden, 10), tile, "sigmoid")
     trainer = make_trainer("analog-sgd", chip, instances=1, seed=args.seed, lr=args.lr)
@@ -254,6 +273,7 @@ def main() -> None:
     result["device"] = name
     result["auto_scale"] = bool(args.auto_scale and m.auto_fast_lr is not None)
     result["device_pulses"] = trainer.log["device_pulse"]
+    result["max_inputs"] = args.max_inputs
     report(result)
 
 

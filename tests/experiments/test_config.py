@@ -393,6 +393,8 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
             "tail_weight": st.floats(-1, 100),
         },
     ),
+    "max_inputs": st.none() | st.integers(-1, 600),
+    "max_outputs": st.none() | st.integers(-1, 600),
     "validation_fraction": st.floats(0, 1),
     "limit_train": st.none() | st.integers(-1, 10**6),
     "limit_test": st.none() | st.integers(-1, 10**6),

@@ -276,6 +276,7 @@ CELL_SOURCES = [
         "mixed_precision_cell.py",
         "pair_refresh.py",
         "residual_cell.py",
+        "tile_grid.py",
     )
 ]
 

@@ -202,6 +202,10 @@ class TrainConfig(RunConfigBase):
     periphery: PeripheryConfig = PeripheryConfig()
     update: UpdateConfig = UpdateConfig()
     cell: CellConfig = CellConfig()
+    # The size of one array (input lines, output lines); a larger layer is split over a grid of
+    # arrays (insitu.hardware.tile_grid). None: one array per layer, whatever its size.
+    max_inputs: int | None = Field(hardware_default(TileConfig, "max_inputs"), ge=1)
+    max_outputs: int | None = Field(hardware_default(TileConfig, "max_outputs"), ge=1)
     validation_fraction: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("device")
@@ -265,6 +269,8 @@ class TrainConfig(RunConfigBase):
             pair=self.pair,
             weight_scale=self.weight_scale,
             cell=self.cell_params(),
+            max_inputs=self.max_inputs,
+            max_outputs=self.max_outputs,
         )
         return ChipConfig((n_features, *self.hidden, n_outputs), tile, self.activation)
 

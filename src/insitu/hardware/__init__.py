@@ -27,6 +27,7 @@ from insitu.hardware.tile import (
     UpdateParams,
     check_batch,
 )
+from insitu.hardware.tile_grid import TileGrid
 
 __all__ = [
     "IDEAL_NEURON",
@@ -50,6 +51,7 @@ __all__ = [
     "SpikingLayerConfig",
     "Tile",
     "TileConfig",
+    "TileGrid",
     "UpdateMode",
     "UpdateParams",
     "WeightArray",

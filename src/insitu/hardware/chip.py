@@ -113,7 +113,9 @@ class CrossbarChip:
 
     def over_range(self, layer: int, x: Tensor, y: Tensor) -> Tensor:
         """The ADC overflow flags of ``layer``'s read ``y`` (I, B, out) from inputs ``x``: True
-        where an output line reads at full scale (its true value may lie beyond)."""
+        where an output line reads at full scale (its true value may lie beyond). A layer split
+        over several arrays (:mod:`insitu.hardware.tile_grid`) is judged against the full scale
+        of its whole input: each array's ADC is not seen separately."""
         full = self.config.tile.periphery.full_scale(self.with_bias(x))
         self.log.add(Event.DIGITAL_OP, y.numel())  # one comparison per output line
         return y.abs() >= full * (1 - 1e-6)

@@ -13,9 +13,10 @@ from insitu.hardware.cells import WeightArray
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.spiking import NeuronArray, SpikingChip
 from insitu.hardware.tile import Tile
+from insitu.hardware.tile_grid import TileGrid
 
 
-def _array(tile: WeightArray) -> Tile:
+def _array(tile: Tile | CompoundCell) -> Tile:
     """The tile itself, or the array that holds a compound cell's weight."""
     return tile.weights if isinstance(tile, CompoundCell) else tile
 
@@ -23,7 +24,9 @@ def _array(tile: WeightArray) -> Tile:
 def true_weights(tile: WeightArray) -> Tensor:
     """Noise-free weights (I, out, in) implied by the true conductances (a compound cell: the
     weight its forward read sees: its arrays by their significance, ``gamma A + C`` for a
-    transfer cell)."""
+    transfer cell; a grid: its arrays' joined)."""
+    if isinstance(tile, TileGrid):
+        return tile.assemble([[true_weights(b) for b in row] for row in tile.blocks])
     if isinstance(tile, CompoundCell):
         arrays, scale = tile.arrays(), tile.significance()
         return sum(
@@ -35,12 +38,29 @@ def true_weights(tile: WeightArray) -> Tensor:
 
 def conductances(tile: WeightArray) -> list[Tensor]:
     """True conductances: [G+, G-] for differential pairs, [G] for reference mode (a compound
-    cell: of its weight-holding array)."""
+    cell: of its weight-holding array; a grid: its arrays' joined)."""
+    if isinstance(tile, TileGrid):
+        parts = [[conductances(b) for b in row] for row in tile.blocks]
+        return [
+            tile.assemble([[p[k] for p in row] for row in parts]) for k in range(len(parts[0][0]))
+        ]
     return [g.clone() for g in _array(tile)._g.unbind(0)]
 
 
 def device_arrays(tile: WeightArray) -> list[DeviceArray]:
-    """The per-device parameters drawn at fabrication (a compound cell: its weight array's)."""
+    """The per-device parameters drawn at fabrication (a compound cell: its weight array's; a
+    grid: its arrays' joined)."""
+    if isinstance(tile, TileGrid):
+        parts = [[device_arrays(b) for b in row] for row in tile.blocks]
+        return [
+            DeviceArray(
+                *(
+                    tile.assemble([[p[k][f] for p in row] for row in parts])
+                    for f in range(len(parts[0][0][k]))
+                )
+            )
+            for k in range(len(parts[0][0]))
+        ]
     t = _array(tile)
     return [DeviceArray(*(f[k] for f in t._arrays)) for k in range(t.devices_per_weight)]
 
@@ -48,13 +68,19 @@ def device_arrays(tile: WeightArray) -> list[DeviceArray]:
 def pulse_counts(tile: WeightArray) -> Tensor:
     """Cumulative programming pulses received per weight (I, out, in) (a compound cell: by
     every array of it)."""
+    if isinstance(tile, TileGrid):
+        return tile.assemble([[pulse_counts(b) for b in row] for row in tile.blocks])
     if isinstance(tile, CompoundCell):
         return torch.stack([a._pulses for a in tile.arrays().values()]).sum(0)
     return tile._pulses.clone()
 
 
-def cell_weights(cell: CompoundCell) -> dict[str, Tensor]:
-    """Every array's true weights (I, out, in) by name (``fast``, ``slow``; ``array``)."""
+def cell_weights(cell: CompoundCell | TileGrid) -> dict[str, Tensor]:
+    """Every array's true weights (I, out, in) by name (``fast``, ``slow``; ``array``; a grid
+    of compound cells: its cells' joined)."""
+    if isinstance(cell, TileGrid):
+        parts = [[cell_weights(b) for b in row] for row in cell.blocks]
+        return {n: cell.assemble([[p[n] for p in row] for row in parts]) for n in parts[0][0]}
     return {name: a._weights().clone() for name, a in cell.arrays().items()}
 
 

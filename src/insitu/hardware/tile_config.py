@@ -87,7 +87,9 @@ class TileConfig:
     """Everything that defines a tile except its size.
 
     ``cell``: how many device arrays hold one weight and how they exchange it (a plain tile,
-    or a compound cell built by :func:`insitu.hardware.cells.make_tile`).
+    or a compound cell built by :func:`insitu.hardware.cells.make_tile`). ``max_inputs`` and
+    ``max_outputs``: the size of one array (input lines, output lines); a larger layer is split
+    over a grid of arrays (:mod:`insitu.hardware.tile_grid`); None: no limit.
     """
 
     device: DeviceParams
@@ -96,10 +98,16 @@ class TileConfig:
     pair: PairMode = PairMode.DIFFERENTIAL
     weight_scale: float = 1.0
     cell: CellParams = field(default_factory=CellParams)
+    max_inputs: int | None = None
+    max_outputs: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pair", PairMode(self.pair))
         check_range("weight_scale", self.weight_scale, low=0.0, low_open=True)
+        for name in ("max_inputs", "max_outputs"):
+            size = getattr(self, name)
+            if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
+                raise ConfigError(f"{name} = {size!r}; need a whole number of lines >= 1, or None")
 
     @property
     def weight_step(self) -> float:
