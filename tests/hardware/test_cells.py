@@ -3,8 +3,8 @@ tiny noise-free tiles; the chip protocol inside the cells; checkpoints; configs.
 
 from __future__ import annotations
 
-import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from torch import Tensor
 
 import insitu.hardware
 from insitu.algorithms import make_trainer
-from insitu.data import Dataset, load_dataset
 from insitu.devices import get_device
 from insitu.errors import ConfigError
 from insitu.experiments.config import make_config
@@ -292,11 +291,6 @@ def test_cell_sources_reach_no_hidden_state_of_their_arrays(path: Path) -> None:
     assert others == [], f"{path.name} uses private attributes of its arrays"
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_dataset("digits")
-
-
 def chip_config(kind: CellKind, device: str = "reram-taox", refresh_every: int = 0) -> ChipConfig:
     params = CellParams(
         kind, transfer_every=2, columns=3, chop_prob=0.3, refresh_every=refresh_every
@@ -307,23 +301,10 @@ def chip_config(kind: CellKind, device: str = "reram-taox", refresh_every: int =
 @pytest.mark.parametrize("algorithm", ["analog-sgd", "progressive"])
 @pytest.mark.parametrize("kind", COMPOUND)
 def test_training_never_measures_or_peeks(
-    digits: Dataset, kind: CellKind, algorithm: str, monkeypatch: pytest.MonkeyPatch
+    kind: CellKind, algorithm: str, train_sealed: Callable[[Any], None]
 ) -> None:
     trainer = make_trainer(algorithm, chip_config(kind), instances=2, seed=1, lr=0.1)
-    before = trainer.log.counts()
-
-    def sealed(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a true conductance was read, or a device measured")
-
-    for name in ("true_weights", "conductances", "device_arrays", "pulse_counts", "cell_weights"):
-        monkeypatch.setattr(inspection, name, sealed)
-    monkeypatch.setattr(Tile, "measure", sealed)
-    monkeypatch.setattr(Tile, "program", sealed)
-    for b in range(0, 60, 10):
-        trainer.train_batch(digits.x_train[b : b + 10], digits.y_train[b : b + 10])
-    after = trainer.log.counts()
-    assert after[Event.DEVICE_READ] == before[Event.DEVICE_READ]
-    assert after[Event.PULSE] > before[Event.PULSE]
+    train_sealed(trainer)
     if kind.transfers:  # 60 samples, 3 columns every 2: 90 columns of A read, in turn
         first = trainer.chip.tiles[0]
         assert isinstance(first, TransferCell)
@@ -336,14 +317,6 @@ def test_training_never_measures_or_peeks(
             want = {"since1": 10, "next1": 3, "since2": 0, "next2": 18, "since3": 0}
             want |= {"next3": 90 % 65}
         assert first.state_dict()["counters"] == {"updates": 0, **want}
-
-
-def _checkpoint(state: dict[str, Any]) -> dict[str, Any]:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    loaded: dict[str, Any] = torch.load(buf, weights_only=True)
-    return loaded
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -364,28 +337,14 @@ RESUMED = [(k, "reram-taox", 0) for k in COMPOUND] + [
 
 @pytest.mark.parametrize(("kind", "device", "refresh"), RESUMED)
 def test_resume_is_bit_identical(
-    digits: Dataset, kind: CellKind, device: str, refresh: int
+    kind: CellKind, device: str, refresh: int, resume_pair: Callable[..., tuple[Any, Any]]
 ) -> None:
     def trainer(seed: int) -> Any:
         config = chip_config(kind, device, refresh)
         return make_trainer("analog-sgd", config, instances=2, seed=seed, lr=0.1)
 
-    def train(t: Any, start: int, stop: int) -> list[Tensor]:
-        xs, ys = digits.x_train, digits.y_train
-        return [t.train_batch(xs[b : b + 10], ys[b : b + 10]) for b in range(start, stop, 10)]
-
-    straight = trainer(5)
-    losses = train(straight, 0, 60)
-    first = trainer(5)
-    resumed_losses = train(first, 0, 30)
-    saved = _checkpoint(first.state_dict())
-    train(first, 30, 50)  # thrown away
-    resumed = trainer(99)
-    resumed.load_state_dict(saved)
-    resumed_losses += train(resumed, 30, 60)
-    assert all(torch.equal(a, b) for a, b in zip(losses, resumed_losses, strict=True))
+    straight, resumed = resume_pair(trainer)
     assert _same(straight.state_dict(), resumed.state_dict())
-    assert straight.log.counts() == resumed.log.counts()
     if refresh:  # refreshes happened (their device reads) and were resumed exactly
         programmed = make_trainer("analog-sgd", chip_config(kind, device, refresh), instances=2)
         assert straight.log[Event.DEVICE_READ] > programmed.log[Event.DEVICE_READ]
