@@ -106,7 +106,9 @@ class TileConfig:
         check_range("weight_scale", self.weight_scale, low=0.0, low_open=True)
         for name in ("max_inputs", "max_outputs"):
             size = getattr(self, name)
-            if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
+            if size is not None and (
+                not isinstance(size, int) or isinstance(size, bool) or size < 1
+            ):
                 raise ConfigError(f"{name} = {size!r}; need a whole number of lines >= 1, or None")
 
     @property
