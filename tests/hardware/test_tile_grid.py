@@ -108,6 +108,11 @@ def test_each_array_of_a_tiki_taka_grid_transfers_its_own_column() -> None:
     assert grid.log[Event.UPDATE] > before
 
 
+def test_cell_weights_of_a_grid_of_plain_tiles_is_refused() -> None:
+    with pytest.raises(TypeError, match="plain tiles"):
+        inspection.cell_weights(layer(TileConfig(EXACT, max_inputs=3)))
+
+
 def test_grid_program_target_of_the_wrong_shape_is_named() -> None:
     grid = layer(TileConfig(EXACT, max_inputs=3))
     with pytest.raises(ValueError, match=r"need \(2, 5, 7\) or \(5, 7\)"):

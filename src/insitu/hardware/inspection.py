@@ -79,9 +79,15 @@ def cell_weights(cell: CompoundCell | TileGrid) -> dict[str, Tensor]:
     """Every array's true weights (I, out, in) by name (``fast``, ``slow``; ``array``; a grid
     of compound cells: its cells' joined)."""
     if isinstance(cell, TileGrid):
-        parts = [[cell_weights(b) for b in row] for row in cell.blocks]
+        parts = [[cell_weights(_compound(b)) for b in row] for row in cell.blocks]
         return {n: cell.assemble([[p[n] for p in row] for row in parts]) for n in parts[0][0]}
     return {name: a._weights().clone() for name, a in cell.arrays().items()}
+
+
+def _compound(block: Tile | CompoundCell) -> CompoundCell:
+    if not isinstance(block, CompoundCell):
+        raise TypeError("cell_weights: this grid holds plain tiles, not compound cells")
+    return block
 
 
 def neuron_parameters(chip: SpikingChip) -> list[NeuronArray]:

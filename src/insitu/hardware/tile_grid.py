@@ -13,6 +13,7 @@ a Tiki-Taka layer on two arrays moves two columns of A per transfer.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,10 +21,12 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.events import Event, EventLog
+from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
 
-Block = Any  # a Tile or a compound cell (insitu.hardware.cells.WeightArray)
+Block = Tile | CompoundCell  # one array of the grid: a plain tile or a compound cell
 T = TypeVar("T")
 
 
@@ -108,7 +111,7 @@ class TileGrid:
         outs = []
         for row in self.blocks:
             parts = [blk.read(x[..., a:b]) for (a, b), blk in zip(self.inputs, row, strict=True)]
-            outs.append(torch.stack(parts).sum(0) if len(parts) > 1 else parts[0])
+            outs.append(functools.reduce(torch.add, parts))
         y = torch.cat(outs, dim=-1)
         self.log.add(Event.DIGITAL_OP, (len(self.inputs) - 1) * y.numel())
         return y
@@ -123,7 +126,7 @@ class TileGrid:
                 row[i].read_transposed(d[..., c:e])
                 for (c, e), row in zip(self.outputs, self.blocks, strict=True)
             ]
-            ins.append(torch.stack(parts).sum(0) if len(parts) > 1 else parts[0])
+            ins.append(functools.reduce(torch.add, parts))
         z = torch.cat(ins, dim=-1)
         self.log.add(Event.DIGITAL_OP, (len(self.outputs) - 1) * z.numel())
         return z
