@@ -421,3 +421,40 @@ def test_pulse_steps_fires_accumulators_as_the_torch_path(
     assert torch.equal((steps0 - rest).round().abs(), n.float())
     below = rest.abs() < max(threshold, 1.0) + 1e-4
     assert below.flatten().tolist().count(False) == 1  # only the capped weight keeps more
+
+
+@pytest.mark.parametrize("pair", ["differential", "reference"])
+def test_pulse_column_steps_fires_as_the_torch_path_and_as_pulse_columns(
+    monkeypatch: pytest.MonkeyPatch, pair: str
+) -> None:
+    # A TTv2 transfer's buffer: the whole steps of some columns' accumulators are pulsed into
+    # those columns, one cycle per column, the remainder stays; the kernel fuses what the torch
+    # path does in tensor passes, with the same numbers and events where no noise is drawn.
+    columns = torch.tensor([7, 8, 0])  # a pass wrapping round the array's 9 columns
+    gen = torch.Generator().manual_seed(8)
+    steps0 = torch.randn((3, 5, 3), generator=gen) * 5  # in weight steps
+    steps0[1, 2, 0] = 40.0  # capped at 7
+    left: dict[bool, torch.Tensor] = {}
+
+    def run(tile: Tile) -> None:
+        step = tile.config.weight_step
+        acc = steps0 * step
+        tile.pulse_column_steps(acc, columns, 1.0)
+        left[tile.kernel_ready()] = acc / step
+
+    build = lambda: _exact_tile("reram-taox", pair, True, max_pulses=7)  # noqa: E731
+    fast, slow = _both_paths(monkeypatch, build, run)
+    assert torch.equal(left[True], left[False])
+    for a, b in zip(conductances(fast), conductances(slow), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
+    assert fast.log.counts() == slow.log.counts()
+    # The same as the counts written by pulse_columns: pulses, conductances and events.
+    n = (steps0 - left[False]).round()
+    assert n[1, 2, 0] == 7 and n.abs().max() == 7
+    by_counts = build()
+    by_counts.pulse_columns(columns, n)
+    for a, b in zip(conductances(fast), conductances(by_counts), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert fast.log.counts() == by_counts.log.counts()
+    assert pulse_counts(fast)[:, :, [1, 2, 3, 4, 5, 6]].sum() == 0  # other columns untouched

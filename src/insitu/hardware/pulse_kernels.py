@@ -8,7 +8,8 @@ cycle-to-cycle noise drawn from the chip instance's stream (:mod:`insitu.hardwar
 :func:`pulse_weights` serves :meth:`insitu.hardware.tile.Tile.pulse` and ``pulse_columns`` (a
 compound cell's transfers, write-verify) on tiles whose update is compiled: the torch path's
 scheduling of pulse runs took half of a mixed-precision cell's training time;
-:func:`fire_whole_steps` serves ``Tile.pulse_steps`` (mixed precision's digital accumulator).
+:func:`fire_whole_steps` serves ``Tile.pulse_steps`` (mixed precision's digital accumulator)
+and ``Tile.pulse_column_steps`` (a TTv2 transfer's buffer).
 """
 
 from __future__ import annotations
@@ -227,20 +228,25 @@ def fire_whole_steps(
     w: np.ndarray,
     pulses: np.ndarray,
     acc: np.ndarray,
+    columns: np.ndarray,
+    n_in: int,
     step: float,
     threshold: float,
     cap: int,
     params: np.ndarray,
     state: np.ndarray,
-) -> tuple[int, int]:
-    """Digital accumulators ``acc`` (I, out, in; float32, weight units) fired in place: where
-    ``|acc|`` reaches ``threshold`` steps, its whole number of ``step`` (at least one, at most
-    ``cap``) is pulsed and subtracted, in row-major order per instance from its stream
-    (:func:`insitu.hardware.tile_pulses.whole_steps` and ``Tile.pulse``, fused: the tensor
-    passes and the entry lists took most of a mixed-precision update). float32 arithmetic, as
-    the reference's. Returns the device pulses and the weights fired."""
+) -> tuple[int, int, int, int]:
+    """Digital accumulators ``acc`` (I, out, k; float32, weight units) of the tile's
+    ``columns`` (k,) of ``n_in`` fired in place: where ``|acc|`` reaches ``threshold`` steps,
+    its whole number of ``step`` (at least one, at most ``cap``) is pulsed and subtracted, in
+    row-major order per instance from its stream (:func:`insitu.hardware.tile_pulses.
+    whole_steps` and the pulses, fused: the tensor passes and the entry lists took most of a
+    mixed-precision update and of a TTv2 transfer). float32 arithmetic, as the reference's.
+    Returns the device pulses, the weights fired, the pulses of all row trains and the length
+    of all column trains (each column's longest row)."""
     instances = state.size
-    per = acc.size // instances
+    k = columns.size
+    n_out = acc.size // (instances * k)
     flat = acc.reshape(acc.size)
     step32 = np.float32(step)
     fire_at = np.float32(threshold * step)
@@ -248,23 +254,33 @@ def fire_whole_steps(
     cells = np.empty(acc.size, np.int64)
     counts = np.empty(acc.size, np.int64)
     starts = np.zeros(instances + 1, np.int64)
+    longest = np.zeros(k, np.int64)
     m = 0
+    line_pulses = 0
+    column_trains = 0
     for i in range(instances):
-        for k in range(i * per, (i + 1) * per):
-            h = flat[k]
-            a = abs(h)
-            if a >= fire_at and a > 0.0:  # a zero accumulator has no sign to pulse
-                n = min(max(np.floor(a / step32), np.float32(1.0)), top)
-                if h < 0:
-                    n = -n
-                flat[k] = h - n * step32
-                cells[m] = k
-                counts[m] = int(n)
-                m += 1
+        longest[:] = 0
+        for r in range(n_out):
+            row = (i * n_out + r) * k
+            for j in range(k):
+                h = flat[row + j]
+                a = abs(h)
+                if a >= fire_at and a > 0.0:  # a zero accumulator has no sign to pulse
+                    n = min(max(np.floor(a / step32), np.float32(1.0)), top)
+                    if h < 0:
+                        n = -n
+                    flat[row + j] = h - n * step32
+                    cells[m] = (i * n_out + r) * n_in + columns[j]
+                    counts[m] = int(n)
+                    m += 1
+                    line_pulses += abs(int(n))
+                    longest[j] = max(longest[j], abs(int(n)))
+        column_trains += longest.sum()
         starts[i + 1] = m
     if m == 0:
-        return 0, 0
-    return pulse_weights(g, table, w, pulses, cells, counts, starts, params, state), m
+        return 0, 0, 0, 0
+    done = pulse_weights(g, table, w, pulses, cells, counts, starts, params, state)
+    return done, m, line_pulses, column_trains
 
 
 class TileViews(NamedTuple):

@@ -111,6 +111,7 @@ class Tile:
         self._pulses = torch.zeros(shape, device=device)
         self._read_counts: dict[tuple[int, bool], list[tuple[Event, int]]] = {}
         self._w: Tensor | None = None
+        self._all_columns: Tensor | None = None  # every column index, for pulse_steps
         # Std of one device's read noise in weight units (both read paths use it).
         self._device_read_std = dev.read_noise * dev.g_range * config.weight_scale
         p = config.periphery
@@ -238,8 +239,27 @@ class Tile:
         ``max_pulses``) pulsed row by row and subtracted where ``|acc|`` >= ``threshold`` steps."""
         if acc.shape != torch.Size(self.shape):
             raise ValueError(f"accumulators have shape {tuple(acc.shape)}; need {self.shape}")
-        if self._update.fire(acc, threshold):
+        if self._all_columns is None:
+            self._all_columns = torch.arange(self.in_features, device=acc.device)
+        if self._update.fire(acc, threshold, self._all_columns).weights:
             self.log.add(Event.UPDATE, self.instances * self.out_features)
+
+    def pulse_column_steps(self, acc: Tensor, columns: Tensor, threshold: float) -> None:
+        """Fire accumulators ``acc`` (I, out, k; weight units) of ``columns`` (k distinct
+        indices) in place, as :meth:`pulse_steps` does, the pulses written as
+        :meth:`pulse_columns` writes them: one parallel cycle per column (how a TTv2 transfer
+        writes its buffer's whole steps into C)."""
+        k = columns.numel()
+        if acc.shape != torch.Size((self.instances, self.out_features, k)):
+            raise ValueError(
+                f"column accumulators have shape {tuple(acc.shape)}; "
+                f"need {(self.instances, self.out_features, k)}"
+            )
+        if k == 0:
+            return
+        fired = self._update.fire(acc, threshold, columns)
+        self.log.add(Event.LINE_PULSE, fired.line_pulses + fired.column_trains)
+        self.log.add(Event.UPDATE, self.instances * k)
 
     def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
         """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct

@@ -14,7 +14,7 @@ makes it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -53,11 +53,19 @@ class UpdateBackend(Protocol):
         the flat (I, out, in) weights, in instance order; each weight's entries in time order)."""
         ...
 
-    def fire(self, acc: Tensor, threshold: float) -> bool:
-        """Pulse the whole weight steps of digital accumulators ``acc`` (I, out, in) that
-        reach ``threshold`` steps and subtract them (:meth:`Tile.pulse_steps`); whether any
-        weight was pulsed."""
+    def fire(self, acc: Tensor, threshold: float, columns: Tensor) -> Fired:
+        """Pulse the whole weight steps of digital accumulators ``acc`` (I, out, k) of the
+        tile's ``columns`` (k,) that reach ``threshold`` steps and subtract them
+        (:meth:`Tile.pulse_steps`, :meth:`Tile.pulse_column_steps`)."""
         ...
+
+
+class Fired(NamedTuple):
+    """What a firing of accumulators pulsed (ints, or 0-dim tensors on the torch path)."""
+
+    weights: int | Tensor  # weights pulsed
+    line_pulses: int | Tensor  # pulses of all row trains (one per pulse)
+    column_trains: int | Tensor  # length of all column trains (each column's longest row)
 
 
 def _fired(trains: Tensor) -> tuple[Tensor, int]:
@@ -99,16 +107,18 @@ class TorchUpdate:
         """Apply pulse-count entries by tensor operations (:func:`apply_entries`)."""
         apply_entries(self._tile, weight, counts)
 
-    def fire(self, acc: Tensor, threshold: float) -> bool:
+    def fire(self, acc: Tensor, threshold: float, columns: Tensor) -> Fired:
         tile = self._tile
         step = tile.config.weight_step
         n = whole_steps(acc, step, threshold, tile.config.update.max_pulses)
-        entries = count_entries(tile, n.unsqueeze(1))
-        if entries is None:
-            return False
-        acc.sub_(n * step)
-        apply_entries(tile, *entries)
-        return True
+        nz = n != 0
+        inst, row, j = nz.nonzero(as_tuple=True)  # row-major: each instance's entries together
+        if inst.numel():
+            acc.sub_(n * step)
+            weight = (inst * tile.out_features + row) * tile.in_features + columns[j]
+            apply_entries(tile, weight, n[nz])
+        magnitude = n.abs()
+        return Fired(inst.numel(), magnitude.sum(), magnitude.amax(1).sum())
 
     def entries(self, x: Tensor, d: Tensor, lr: float) -> Entries | None:
         """The pulses of the update as entries (weight index, signed count), not applied."""
@@ -297,17 +307,19 @@ class KernelUpdate:
         )
         tile.log.add(Event.PULSE, int(done))
 
-    def fire(self, acc: Tensor, threshold: float) -> bool:
+    def fire(self, acc: Tensor, threshold: float, columns: Tensor) -> Fired:
         tile = self._tile
         if acc.dtype != torch.float32 or not acc.is_contiguous():
             raise ValueError("a fired accumulator must be a contiguous float32 tensor")
         k = self._kernel_views()
-        done, fired = pk.fire_whole_steps(
+        done, fired, line_pulses, column_trains = pk.fire_whole_steps(
             k.g,
             k.table,
             k.w,
             k.pulses,
             as_numpy(acc),
+            as_numpy(columns.to(torch.int64)),
+            tile.in_features,
             tile.config.weight_step,
             threshold,
             tile.config.update.max_pulses,
@@ -315,7 +327,7 @@ class KernelUpdate:
             k.state,
         )
         tile.log.add(Event.PULSE, int(done))
-        return fired > 0
+        return Fired(int(fired), int(line_pulses), int(column_trains))
 
     def _kernel_views(self) -> pk.TileViews:
         """The kernel's numpy views of the tile's state, made again when a tensor was replaced

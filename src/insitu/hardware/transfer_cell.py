@@ -26,7 +26,6 @@ from insitu.hardware.compound_cell import CompoundCell, due_columns, per_instanc
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult
-from insitu.hardware.tile_pulses import whole_steps
 
 
 class TransferCell(CompoundCell):
@@ -109,13 +108,10 @@ class TransferCell(CompoundCell):
             # C += transfer_lr * v e_k^T: the tile's update takes W -= lr * d x^T.
             self.slow.update(one_hot, -v, p.transfer_lr)
             return
-        step = self.slow.config.weight_step
         h = self.buffer[:, :, columns] + p.transfer_lr * v.transpose(1, 2)  # (I, out, k)
-        cap = self.slow.config.update.max_pulses
-        n = whole_steps(h, step, p.threshold, cap)
-        self.buffer[:, :, columns] = h - n * step
         self.log.add(Event.DIGITAL_OP, 3 * h.numel())  # accumulate, compare, subtract
-        self.slow.pulse_columns(columns, n)
+        self.slow.pulse_column_steps(h, columns, p.threshold)  # fires h's whole steps
+        self.buffer[:, :, columns] = h
 
     def _demodulate(self, columns: Tensor, v: Tensor) -> Tensor:
         """The reads ``v`` (I, k, out) of ``columns`` times their chopper signs; then each
