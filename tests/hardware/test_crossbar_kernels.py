@@ -44,6 +44,14 @@ def _both_paths(monkeypatch: pytest.MonkeyPatch, build: object, run: object) -> 
     return fast, slow
 
 
+def _assert_same_tiles(a: Tile, b: Tile) -> None:
+    """The same conductances (to float rounding), pulse counts and events."""
+    for ga, gb in zip(conductances(a), conductances(b), strict=True):
+        torch.testing.assert_close(ga, gb, rtol=0, atol=1e-6)
+    assert torch.equal(pulse_counts(a), pulse_counts(b))
+    assert a.log.counts() == b.log.counts()
+
+
 def _exact_tile(
     device: str, pair: str, sequential: bool, shape: tuple[int, int] = (9, 5), max_pulses: int = 31
 ) -> Tile:
@@ -408,10 +416,7 @@ def test_pulse_steps_fires_accumulators_as_the_torch_path(
     build = lambda: _exact_tile("reram-taox", pair, True, max_pulses=7)  # noqa: E731
     fast, slow = _both_paths(monkeypatch, build, run)
     assert torch.equal(left[True], left[False])
-    for a, b in zip(conductances(fast), conductances(slow), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
-    assert fast.log.counts() == slow.log.counts()
+    _assert_same_tiles(fast, slow)
     # By hand: a weight fires its whole steps (at least 1 once past the threshold, at most 7
     # per call); the pulsed steps plus the remainder give back the accumulator.
     n, rest = pulse_counts(slow), left[False]
@@ -445,16 +450,11 @@ def test_pulse_column_steps_fires_as_the_torch_path_and_as_pulse_columns(
     build = lambda: _exact_tile("reram-taox", pair, True, max_pulses=7)  # noqa: E731
     fast, slow = _both_paths(monkeypatch, build, run)
     assert torch.equal(left[True], left[False])
-    for a, b in zip(conductances(fast), conductances(slow), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    assert torch.equal(pulse_counts(fast), pulse_counts(slow))
-    assert fast.log.counts() == slow.log.counts()
+    _assert_same_tiles(fast, slow)
     # The same as the counts written by pulse_columns: pulses, conductances and events.
     n = (steps0 - left[False]).round()
     assert n[1, 2, 0] == 7 and n.abs().max() == 7
     by_counts = build()
     by_counts.pulse_columns(columns, n)
-    for a, b in zip(conductances(fast), conductances(by_counts), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    assert fast.log.counts() == by_counts.log.counts()
+    _assert_same_tiles(fast, by_counts)
     assert pulse_counts(fast)[:, :, [1, 2, 3, 4, 5, 6]].sum() == 0  # other columns untouched

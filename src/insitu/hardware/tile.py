@@ -25,7 +25,6 @@ from torch import Tensor
 
 from insitu.devices import (
     DeviceArray,
-    apply_pulses,
     initial_conductance,
     read_conductance,
     relax,
@@ -46,7 +45,12 @@ from insitu.hardware.tile_config import (
     UpdateParams,
     check_batch,
 )
-from insitu.hardware.tile_pulses import Entries, apply_tile_entries, count_entries
+from insitu.hardware.tile_pulses import (
+    Entries,
+    apply_tile_entries,
+    count_entries,
+    reset_devices,
+)
 from insitu.hardware.tile_read import ReadBackend, read_backend
 from insitu.hardware.tile_update import TorchUpdate, UpdateBackend, update_backend
 
@@ -244,17 +248,20 @@ class Tile:
         if self._update.fire(acc, threshold, self._all_columns).weights:
             self.log.add(Event.UPDATE, self.instances * self.out_features)
 
+    def _column_shape(self, values: Tensor, columns: Tensor, what: str) -> int:
+        """The number of ``columns``, once ``values`` is checked to be (I, out, k)."""
+        k = columns.numel()
+        if values.shape != torch.Size((self.instances, self.out_features, k)):
+            need = (self.instances, self.out_features, k)
+            raise ValueError(f"{what} have shape {tuple(values.shape)}; need {need}")
+        return k
+
     def pulse_column_steps(self, acc: Tensor, columns: Tensor, threshold: float) -> None:
         """Fire accumulators ``acc`` (I, out, k; weight units) of ``columns`` (k distinct
         indices) in place, as :meth:`pulse_steps` does, the pulses written as
         :meth:`pulse_columns` writes them: one parallel cycle per column (how a TTv2 transfer
         writes its buffer's whole steps into C)."""
-        k = columns.numel()
-        if acc.shape != torch.Size((self.instances, self.out_features, k)):
-            raise ValueError(
-                f"column accumulators have shape {tuple(acc.shape)}; "
-                f"need {(self.instances, self.out_features, k)}"
-            )
+        k = self._column_shape(acc, columns, "column accumulators")
         if k == 0:
             return
         fired = self._update.fire(acc, threshold, columns)
@@ -265,12 +272,7 @@ class Tile:
         """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct
         indices): one parallel cycle per column, its line driven while each row line carries
         its signed train (how a transfer writes a column of a slow array)."""
-        k = columns.numel()
-        if counts.shape != torch.Size((self.instances, self.out_features, k)):
-            raise ValueError(
-                f"column pulse counts have shape {tuple(counts.shape)}; "
-                f"need {(self.instances, self.out_features, k)}"
-            )
+        k = self._column_shape(counts, columns, "column pulse counts")
         if k == 0:
             return
         nz = counts != 0
@@ -287,29 +289,7 @@ class Tile:
     def reset(self, weights: Tensor) -> None:
         """RESET every device of the weights flagged True in ``weights`` (I, out, in): one
         abrupt depressing pulse each, to near ``g_min`` (devices with ``abrupt_reset`` only)."""
-        dev = self.config.device
-        if not dev.abrupt_reset:
-            raise ConfigError(f"device {dev.name} has no abrupt RESET; reset needs one (e.g. pcm)")
-        if weights.shape != torch.Size(self.shape):
-            raise ValueError(f"reset flags have shape {tuple(weights.shape)}; need {self.shape}")
-        flat = weights.reshape(-1).nonzero().squeeze(1)
-        if flat.numel() == 0:
-            return
-        size = flat.new_tensor(self.instances * self.out_features * self.in_features)
-        devices = torch.cat([flat + k * size for k in range(self.devices_per_weight)])
-        g = self._g.view(-1)
-        params = DeviceArray(*self._packed.index_select(0, devices).unbind(-1))
-        ones = torch.full((devices.numel(),), -1.0, device=g.device)
-        g.index_copy_(
-            0, devices, apply_pulses(dev, params, g.index_select(0, devices), ones, self._gen)
-        )
-        self._pulses.view(-1).index_add_(
-            0, flat, torch.full_like(flat, self.devices_per_weight, dtype=self._pulses.dtype)
-        )
-        rows = weights.any(-1).sum()
-        self.log.add(Event.PULSE, devices.numel())
-        self.log.add(Event.UPDATE, rows)
-        self._w = None
+        reset_devices(self, weights)
 
     def update(self, x: Tensor, d: Tensor, lr: float) -> None:
         """In-place SGD step ``W -= lr * sum_b d_b x_b^T`` done by pulses.

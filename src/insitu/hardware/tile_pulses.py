@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from insitu.devices import DeviceArray, apply_pulses
+from insitu.errors import ConfigError
 from insitu.hardware.events import Event
 from insitu.hardware.pulse_runs import apply_runs, schedule_runs
 
@@ -126,3 +127,30 @@ def apply_tile_entries(tiles: Sequence[Tile], entries: Sequence[Entries | None])
     for ((t, (weight, counts)), i), g_new in zip(pairs, g_hit.tensor_split(bounds), strict=True):
         t._g.view(-1).index_copy_(0, i, g_new)
         record_pulses(t, weight, counts)
+
+
+def reset_devices(tile: Tile, weights: Tensor) -> None:
+    """RESET every device of the weights flagged True in ``weights`` (I, out, in)
+    (:meth:`insitu.hardware.tile.Tile.reset`): one abrupt depressing pulse each."""
+    dev = tile.config.device
+    if not dev.abrupt_reset:
+        raise ConfigError(f"device {dev.name} has no abrupt RESET; reset needs one (e.g. pcm)")
+    if weights.shape != torch.Size(tile.shape):
+        raise ValueError(f"reset flags have shape {tuple(weights.shape)}; need {tile.shape}")
+    flat = weights.reshape(-1).nonzero().squeeze(1)
+    if flat.numel() == 0:
+        return
+    size = flat.new_tensor(tile.instances * tile.out_features * tile.in_features)
+    devices = torch.cat([flat + k * size for k in range(tile.devices_per_weight)])
+    g = tile._g.view(-1)
+    params = DeviceArray(*tile._packed.index_select(0, devices).unbind(-1))
+    ones = torch.full((devices.numel(),), -1.0, device=g.device)
+    g.index_copy_(
+        0, devices, apply_pulses(dev, params, g.index_select(0, devices), ones, tile._gen)
+    )
+    tile._pulses.view(-1).index_add_(
+        0, flat, torch.full_like(flat, tile.devices_per_weight, dtype=tile._pulses.dtype)
+    )
+    tile.log.add(Event.PULSE, devices.numel())
+    tile.log.add(Event.UPDATE, weights.any(-1).sum())
+    tile._w = None
