@@ -301,12 +301,7 @@ def pool_seeds(
     ]
     verdicts = []
     for method in methods:
-        chips = torch.cat(
-            [
-                torch.tensor(r["methods"][method]["restoration"]["per_name"]["0.2"]["chips"])
-                for r in per_seed.values()
-            ]
-        )
+        chips = _chip_rates(per_seed, method, 0.2)
         seed_means = [
             r["methods"][method]["restoration"]["per_name"]["0.2"]["mean"]
             for r in per_seed.values()
@@ -335,6 +330,16 @@ def pool_seeds(
     return pooled
 
 
+def _chip_rates(per_seed: dict[int, dict[str, Any]], method: str, level: float) -> Tensor:
+    """Every chip's per-name rates at ``level`` flips, all seeds' chips stacked: (chips, names)."""
+    return torch.cat(
+        [
+            torch.tensor(r["methods"][method]["restoration"]["per_name"][f"{level:.1f}"]["chips"])
+            for r in per_seed.values()
+        ]
+    )
+
+
 def _pooled_levels(per_seed: dict[int, dict[str, Any]], methods: list[str]) -> list[str]:
     """Markdown: all names together at 10, 20 and 30 % flips, mean ± std over every chip of
     every seed (a chip's rate is the mean of its names': each name has as many patterns)."""
@@ -343,14 +348,7 @@ def _pooled_levels(per_seed: dict[int, dict[str, Any]], methods: list[str]) -> l
     for method in methods:
         cells = []
         for level in PER_NAME_LEVELS:
-            rates = torch.cat(
-                [
-                    torch.tensor(
-                        r["methods"][method]["restoration"]["per_name"][f"{level:.1f}"]["chips"]
-                    ).mean(-1)
-                    for r in per_seed.values()
-                ]
-            )
+            rates = _chip_rates(per_seed, method, level).mean(-1)
             cells.append(f"{100 * rates.mean():.1f} ± {100 * rates.std(unbiased=False):.1f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines

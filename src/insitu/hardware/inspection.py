@@ -5,6 +5,9 @@ Algorithms must not import this module; a real chip has no such window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 import torch
 from torch import Tensor
 
@@ -14,6 +17,8 @@ from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.spiking import NeuronArray, SpikingChip
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_grid import TileGrid
+
+T = TypeVar("T")
 
 
 def _array(tile: Tile | CompoundCell) -> Tile:
@@ -26,7 +31,7 @@ def true_weights(tile: WeightArray) -> Tensor:
     weight its forward read sees: its arrays by their significance, ``gamma A + C`` for a
     transfer cell; a grid: its arrays' joined)."""
     if isinstance(tile, TileGrid):
-        return tile.assemble([[true_weights(b) for b in row] for row in tile.blocks])
+        return _joined(tile, true_weights)
     if isinstance(tile, CompoundCell):
         arrays, scale = tile.arrays(), tile.significance()
         return sum(
@@ -40,10 +45,7 @@ def conductances(tile: WeightArray) -> list[Tensor]:
     """True conductances: [G+, G-] for differential pairs, [G] for reference mode (a compound
     cell: of its weight-holding array; a grid: its arrays' joined)."""
     if isinstance(tile, TileGrid):
-        parts = [[conductances(b) for b in row] for row in tile.blocks]
-        return [
-            tile.assemble([[p[k] for p in row] for row in parts]) for k in range(len(parts[0][0]))
-        ]
+        return _joined(tile, conductances)
     return [g.clone() for g in _array(tile)._g.unbind(0)]
 
 
@@ -51,16 +53,7 @@ def device_arrays(tile: WeightArray) -> list[DeviceArray]:
     """The per-device parameters drawn at fabrication (a compound cell: its weight array's; a
     grid: its arrays' joined)."""
     if isinstance(tile, TileGrid):
-        parts = [[device_arrays(b) for b in row] for row in tile.blocks]
-        return [
-            DeviceArray(
-                *(
-                    tile.assemble([[p[k][f] for p in row] for row in parts])
-                    for f in range(len(parts[0][0][k]))
-                )
-            )
-            for k in range(len(parts[0][0]))
-        ]
+        return _joined(tile, device_arrays)
     t = _array(tile)
     return [DeviceArray(*(f[k] for f in t._arrays)) for k in range(t.devices_per_weight)]
 
@@ -69,7 +62,7 @@ def pulse_counts(tile: WeightArray) -> Tensor:
     """Cumulative programming pulses received per weight (I, out, in) (a compound cell: by
     every array of it)."""
     if isinstance(tile, TileGrid):
-        return tile.assemble([[pulse_counts(b) for b in row] for row in tile.blocks])
+        return _joined(tile, pulse_counts)
     if isinstance(tile, CompoundCell):
         return torch.stack([a._pulses for a in tile.arrays().values()]).sum(0)
     return tile._pulses.clone()
@@ -79,9 +72,24 @@ def cell_weights(cell: CompoundCell | TileGrid) -> dict[str, Tensor]:
     """Every array's true weights (I, out, in) by name (``fast``, ``slow``; ``array``; a grid
     of compound cells: its cells' joined)."""
     if isinstance(cell, TileGrid):
-        parts = [[cell_weights(_compound(b)) for b in row] for row in cell.blocks]
-        return {n: cell.assemble([[p[n] for p in row] for row in parts]) for n in parts[0][0]}
+        return _joined(cell, lambda b: cell_weights(_compound(b)))
     return {name: a._weights().clone() for name, a in cell.arrays().items()}
+
+
+def _joined(grid: TileGrid, part: Callable[[Any], T]) -> T:
+    """``part`` of every array of ``grid``, joined into the layer's: a tensor, or a list,
+    named tuple or dict of them, joined field by field."""
+    return cast(T, _join(grid, [[part(b) for b in row] for row in grid.blocks]))
+
+
+def _join(grid: TileGrid, parts: list[list[Any]]) -> Any:
+    first = parts[0][0]
+    if isinstance(first, Tensor):
+        return grid.assemble(parts)
+    if isinstance(first, dict):
+        return {k: _join(grid, [[p[k] for p in row] for row in parts]) for k in first}
+    fields = [_join(grid, [[p[i] for p in row] for row in parts]) for i in range(len(first))]
+    return type(first)(*fields) if isinstance(first, tuple) else fields
 
 
 def _compound(block: Tile | CompoundCell) -> CompoundCell:

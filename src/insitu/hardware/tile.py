@@ -48,6 +48,7 @@ from insitu.hardware.tile_config import (
 from insitu.hardware.tile_pulses import (
     Entries,
     apply_tile_entries,
+    column_entries,
     count_entries,
     reset_devices,
 )
@@ -265,8 +266,7 @@ class Tile:
         if k == 0:
             return
         fired = self._update.fire(acc, threshold, columns)
-        self.log.add(Event.LINE_PULSE, fired.line_pulses + fired.column_trains)
-        self.log.add(Event.UPDATE, self.instances * k)
+        self._column_cycles(k, fired.line_pulses, fired.column_trains)
 
     def pulse_columns(self, columns: Tensor, counts: Tensor) -> None:
         """Apply signed pulse counts (I, out, k) to the devices of ``columns`` (k distinct
@@ -275,15 +275,16 @@ class Tile:
         k = self._column_shape(counts, columns, "column pulse counts")
         if k == 0:
             return
-        nz = counts != 0
-        inst, row, j = nz.nonzero(as_tuple=True)
-        if inst.numel():
-            weight = (inst * self.out_features + row) * self.in_features + columns[j]
-            # nonzero's row-major order puts each instance's entries together, as apply needs.
-            self._update.apply(weight, counts[nz].to(torch.float32))
-        # Row trains plus each driven column line's train (as long as its longest row's).
-        column_trains = counts.abs().amax(1).sum()
-        self.log.add(Event.LINE_PULSE, counts.abs().sum() + column_trains)
+        weight, n = column_entries(self, columns, counts)
+        if weight.numel():
+            self._update.apply(weight, n.to(torch.float32))
+        magnitude = counts.abs()
+        self._column_cycles(k, magnitude.sum(), magnitude.amax(1).sum())
+
+    def _column_cycles(self, k: int, line_pulses: Any, column_trains: Any) -> None:
+        """The events of ``k`` parallel cycles, one per column: the row trains' pulses plus
+        each driven column line's train (as long as its longest row's)."""
+        self.log.add(Event.LINE_PULSE, line_pulses + column_trains)
         self.log.add(Event.UPDATE, self.instances * k)
 
     def reset(self, weights: Tensor) -> None:

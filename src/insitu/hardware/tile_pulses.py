@@ -38,6 +38,14 @@ def count_entries(tile: Tile, n: Tensor) -> Entries | None:
     return inst * (tile.out_features * tile.in_features) + cell, counts
 
 
+def column_entries(tile: Tile, columns: Tensor, counts: Tensor) -> Entries:
+    """Non-zero counts (I, out, k) of ``columns`` (k,) as weight entries, in row-major order
+    (each instance's entries together)."""
+    nz = counts != 0
+    inst, row, j = nz.nonzero(as_tuple=True)
+    return (inst * tile.out_features + row) * tile.in_features + columns[j], counts[nz]
+
+
 def whole_steps(h: Tensor, step: float, threshold: float, cap: int) -> Tensor:
     """Signed pulse counts for digital accumulators ``h`` (weight units): where ``|h|``
     reaches ``threshold`` steps, its whole number of ``step`` (at least one), at most ``cap``;

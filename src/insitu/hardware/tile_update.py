@@ -28,7 +28,13 @@ from insitu.hardware.backend import Implementation
 from insitu.hardware.events import Event
 from insitu.hardware.kernel_switch import as_numpy
 from insitu.hardware.tile_config import TileConfig, UpdateMode
-from insitu.hardware.tile_pulses import Entries, apply_entries, count_entries, whole_steps
+from insitu.hardware.tile_pulses import (
+    Entries,
+    apply_entries,
+    column_entries,
+    count_entries,
+    whole_steps,
+)
 
 if TYPE_CHECKING:
     from insitu.hardware.tile import Tile
@@ -111,14 +117,12 @@ class TorchUpdate:
         tile = self._tile
         step = tile.config.weight_step
         n = whole_steps(acc, step, threshold, tile.config.update.max_pulses)
-        nz = n != 0
-        inst, row, j = nz.nonzero(as_tuple=True)  # row-major: each instance's entries together
-        if inst.numel():
+        weight, counts = column_entries(tile, columns, n)
+        if weight.numel():
             acc.sub_(n * step)
-            weight = (inst * tile.out_features + row) * tile.in_features + columns[j]
-            apply_entries(tile, weight, n[nz])
+            apply_entries(tile, weight, counts)
         magnitude = n.abs()
-        return Fired(inst.numel(), magnitude.sum(), magnitude.amax(1).sum())
+        return Fired(weight.numel(), magnitude.sum(), magnitude.amax(1).sum())
 
     def entries(self, x: Tensor, d: Tensor, lr: float) -> Entries | None:
         """The pulses of the update as entries (weight index, signed count), not applied."""
