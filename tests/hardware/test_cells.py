@@ -37,6 +37,7 @@ from insitu.hardware.cells import (
     TransferCell,
     WeightArray,
 )
+from insitu.hardware.pair_refresh import write_pairs
 from insitu.nn import AnalogLinear
 
 # Steps of 2**-10 on [0, 2]: every conductance and weight below is exact in float32.
@@ -424,6 +425,68 @@ def test_refresh_resets_saturating_pairs_and_writes_their_weight_back() -> None:
     # All 8 devices read to find the pair; write-verify reads them before and after its pulses.
     assert c.log[Event.DEVICE_READ] - reads == 3 * 2 * 2 * 2
     assert c.log[Event.PULSE] - pulses == 2 * (2 + 600)
+
+
+def refresh_cell(**params: Any) -> Any:
+    """A refreshed single cell of one weight-pair row (1 x 2) on exact one-sided devices."""
+    update = UpdateParams(mode=UpdateMode.COUNT, max_pulses=1000)
+    cell_params = CellParams(CellKind.SINGLE, refresh_every=1, refresh_level=0.75, **params)
+    config = TileConfig(ONE_SIDED, IDEAL_PERIPHERY, update, cell=cell_params)
+    return make_tile(2, 1, config, instances=2, generator=torch.Generator().manual_seed(0))
+
+
+def test_refresh_leaves_pairs_that_are_already_compact() -> None:
+    c = refresh_cell()  # floor 0.2 of the range [0, 2]: 0.4
+    step = ONE_SIDED.dw_min
+    c.pulse(torch.tensor([[[600.0, -100.0]]] * 2))
+    x, d = torch.ones(1, 2), torch.zeros(2, 1, 1)
+    c.update(x, d, 0.0)  # G+ 1.586 above 1.5 with G- at 1: RESET, 600 steps written back
+    g_plus, g_minus = inspection.conductances(c)
+    assert torch.equal(g_plus[:, 0, 0], torch.full((2,), 600 * step))
+    assert torch.equal(g_minus[:, 0, 0], torch.zeros(2))
+    c.pulse(torch.tensor([[[1000.0, 0.0]]] * 2))  # G+ 1.563 above 1.5 again, but G- is at 0
+    before = inspection.conductances(c)
+    pulses = c.log[Event.PULSE]
+    c.update(x, d, 0.0)  # read, found compact: nothing to free, nothing pulsed
+    assert all(torch.equal(a, b) for a, b in zip(inspection.conductances(c), before, strict=True))
+    assert c.log[Event.PULSE] == pulses
+    with pytest.raises(ConfigError, match=r"refresh_floor = 0.8; need 0 <= refresh_floor <"):
+        refresh_cell(refresh_floor=0.8)
+
+
+def test_refreshed_cells_are_programmed_from_reset() -> None:
+    c = refresh_cell()
+    target = steps([[300, -40]]) / 2  # one device per pulse: STEP / 2 a pulse
+    result = c.program(target)
+    assert torch.equal(inspection.true_weights(c), target)
+    g_plus, g_minus = inspection.conductances(c)
+    # From RESET: the other device of each pair stays at g_min (a plain tile climbs from g_ref).
+    assert torch.equal(g_minus[:, 0, 0], torch.zeros(2))
+    assert torch.equal(g_plus[:, 0, 1], torch.zeros(2))
+    assert result.iterations == 1 and result.rms_error == 0.0 and result.converged == 1.0
+
+
+def test_pair_write_back_counts_pulses_by_the_datasheet_step() -> None:
+    # pcm's saturating SET without noise: slope 0.04 * (2 - 2 g)**2 (0.16 just after RESET);
+    # n pulses from RESET reach 1 - 1 / (1 + 0.16 n) (the response's closed form).
+    quiet = get_device("pcm").replace(
+        dw_min_std=0.0, read_noise=0.0, reset_std=0.0, dw_min_dtod=0.0, bounds_dtod=0.0
+    )
+    config = TileConfig(quiet, IDEAL_PERIPHERY, UpdateParams(mode=UpdateMode.COUNT))
+    tile = Tile(2, 1, config, instances=1, generator=torch.Generator().manual_seed(0))
+    tile.pulse(torch.tensor([[[3.0, -2.0]]]))
+    target = torch.tensor([[[0.3, -0.05]]])
+    pulses = tile.log[Event.PULSE]
+    result = write_pairs(tile, target, torch.ones(1, 1, 2, dtype=torch.bool))
+    g_plus, g_minus = inspection.conductances(tile)
+    # 0.3: round(0.3 / 0.16) = 2 pulses reach 0.242; round(0.058 / 0.092) = 1 more reaches
+    # 0.324; the error left (-0.024) is under half a step of G- (0.16). -0.05: under half of
+    # 0.16, so never pulsed (an overshoot could only be undone by SETting the other device).
+    assert torch.allclose(g_plus[0, 0], torch.tensor([1 - 1 / (1 + 0.16 * 3), 0.0]))
+    assert torch.equal(g_minus[0, 0], torch.zeros(2))
+    assert tile.log[Event.PULSE] - pulses == 4 + 3  # 2 RESETs per pair, 3 SETs
+    assert result.iterations == 2
+    assert result.converged == 0.5  # 0.024 within one nominal weight step (0.04), 0.05 not
 
 
 def test_refresh_needs_one_sided_pairs_and_reset_an_abrupt_reset() -> None:

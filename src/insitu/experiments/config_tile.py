@@ -54,6 +54,7 @@ class CellConfig(StrictModel):
     tail_weight: float = Field(hardware_default(CellParams, "tail_weight"), gt=0, le=1e6)
     refresh_every: int = Field(hardware_default(CellParams, "refresh_every"), ge=0, le=10**9)
     refresh_level: float = Field(hardware_default(CellParams, "refresh_level"), gt=0, le=1)
+    refresh_floor: float = Field(hardware_default(CellParams, "refresh_floor"), ge=0, lt=1)
     tiles: int = Field(hardware_default(CellParams, "tiles"), ge=2, le=16)
     tile_gamma: float = Field(hardware_default(CellParams, "tile_gamma"), gt=0, le=1)
     period_growth: int = Field(hardware_default(CellParams, "period_growth"), ge=1, le=100)

@@ -100,7 +100,11 @@ class CellParams:
             ``period / tail_weight`` reads of a chopper period (after A's transient).
         refresh_every: updates between two refreshes of one-sided pairs (Boybat et al., Nat.
             Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
-        refresh_level: a pair is refreshed when a device is above this fraction of its range.
+        refresh_level: a pair is refreshed when a device is above this fraction of its range
+            and the other device above ``refresh_floor`` of it.
+        refresh_floor: pairs whose lower device is below this fraction of the range are not
+            refreshed (already compact: rewriting them frees no headroom). 0.1-0.3 gave the
+            same ``pcm`` digits accuracy (benchmarks/RESULTS.md).
         tiles: arrays of a ``multi-tile-residual`` cell (``residual``: always 2). Li et al.
             show the residual shrinking with every tile; their LeNet-5 script trains 7 for 200
             epochs; 4 here (3, 4 and 6 measured on a 9-state device: benchmarks/RESULTS.md).
@@ -122,6 +126,7 @@ class CellParams:
     tail_weight: float = 5.0
     refresh_every: int = 0
     refresh_level: float = 0.8
+    refresh_floor: float = 0.2
     tiles: int = 4
     tile_gamma: float = 0.5
     period_growth: int = 5
@@ -143,6 +148,11 @@ class CellParams:
                 "switches; need 0 < chop_prob <= 1 (a switch every ceil(1/chop_prob) reads)"
             )
         check_range("refresh_level", self.refresh_level, low=0.0, high=1.0, low_open=True)
+        if not 0.0 <= self.refresh_floor < self.refresh_level:
+            raise ConfigError(
+                f"cell refresh_floor = {self.refresh_floor!r}; need 0 <= refresh_floor < "
+                f"refresh_level ({self.refresh_level!r})"
+            )
         check_range("tile_gamma", self.tile_gamma, low=0.0, high=1.0, low_open=True)
         whole = (("transfer_every", 1), ("columns", 1), ("refresh_every", 0))
         for name, low in (*whole, ("tiles", 2), ("period_growth", 1)):

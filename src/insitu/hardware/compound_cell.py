@@ -21,7 +21,7 @@ from insitu.errors import ConfigError
 from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cell_config import CellParams
 from insitu.hardware.events import Event, EventLog
-from insitu.hardware.pair_refresh import refresh_pairs
+from insitu.hardware.pair_refresh import refresh_pairs, write_pairs
 from insitu.hardware.tile import Tile
 from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
 
@@ -154,7 +154,7 @@ class CompoundCell:
         if self._updates >= every:
             self._updates = 0
             for array in self.arrays().values():
-                refresh_pairs(array, self.params.refresh_level)
+                refresh_pairs(array, self.params.refresh_level, self.params.refresh_floor)
 
     # -- geometry -------------------------------------------------------------------------
     @property
@@ -215,12 +215,28 @@ class CompoundCell:
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
     ) -> ProgramResult:
         """Write-verify the weight array to ``target``, every other array to zero, and clear
-        the digital buffers (a cell starts with its whole weight in place)."""
-        result = self.weights.program(target, tolerance, max_iterations)
+        the digital buffers (a cell starts with its whole weight in place). One-sided pairs
+        that are refreshed are written from RESET, as a refresh writes them
+        (:func:`insitu.hardware.pair_refresh.write_pairs`)."""
+        if target.shape == torch.Size(self.shape[1:]):
+            target = target.unsqueeze(0).expand(self.shape)
+        if target.shape != torch.Size(self.shape):
+            raise ValueError(
+                f"program target has shape {tuple(target.shape)}; "
+                f"need {self.shape} or {self.shape[1:]}"
+            )
         zero = torch.zeros(self.shape, device=self._device)
-        for array in self.arrays().values():
-            if array is not self.weights:
-                array.program(zero, tolerance, max_iterations)
+        if self.params.refresh_every:
+            every = torch.ones(self.shape, dtype=torch.bool, device=self._device)
+            for array in self.arrays().values():
+                if array is not self.weights:
+                    write_pairs(array, zero, every, max_iterations)
+            result = write_pairs(self.weights, target, every, max_iterations)
+        else:
+            result = self.weights.program(target, tolerance, max_iterations)
+            for array in self.arrays().values():
+                if array is not self.weights:
+                    array.program(zero, tolerance, max_iterations)
         for buffer in self._buffers().values():
             buffer.zero_()
         return result
