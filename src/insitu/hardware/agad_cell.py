@@ -35,10 +35,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from insitu.hardware import agad_kernels
+from insitu.hardware.backend import Implementation, choose
 from insitu.hardware.events import Event
+from insitu.hardware.kernel_switch import as_numpy
 from insitu.hardware.transfer_cell import TransferCell
 
 
@@ -52,6 +56,8 @@ class AGADCell(TransferCell):
         self.tail_mean = torch.zeros(self.shape, device=dev)  # m: leaky mean of the reads
         # Reads of each column since its chopper last switched (the same on every instance).
         self.reads = torch.zeros(self.in_features, dtype=torch.int64, device=dev)
+        compiled = choose(dev, torch.float32, self._backend) is Implementation.KERNEL
+        self._demodulation = self._kernel_demodulate if compiled else self._torch_demodulate
 
     @property
     def period(self) -> int:
@@ -68,9 +74,12 @@ class AGADCell(TransferCell):
         }
 
     def _demodulate(self, columns: Tensor, v: Tensor) -> Tensor:
+        return self._demodulation(columns, v)
+
+    def _torch_demodulate(self, columns: Tensor, v: Tensor) -> Tensor:
         """``c (a - p)`` for the reads ``v`` (I, k, out) of ``columns``; then the leaky
         mean, the read counts, and for the columns whose period ends the chopper switch and
-        the new reference."""
+        the new reference (the torch reference of :func:`agad_kernels.demodulate`)."""
         a = v.transpose(1, 2)  # (I, out, k), the layout of H
         signs = self.chopper[:, columns].unsqueeze(1)  # (I, 1, k)
         p = self.reference[:, :, columns]
@@ -84,14 +93,35 @@ class AGADCell(TransferCell):
         self.reads[columns] = torch.where(switch, 0, reads)
         self.chopper[:, columns] = torch.where(switch, -signs, signs).squeeze(1)
         self.reference[:, :, columns] = torch.where(switch, m, p)
-        # Per read value: subtract p, sign, and the mean's difference, scale, add; per column:
-        # count and compare. Stored: the mean, the counts, and p where it was replaced (a
-        # tensor count: no device synchronisation).
+        self._log_demodulation(a.numel(), columns.numel(), switch.sum())
+        return signal.transpose(1, 2)
+
+    def _kernel_demodulate(self, columns: Tensor, v: Tensor) -> Tensor:
+        """:meth:`_torch_demodulate` as one compiled loop (CPU tensors, bit for bit)."""
+        signal = torch.empty(v.shape)
+        beta = np.float32(min(self.params.tail_weight / self.period, 1.0))
+        switched = agad_kernels.demodulate(
+            as_numpy(v.contiguous()),
+            as_numpy(columns.to(torch.int64)),
+            as_numpy(self.chopper),
+            as_numpy(self.reference),
+            as_numpy(self.tail_mean),
+            as_numpy(self.reads),
+            self.period,
+            beta,
+            as_numpy(signal),
+        )
+        self._log_demodulation(v.numel(), columns.numel(), switched)
+        return signal
+
+    def _log_demodulation(self, values: int, columns: int, switched: Tensor | int) -> None:
+        """Per read value: subtract p, sign, and the mean's difference, scale, add; per column:
+        count and compare. Stored: the mean, the counts, and p where it was replaced (a tensor
+        count on the torch path: no device synchronisation)."""
         self.log.add_many(
             (
-                (Event.DIGITAL_OP, 5 * a.numel() + 2 * columns.numel()),
-                (Event.STORED_VALUE, a.numel() + columns.numel()),
+                (Event.DIGITAL_OP, 5 * values + 2 * columns),
+                (Event.STORED_VALUE, values + columns),
             )
         )
-        self.log.add(Event.STORED_VALUE, switch.sum() * (self.instances * self.out_features))
-        return signal.transpose(1, 2)
+        self.log.add(Event.STORED_VALUE, switched * (self.instances * self.out_features))

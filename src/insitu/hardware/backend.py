@@ -14,7 +14,9 @@ typed interface:
 - the LIF software model's loops through time: ``LIFModel`` (``TorchLIFModel``,
   ``KernelLIFModel``), :mod:`insitu.algorithms.lif_graph`;
 - the softmax cross-entropy at a chip's output: ``softmax_error`` and
-  ``compiled_softmax_error``, :mod:`insitu.algorithms.base`.
+  ``compiled_softmax_error``, :mod:`insitu.algorithms.base`;
+- AGAD's demodulation of a transfer's reads: ``_torch_demodulate`` and
+  ``_kernel_demodulate``, :mod:`insitu.hardware.agad_cell`.
 
 :func:`choose` picks torch or kernel **once, when a tile, chip, software model or trainer is
 built**, from the device of its tensors, their dtype, the ``backend`` it was given and the
