@@ -230,8 +230,8 @@ class CompoundCell:
             every = torch.ones(self.shape, dtype=torch.bool, device=self._device)
             for array in self.arrays().values():
                 if array is not self.weights:
-                    write_pairs(array, zero, every, max_iterations)
-            result = write_pairs(self.weights, target, every, max_iterations)
+                    write_pairs(array, zero, every, max_iterations, tolerance)
+            result = write_pairs(self.weights, target, every, max_iterations, tolerance)
         else:
             result = self.weights.program(target, tolerance, max_iterations)
             for array in self.arrays().values():
