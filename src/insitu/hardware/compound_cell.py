@@ -23,7 +23,7 @@ from insitu.hardware.cell_config import CellParams
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.pair_refresh import refresh_pairs, write_pairs
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
+from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch, program_target
 
 
 def per_instance(v: Tensor, features: int, instances: int, what: str) -> Tensor:
@@ -218,13 +218,7 @@ class CompoundCell:
         the digital buffers (a cell starts with its whole weight in place). One-sided pairs
         that are refreshed are written from RESET, as a refresh writes them
         (:func:`insitu.hardware.pair_refresh.write_pairs`)."""
-        if target.shape == torch.Size(self.shape[1:]):
-            target = target.unsqueeze(0).expand(self.shape)
-        if target.shape != torch.Size(self.shape):
-            raise ValueError(
-                f"program target has shape {tuple(target.shape)}; "
-                f"need {self.shape} or {self.shape[1:]}"
-            )
+        target = program_target(target, self.shape)
         zero = torch.zeros(self.shape, device=self._device)
         if self.params.refresh_every:
             every = torch.ones(self.shape, dtype=torch.bool, device=self._device)

@@ -44,6 +44,7 @@ from insitu.hardware.tile_config import (
     UpdateMode,
     UpdateParams,
     check_batch,
+    program_target,
 )
 from insitu.hardware.tile_pulses import (
     Entries,
@@ -331,13 +332,7 @@ class Tile:
         pulses ``gain`` times the error in nominal steps (below 1 where the devices step
         larger than nominal, e.g. PCM just after RESET).
         """
-        if target.shape == torch.Size(self.shape[1:]):
-            target = target.unsqueeze(0).expand(self.shape)
-        if target.shape != torch.Size(self.shape):
-            raise ValueError(
-                f"program target has shape {tuple(target.shape)}; "
-                f"need {self.shape} or {self.shape[1:]}"
-            )
+        target = program_target(target, self.shape)
         if max_iterations < 1:
             raise ConfigError(f"max_iterations = {max_iterations}; need at least 1")
         step = self.config.weight_step

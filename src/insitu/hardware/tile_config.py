@@ -10,12 +10,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from insitu.devices import DeviceParams
 from insitu.errors import ConfigError, check_range
 from insitu.hardware.cell_config import CellParams
 from insitu.hardware.periphery import Periphery
+
+
+def program_target(target: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """A write-verify target as (I, out, in): given so, or (out, in) for every instance."""
+    if target.shape == torch.Size(shape[1:]):
+        target = target.unsqueeze(0).expand(shape)
+    if target.shape != torch.Size(shape):
+        raise ValueError(
+            f"program target has shape {tuple(target.shape)}; need {shape} or {shape[1:]}"
+        )
+    return target
 
 
 def check_batch(v: Tensor, features: int, instances: int, what: str) -> None:
