@@ -29,6 +29,7 @@ from insitu.hardware import (
     make_tile,
 )
 from insitu.hardware.cells import TransferCell
+from insitu.hardware.chip import CrossbarChip
 from insitu.hardware.tile_grid import block_bounds
 from insitu.nn import AnalogLinear, InSituSGD
 
@@ -157,6 +158,28 @@ def test_resume_on_a_grid_is_bit_identical(
     )
     for a, b in zip(straight.chip.tiles, resumed.chip.tiles, strict=True):
         assert torch.equal(inspection.true_weights(a), inspection.true_weights(b))
+
+
+def test_over_range_flags_each_array_against_its_own_full_scale() -> None:
+    """ADC full scale 1 per unit of the largest input (noise management): array 0 (inputs 0-2,
+    weights 1, inputs 0.5) reads 1.5 against its full scale 0.5 and saturates; array 1 (input
+    4, the bias, weights 0) reads 0. The whole input's full scale (4) would hide it."""
+    periphery = Periphery(None, None, output_bound=1.0, output_noise=0.0)
+    target = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    x = torch.tensor([[0.5, 0.5, 0.5, 4.0, 0.0]])
+    flags = []
+    for max_inputs in (3, None):
+        chip = CrossbarChip(
+            ChipConfig((5, 1), TileConfig(EXACT, periphery, COUNT, max_inputs=max_inputs))
+        )
+        chip.tiles[0].program(target, tolerance=1e-6)
+        if max_inputs:  # a grid judges its last read's partial outputs: there must be one
+            with pytest.raises(ValueError, match="read these inputs first"):
+                chip.over_range(0, x, torch.zeros(1, 1, 1))
+        y = chip.read(0, x)
+        flags.append(bool(chip.over_range(0, x, y)))
+        assert torch.allclose(y, torch.tensor([[[0.5 if max_inputs else 1.5]]]))
+    assert flags == [True, False]  # split: array 0's ADC saturated; one array: within 4
 
 
 def test_an_nn_layer_on_a_grid_learns() -> None:

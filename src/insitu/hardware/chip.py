@@ -16,6 +16,7 @@ from insitu.hardware.backend import BackendChoice
 from insitu.hardware.cells import WeightArray, make_tile
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.tile import ProgramResult, Tile, TileConfig, check_batch
+from insitu.hardware.tile_grid import TileGrid
 from insitu.hardware.tile_pulses import apply_tile_entries
 
 
@@ -114,11 +115,15 @@ class CrossbarChip:
     def over_range(self, layer: int, x: Tensor, y: Tensor) -> Tensor:
         """The ADC overflow flags of ``layer``'s read ``y`` (I, B, out) from inputs ``x``: True
         where an output line reads at full scale (its true value may lie beyond). A layer split
-        over several arrays (:mod:`insitu.hardware.tile_grid`) is judged against the full scale
-        of its whole input: each array's ADC is not seen separately."""
-        full = self.config.tile.periphery.full_scale(self.with_bias(x))
+        over several arrays (:mod:`insitu.hardware.tile_grid`) is flagged where any of its
+        arrays' ADCs is, each against the full scale of its own slice of the inputs; ``x``
+        must then be the inputs of the layer's last read."""
+        tile = self.tiles[layer]
+        full_scale = self.config.tile.periphery.full_scale
+        if isinstance(tile, TileGrid):
+            return tile.over_range(self._update_input(layer, x), full_scale)
         self.log.add(Event.DIGITAL_OP, y.numel())  # one comparison per output line
-        return y.abs() >= full * (1 - 1e-6)
+        return y.abs() >= full_scale(self.with_bias(x)) * (1 - 1e-6)
 
     def read_transposed(self, layer: int, d: Tensor) -> Tensor:
         """Error carried back through ``layer`` (the bias row dropped)."""

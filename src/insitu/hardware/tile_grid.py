@@ -24,7 +24,7 @@ from torch import Tensor
 from insitu.hardware.compound_cell import CompoundCell
 from insitu.hardware.events import Event, EventLog
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch
+from insitu.hardware.tile_config import ProgramResult, TileConfig, check_batch, program_target
 
 Block = Tile | CompoundCell  # one array of the grid: a plain tile or a compound cell
 T = TypeVar("T")
@@ -77,6 +77,9 @@ class TileGrid:
         self.blocks: list[list[Block]] = [
             [make_block(b - a, e - c) for a, b in self.inputs] for c, e in self.outputs
         ]
+        # The last forward read: its input and every array's partial output (after its ADC),
+        # which the arrays' overflow flags are judged from (:meth:`over_range`).
+        self._last_read: tuple[Tensor, list[list[Tensor]]] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -108,13 +111,33 @@ class TileGrid:
         """Forward read (B, in) or (I, B, in) -> (I, B, out): each output block the sum of
         its arrays' reads, added after their ADCs."""
         check_batch(x, self.in_features, self.instances, "read input")
-        outs = []
-        for row in self.blocks:
-            parts = [blk.read(x[..., a:b]) for (a, b), blk in zip(self.inputs, row, strict=True)]
-            outs.append(functools.reduce(torch.add, parts))
-        y = torch.cat(outs, dim=-1)
+        parts = [
+            [blk.read(x[..., a:b]) for (a, b), blk in zip(self.inputs, row, strict=True)]
+            for row in self.blocks
+        ]
+        self._last_read = (x, parts)
+        y = torch.cat([functools.reduce(torch.add, row) for row in parts], dim=-1)
         self.log.add(Event.DIGITAL_OP, (len(self.inputs) - 1) * y.numel())
         return y
+
+    def over_range(self, x: Tensor, full_scale: Callable[[Tensor], Tensor]) -> Tensor:
+        """The ADC overflow flags (I, B, out) of the last forward read, which ``x`` must have
+        driven: an output line is flagged where any of its arrays read at that array's full
+        scale (``full_scale`` of the array's slice of ``x``; one comparison per array output,
+        one OR per extra array)."""
+        last = self._last_read
+        if last is None or last[0] is not x:
+            raise ValueError("over_range judges the grid's last read; read these inputs first")
+        flags = []
+        for row in last[1]:
+            over = [
+                part.abs() >= full_scale(x[..., a:b]) * (1 - 1e-6)
+                for (a, b), part in zip(self.inputs, row, strict=True)
+            ]
+            flags.append(functools.reduce(torch.logical_or, over))
+        out = torch.cat(flags, dim=-1)
+        self.log.add(Event.DIGITAL_OP, (2 * len(self.inputs) - 1) * out.numel())
+        return out
 
     def read_transposed(self, d: Tensor) -> Tensor:
         """Transposed read (I, B, out) -> (I, B, in): each input block the sum of its arrays'
@@ -153,12 +176,7 @@ class TileGrid:
         self, target: Tensor, tolerance: float | None = None, max_iterations: int = 20
     ) -> ProgramResult:
         """Write-verify every array to its block of ``target`` ((out, in) or (I, out, in))."""
-        if target.shape[-2:] != (self.out_features, self.in_features):
-            raise ValueError(
-                f"program target has shape {tuple(target.shape)}; need "
-                f"({self.instances}, {self.out_features}, {self.in_features}) or "
-                f"({self.out_features}, {self.in_features})"
-            )
+        target = program_target(target, self.shape)
         results = [
             (blk.program(piece, tolerance, max_iterations), piece.numel())
             for row, pieces in zip(self.blocks, self.split(target), strict=True)
