@@ -119,11 +119,10 @@ class CrossbarChip:
         arrays' ADCs is, each against the full scale of its own slice of the inputs; ``x``
         must then be the inputs of the layer's last read."""
         tile = self.tiles[layer]
-        full_scale = self.config.tile.periphery.full_scale
         if isinstance(tile, TileGrid):
-            return tile.over_range(self._update_input(layer, x), full_scale)
+            return tile.over_range(self._update_input(layer, x))
         self.log.add(Event.DIGITAL_OP, y.numel())  # one comparison per output line
-        return y.abs() >= full_scale(self.with_bias(x)) * (1 - 1e-6)
+        return self.config.tile.periphery.over_range(y, self.with_bias(x))
 
     def read_transposed(self, layer: int, d: Tensor) -> Tensor:
         """Error carried back through ``layer`` (the bias row dropped)."""

@@ -30,7 +30,7 @@ from torch import Tensor
 from insitu.devices import nominal_device_array, step_size
 from insitu.hardware.events import Event
 from insitu.hardware.tile import Tile
-from insitu.hardware.tile_config import ProgramResult
+from insitu.hardware.tile_config import ProgramResult, program_result
 
 _SMALLEST_STEP = 1e-9  # a saturated device's datasheet step, floored: its count hits the cap
 
@@ -63,11 +63,8 @@ def write_pairs(
         iterations += 1
         tile.log.add(Event.PROGRAM_ITERATION, tile.instances)
         tile.pulse(n * err.sign())
-    off = err.abs()[only]
     tol = tile.config.weight_step if tolerance is None else tolerance
-    within = float((off <= tol).float().mean()) if off.numel() else 1.0
-    rms = float(off.square().mean().sqrt()) if off.numel() else 0.0
-    return ProgramResult(iterations, rms, within)
+    return program_result(iterations, err[only], tol)
 
 
 def refresh_pairs(tile: Tile, level: float, floor: float, rounds: int = 5) -> int:

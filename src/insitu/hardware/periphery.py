@@ -75,6 +75,11 @@ class Periphery:
             bound = bound * x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / self.input_bound
         return bound
 
+    def over_range(self, y: Tensor, x: Tensor) -> Tensor:
+        """The ADC overflow flags of outputs ``y`` (..., out) read from inputs ``x`` (..., in):
+        True where an output reads at :meth:`full_scale`."""
+        return y.abs() >= self.full_scale(x) * (1 - 1e-6)
+
     def convert_output(self, y: Tensor, scale: Tensor | None, gen: torch.Generator) -> Tensor:
         """Output noise, ADC saturation and quantisation, then the digital rescale."""
         if self.output_noise > 0:

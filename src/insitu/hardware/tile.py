@@ -44,6 +44,7 @@ from insitu.hardware.tile_config import (
     UpdateMode,
     UpdateParams,
     check_batch,
+    program_result,
     program_target,
 )
 from insitu.hardware.tile_pulses import (
@@ -321,16 +322,13 @@ class Tile:
         target: Tensor,
         tolerance: float | None = None,
         max_iterations: int = 20,
-        only: Tensor | None = None,
-        gain: float = 1.0,
     ) -> ProgramResult:
         """Write-verify: measure, pulse toward ``target`` (I, out, in) or (out, in), repeat.
 
         Stops when every weight is within ``tolerance`` (default: one nominal weight step) or
-        after ``max_iterations``. Weights outside a device's range end at its bound. ``only``
-        (I, out, in) flags the weights to program; the others receive no pulse. Each iteration
-        pulses ``gain`` times the error in nominal steps (below 1 where the devices step
-        larger than nominal, e.g. PCM just after RESET).
+        after ``max_iterations``. Weights outside a device's range end at its bound. Each
+        iteration pulses the error in nominal steps (one-sided pairs are written by
+        :func:`insitu.hardware.pair_refresh.write_pairs` instead).
         """
         target = program_target(target, self.shape)
         if max_iterations < 1:
@@ -342,18 +340,16 @@ class Tile:
         err = target - self.measure()
         iterations = 0
         for _ in range(max_iterations):
-            todo = err.abs() > tol if only is None else (err.abs() > tol) & only
+            todo = err.abs() > tol
             if not bool(todo.any()):
                 break
             iterations += 1
             self.log.add(Event.PROGRAM_ITERATION, self.instances)
-            n = torch.round(gain * err / step)
+            n = torch.round(err / step)
             n = torch.where(n == 0, err.sign(), n).clamp(-cap, cap) * todo
             self.pulse(n)
             err = target - self.measure()
-        rms = float(err.pow(2).mean().sqrt())
-        converged = float((err.abs() <= tol).to(torch.float32).mean())
-        return ProgramResult(iterations, rms, converged)
+        return program_result(iterations, err, tol)
 
     def relax(self, seconds: float) -> None:
         """Let ``seconds`` pass: conductance drift and retention loss."""

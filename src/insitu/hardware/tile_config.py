@@ -149,3 +149,12 @@ class ProgramResult(NamedTuple):
     iterations: int
     rms_error: float  # root-mean-square weight error at the last verify
     converged: float  # fraction of weights within tolerance
+
+
+def program_result(iterations: int, err: Tensor, tolerance: float) -> ProgramResult:
+    """The outcome of a write-verify from the errors ``err`` left at its last verify (the
+    weights it programmed; none: converged)."""
+    if err.numel() == 0:
+        return ProgramResult(iterations, 0.0, 1.0)
+    rms = float(err.pow(2).mean().sqrt())
+    return ProgramResult(iterations, rms, float((err.abs() <= tolerance).float().mean()))

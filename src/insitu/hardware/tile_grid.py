@@ -120,18 +120,19 @@ class TileGrid:
         self.log.add(Event.DIGITAL_OP, (len(self.inputs) - 1) * y.numel())
         return y
 
-    def over_range(self, x: Tensor, full_scale: Callable[[Tensor], Tensor]) -> Tensor:
+    def over_range(self, x: Tensor) -> Tensor:
         """The ADC overflow flags (I, B, out) of the last forward read, which ``x`` must have
         driven: an output line is flagged where any of its arrays read at that array's full
-        scale (``full_scale`` of the array's slice of ``x``; one comparison per array output,
-        one OR per extra array)."""
+        scale, from its own slice of ``x`` (one comparison per array output, one OR per extra
+        array)."""
         last = self._last_read
         if last is None or last[0] is not x:
             raise ValueError("over_range judges the grid's last read; read these inputs first")
+        periphery = self.config.periphery
         flags = []
         for row in last[1]:
             over = [
-                part.abs() >= full_scale(x[..., a:b]) * (1 - 1e-6)
+                periphery.over_range(part, x[..., a:b])
                 for (a, b), part in zip(self.inputs, row, strict=True)
             ]
             flags.append(functools.reduce(torch.logical_or, over))
