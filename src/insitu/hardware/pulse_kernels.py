@@ -178,9 +178,12 @@ def pulse_entries(
                 continue  # stuck: takes its draw, keeps its conductance
             k = n if side == 0 else -n  # the pair's second device moves the other way
             up = k > 0
-            dw = float(table[dev, K_DW_UP if up else K_DW_DOWN])
-            kappa = float(table[dev, K_KAPPA_UP if up else K_KAPPA_DOWN])
-            g_new = _response(float(g[dev]), dw, kappa, k, noise, g_ref, sigma2, multiplicative)
+            # widened first: numba's float() keeps a float32 a float32, and the step loss
+            # kappa * dw was a float32 product (off by up to 6e-8 of itself)
+            dw = np.float64(table[dev, K_DW_UP if up else K_DW_DOWN])
+            kappa = np.float64(table[dev, K_KAPPA_UP if up else K_KAPPA_DOWN])
+            g0 = np.float64(g[dev])
+            g_new = _response(g0, dw, kappa, k, noise, g_ref, sigma2, multiplicative)
             if delta > 0.0:
                 g_new = g_min + round((g_new - g_min) / delta) * delta
             g[dev] = min(max(g_new, float(table[dev, K_G_MIN])), float(table[dev, K_G_MAX]))
