@@ -305,7 +305,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--refresh-every", type=int, default=10)
-    # 0.7: best of 0.3-0.9 for mixed-precision+refresh on pcm, seed 3 (benchmarks/RESULTS.md)
+    # 0.7: the cells' default; on pcm digits over seeds 1-8 mixed-precision+refresh does best at
+    # 0.4 and agad+refresh at 0.7 (benchmarks/RESULTS.md, session 15)
     parser.add_argument("--refresh-level", type=float, default=0.7)
     parser.add_argument(
         "--cell-options",

@@ -101,7 +101,10 @@ class CellParams:
         refresh_every: updates between two refreshes of one-sided pairs (Boybat et al., Nat.
             Commun. 9, 2514, 2018: :mod:`insitu.hardware.pair_refresh`); 0: never.
         refresh_level: a pair is refreshed when a device is above this fraction of its range
-            and the other device above ``refresh_floor`` of it.
+            and the other device above ``refresh_floor`` of it. On ``pcm`` digits (8 seeds,
+            benchmarks/RESULTS.md) mixed precision does best at 0.4 (0.3 points below
+            software; 0.8 below at 0.7), AGAD at 0.7 (0.7 below; 2.3 below at 0.4): the
+            default 0.7 keeps both within a point.
         refresh_floor: pairs whose lower device is below this fraction of the range are not
             refreshed (already compact: rewriting them frees no headroom). 0.1-0.3 gave the
             same ``pcm`` digits accuracy (benchmarks/RESULTS.md).
@@ -125,7 +128,7 @@ class CellParams:
     chop_prob: float = 0.02
     tail_weight: float = 5.0
     refresh_every: int = 0
-    refresh_level: float = 0.8
+    refresh_level: float = 0.7
     refresh_floor: float = 0.2
     tiles: int = 4
     tile_gamma: float = 0.5
