@@ -220,17 +220,16 @@ class CompoundCell:
         (:func:`insitu.hardware.pair_refresh.write_pairs`)."""
         target = program_target(target, self.shape)
         zero = torch.zeros(self.shape, device=self._device)
+        others = [array for array in self.arrays().values() if array is not self.weights]
         if self.params.refresh_every:
             every = torch.ones(self.shape, dtype=torch.bool, device=self._device)
-            for array in self.arrays().values():
-                if array is not self.weights:
-                    write_pairs(array, zero, every, max_iterations, tolerance)
+            for array in others:
+                write_pairs(array, zero, every, max_iterations, tolerance)
             result = write_pairs(self.weights, target, every, max_iterations, tolerance)
         else:
             result = self.weights.program(target, tolerance, max_iterations)
-            for array in self.arrays().values():
-                if array is not self.weights:
-                    array.program(zero, tolerance, max_iterations)
+            for array in others:
+                array.program(zero, tolerance, max_iterations)
         for buffer in self._buffers().values():
             buffer.zero_()
         return result
